@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Decode everything a capture holds, down to device parts and typed trace events.
+
+examples:
+  migtrace decode traces/real/tcp-return-path.pcap
+  migtrace decode --json source.dat | jq 'select(.kind=="event")'
+  migtrace decode --as dev-parts parts.bin
+  migtrace decode --as admin-completion --opcode 0x10 --subtype 1 result.bin
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from analysis.cli.detect import KINDS, UnknownFormat, detect
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.output import UnitWriter
+from analysis.emit import emitter_for
+
+NAME = "decode"
+HELP = "decode a capture down to device parts and typed trace events"
+
+
+def _int(s: str) -> int:
+    return int(s, 0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("capture", metavar="CAPTURE", help="file to decode (kind detected by content)")
+    p.add_argument("--as", dest="as_kind", choices=KINDS, metavar="KIND",
+                   help="decode as KIND instead of detecting it: " + ", ".join(KINDS))
+    p.add_argument("--json", action="store_true", help="JSON Lines on stdout (json-lines.md)")
+    p.add_argument("--opcode", type=_int, help="admin-completion: the request's opcode")
+    p.add_argument("--subtype", type=_int, default=0,
+                   help="admin-completion: the request field that selects the result layout")
+    p.add_argument("--admin-linktype", type=_int, metavar="N",
+                   help="link type of admin-capture records (default: any USER type, 147-162)")
+    p.add_argument("--trace-events", metavar="FILE",
+                   help="QEMU trace-events file (e.g. /usr/share/qemu/trace-events-all) "
+                        "to type the QEMU events of that build")
+    p.add_argument("--debug", action="store_true", help="show a traceback for internal errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.capture)
+    if not path.is_file():
+        print(f"migtrace decode: {path}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        kind = args.as_kind or detect(path)
+    except UnknownFormat as e:
+        print(f"migtrace decode: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"migtrace decode: {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    if kind == "admin-completion" and args.opcode is None:
+        print("migtrace decode: --as admin-completion needs --opcode N", file=sys.stderr)
+        return EXIT_USAGE
+    out = UnitWriter(as_json=args.json)
+    try:
+        out.write_all(emitter_for(kind)(path, args))
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        print(f"migtrace decode: {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # a decoder bug must still not look like a traceback on bad input
+        if args.debug:
+            traceback.print_exc()
+        out.write({"kind": "finding", "severity": "error", "code": "internal_error",
+                   "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
+                   "offset": None})
+    out.write(out.summary(kind))
+    return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

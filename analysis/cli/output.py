@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Writing decoded units: JSON Lines (json-lines.md) or a human line per unit."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any, Iterable, TextIO
+
+_HUMAN_SKIP = {"kind"}
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        inner = ", ".join(f"{k}={_short(x)}" for k, x in v.items())
+        return "{" + (inner if len(inner) <= 160 else inner[:157] + "...") + "}"
+    if isinstance(v, list):
+        inner = ", ".join(_short(x) for x in v[:16])
+        return "[" + inner + (", ..." if len(v) > 16 else "") + "]"
+    if isinstance(v, float):
+        return f"{v:.9f}".rstrip("0").rstrip(".")
+    if isinstance(v, str) and len(v) > 120:
+        return repr(v[:117] + "...")
+    return str(v)
+
+
+def human_line(obj: dict[str, Any]) -> str:
+    """One readable line per unit: the kind, then its non-null fields."""
+    kind = obj.get("kind", "?")
+    if kind == "finding":
+        where = "" if obj.get("offset") is None else f" @{obj['offset']}"
+        ctx = " ".join(f"{k}={_short(v)}" for k, v in obj.items()
+                       if k not in ("kind", "severity", "code", "message", "offset") and v is not None)
+        return f"{obj['severity'].upper()} {obj['code']}{where}: {obj['message']}" + (f" [{ctx}]" if ctx else "")
+    parts = [f"{k}={_short(v)}" for k, v in obj.items() if k not in _HUMAN_SKIP and v is not None]
+    return f"{kind:<14} " + " ".join(parts)
+
+
+class UnitWriter:
+    """Counts units by kind and findings by severity while writing them."""
+
+    def __init__(self, out: TextIO | None = None, *, as_json: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.as_json = as_json
+        self.counts: Counter[str] = Counter()
+        self.errors = 0
+        self.warnings = 0
+
+    def write(self, obj: dict[str, Any]) -> None:
+        kind = obj["kind"]
+        self.counts[kind] += 1
+        if kind == "finding":
+            if obj["severity"] == "error":
+                self.errors += 1
+            elif obj["severity"] == "warning":
+                self.warnings += 1
+        if self.as_json:
+            self.out.write(json.dumps(obj, separators=(",", ":"), default=_json_default) + "\n")
+        else:
+            self.out.write(human_line(obj) + "\n")
+
+    def write_all(self, objs: Iterable[dict[str, Any]]) -> None:
+        for obj in objs:
+            self.write(obj)
+
+    def summary(self, fmt: str) -> dict[str, Any]:
+        return {"kind": "summary", "format": fmt, "counts": dict(self.counts),
+                "errors": self.errors, "warnings": self.warnings}
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    try:
+        import numpy as np
+
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.floating):
+            return float(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    if hasattr(v, "to_json"):
+        return v.to_json()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Capture files (pcap, pcapng) and TCP reassembly."""
