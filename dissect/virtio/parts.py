@@ -31,7 +31,7 @@ from scapy.packet import Packet, Raw
 
 from dissect.virtio import names as N
 from dissect.virtio.names import PART_TYPES  # noqa: F401  (re-exported: INTERFACES.md)
-from dissect.virtio.parts_fast import value_layout
+from dissect.virtio.parts_fast import HDR_LEN, value_layout
 
 _Z6 = b"\x00" * 6
 #: List fields are bounded by the input bytes (every item takes >= 1 byte), not by
@@ -219,18 +219,35 @@ VALUE_LAYERS: dict[str, type[Packet]] = {
 }
 
 
+def _next_part(pkt, lst, cur, remain):
+    # Stop before a part that does not fit (DP-01/DP-02) or the 8-byte trailer
+    # (DP-14): those bytes stay a Raw payload of the list instead of a bogus part.
+    if len(remain) < HDR_LEN:
+        return None
+    length = struct.unpack_from("<I", remain, 12)[0]
+    return VirtioDevPart if HDR_LEN + length <= len(remain) else None
+
+
+def _next_hdr(pkt, lst, cur, remain):
+    return VirtioDevPartHdr if len(remain) >= HDR_LEN else None
+
+
 class VirtioDevPartList(Packet):
-    """Back-to-back parts: a DEV_PARTS_GET result or a DEVICE_DATA payload."""
+    """Back-to-back parts: a DEV_PARTS_GET result or a DEVICE_DATA payload.
+
+    Bytes that do not form a complete part (a truncated part, the 8-byte
+    CVE-2025-38314 trailer) are left as the Raw payload.
+    """
 
     name = "virtio_dev_parts"
-    fields_desc = [PacketListField("parts", [], VirtioDevPart, max_count=_MAX_ITEMS)]
+    fields_desc = [PacketListField("parts", [], next_cls_cb=_next_part, max_count=_MAX_ITEMS)]
 
 
 class VirtioDevPartHdrList(Packet):
     """Back-to-back bare headers (METADATA LIST result, GET SELECTED data)."""
 
     name = "virtio_dev_part_hdrs"
-    fields_desc = [PacketListField("headers", [], VirtioDevPartHdr, max_count=_MAX_ITEMS)]
+    fields_desc = [PacketListField("headers", [], next_cls_cb=_next_hdr, max_count=_MAX_ITEMS)]
 
 
 def parse_parts(buf: bytes) -> list[VirtioDevPart]:
