@@ -1,0 +1,590 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Streaming TCP reassembly per direction (qemu-migration-stream.md §1.3).
+
+Each TCP direction is turned into a byte stream whose offset 0 is the byte
+after the SYN (or, when the capture starts after the SYN, the first payload
+byte seen).  Bytes reach the direction's :class:`StreamConsumer` as soon as
+they are contiguous; data that arrives ahead of a hole waits in a reorder
+buffer bounded by ``window`` bytes.  A hole becomes a gap (``consumer.gap``,
+exact byte range, end exclusive) when
+
+* the reorder buffer overflows (the hole is declared lost),
+* the segment that left the hole was cut by the snap length and the data
+  after the hole has arrived (a retransmission would be cut the same way),
+* the capture ends: holes before buffered data, and the missing tail up to
+  the highest byte the capture proves was sent (a segment's IP length, a
+  FIN's sequence number, or the peer's ACK).
+
+Retransmitted bytes are dropped and counted; where they overlap data already
+held (a ring of the last ``history`` delivered bytes, and the reorder
+buffer) they are compared, and bytes that differ are a finding (the first
+copy wins, as on the receiving host).  Sequence numbers are unwrapped to
+64-bit stream offsets, so streams larger than 4 GiB and ISNs near 2^32 work.
+
+Decisions where the spec is silent are in docs/capture.md.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal, Protocol
+
+from dissect.capture import link as L
+from dissect.capture.flows import CLASSIFY_BYTES, classify
+from dissect.capture.reader import CaptureReader, RawPacket
+from dissect.common.findings import Finding
+
+Direction = Literal["c2s", "s2c"]
+
+_M32 = 0xFFFFFFFF
+_SYN, _FIN, _RST, _ACK = L.TCP_SYN, L.TCP_FIN, L.TCP_RST, L.TCP_ACK
+
+#: Default reorder window per direction (bytes buffered ahead of a hole).
+WINDOW = 8 << 20
+#: Default size of the ring of delivered bytes used to check retransmissions.
+HISTORY = 512 << 10
+
+
+class StreamConsumer(Protocol):
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None: ...
+    def gap(self, start: int, end: int) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class FlowInfo:
+    """What a consumer factory learns about a flow.
+
+    ``role`` is the flow's role as known when the factory is called: the
+    client-to-server direction is classified on its first 8 bytes before its
+    consumer is made, so a return-path consumer (s2c of a main flow) sees
+    ``"main"`` unless the server spoke first.
+    """
+    index: int
+    client: str
+    server: str
+    first_ts_ns: int
+    role: str = "other"
+
+
+@dataclass(slots=True)
+class FlowStats:
+    """Contract ``flow`` fields (json-lines.md) plus counters."""
+    flow: int
+    client: str
+    server: str
+    role: str
+    c2s_bytes: int = 0
+    s2c_bytes: int = 0
+    retransmitted_bytes: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    first_ts_ns: int = 0
+    last_ts_ns: int = 0
+    packets: int = 0
+    overlap_mismatch_bytes: int = 0
+    syn_seen: bool = False
+    fin_seen: bool = False
+    rst_seen: bool = False
+
+    @property
+    def first_ts(self) -> float:
+        return self.first_ts_ns / 1e9
+
+    @property
+    def last_ts(self) -> float:
+        return self.last_ts_ns / 1e9
+
+    @property
+    def gap_bytes(self) -> int:
+        return sum(g["end"] - g["start"] for g in self.gaps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "flow", "flow": self.flow, "client": self.client, "server": self.server,
+                "role": self.role, "c2s_bytes": self.c2s_bytes, "s2c_bytes": self.s2c_bytes,
+                "retransmitted_bytes": self.retransmitted_bytes, "gaps": list(self.gaps),
+                "first_ts": self.first_ts, "last_ts": self.last_ts,
+                "first_ts_ns": self.first_ts_ns, "last_ts_ns": self.last_ts_ns,
+                "packets": self.packets, "overlap_mismatch_bytes": self.overlap_mismatch_bytes,
+                "syn_seen": self.syn_seen, "fin_seen": self.fin_seen, "rst_seen": self.rst_seen}
+
+
+@dataclass(slots=True)
+class ReassemblyResult:
+    flows: list[FlowStats]
+    findings: list[Finding]
+    packets: int = 0
+    linktypes: list[int] = field(default_factory=list)
+
+
+ConsumerFactory = Callable[[FlowInfo, Direction], "StreamConsumer | None"]
+
+
+class _Dir:
+    """One direction of a connection."""
+
+    __slots__ = ("name", "flow", "base", "nxt", "pending", "heap", "pending_bytes", "consumer",
+                 "state", "head", "head_off", "head_ts", "ring", "ring_len", "delivered",
+                 "max_end", "fin_off", "trunc_hole", "acked", "before_start", "peer")
+
+    def __init__(self, name: Direction, flow: "_Flow") -> None:
+        self.name = name
+        self.flow = flow
+        self.base: int | None = None  # sequence number of stream offset 0
+        self.nxt = 0  # next stream offset to deliver
+        self.pending: dict[int, tuple[bytes, int, int]] = {}  # off -> (data, ts, file offset)
+        self.heap: list[int] = []
+        self.pending_bytes = 0
+        self.consumer: StreamConsumer | None = None
+        self.state = 0  # 0 no data yet, 1 consumer open (or declined), 2 closed
+        self.head = bytearray()
+        self.head_off = 0
+        self.head_ts = 0
+        self.ring: bytearray | None = None
+        self.ring_len = 0  # bytes ever written to the ring (== delivered)
+        self.delivered = 0
+        self.max_end = 0  # highest stream offset a captured header proved was sent
+        self.fin_off: int | None = None
+        self.trunc_hole: tuple[int, int] | None = None
+        self.acked: int | None = None  # highest offset the peer acknowledged
+        self.before_start = 0
+        self.peer: _Dir  # set by _Flow
+
+    def unwrap(self, seq: int) -> int:
+        rel = (seq - self.base) & _M32  # type: ignore[operator]
+        delta = (rel - (self.nxt & _M32)) & _M32
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        return self.nxt + delta
+
+
+class _Flow:
+    __slots__ = ("stats", "info", "c2s", "s2c", "key_client", "client_fixed", "ip_version", "closed")
+
+    def __init__(self, index: int, ts: int) -> None:
+        self.stats = FlowStats(index, "", "", "other", first_ts_ns=ts, last_ts_ns=ts)
+        self.info = FlowInfo(index, "", "", ts)
+        self.c2s = _Dir("c2s", self)
+        self.s2c = _Dir("s2c", self)
+        self.c2s.peer = self.s2c
+        self.s2c.peer = self.c2s
+        self.client_fixed = False
+        self.closed = False
+
+
+class Reassembler:
+    """Feed packets with :meth:`packet`, then call :meth:`close`."""
+
+    def __init__(self, consumer_factory: ConsumerFactory | None = None, *, window: int = WINDOW,
+                 history: int = HISTORY, check_overlaps: bool = True) -> None:
+        self.factory = consumer_factory
+        self.window = window
+        self.history = history if check_overlaps else 0
+        self.flows: list[_Flow] = []
+        # (src, sport, dst, dport) -> (flow, direction of that packet)
+        self.table: dict[tuple, tuple[_Flow, _Dir]] = {}
+        self.findings: list[Finding] = []
+        self.notes: dict[str, list[int]] = {}  # note -> [count, first file offset]
+        self.packets = 0
+
+    # -- input --------------------------------------------------------------
+
+    def packet(self, ts_ns: int, linktype: int, data: bytes | memoryview, file_offset: int | None = None) -> None:
+        self.packets += 1
+        seg = L.parse_tcp(linktype, data)
+        if seg is None:
+            return
+        if seg.__class__ is str:
+            rec = self.notes.get(seg)  # type: ignore[arg-type]
+            if rec is None:
+                self.notes[seg] = [1, file_offset]  # type: ignore[index]
+            else:
+                rec[0] += 1
+            return
+        ver, src, dst, sport, dport, seq, ack, flags, p, plen = seg  # type: ignore[misc]
+        hit = self.table.get((src, sport, dst, dport))
+        if hit is None or (flags & _SYN and not flags & _ACK and self._is_new_connection(hit, seq)):
+            hit = self._new_flow(ver, src, sport, dst, dport, ts_ns, flags)
+        fl, d = hit
+        st = fl.stats
+        st.packets += 1
+        st.last_ts_ns = ts_ns
+        if flags & _ACK and d.peer.base is not None:
+            a = d.peer.unwrap(ack)
+            if d.peer.acked is None or a > d.peer.acked:
+                d.peer.acked = a
+        if flags & (_SYN | _FIN | _RST):
+            if flags & _SYN:
+                st.syn_seen = True
+                if d.base is None:
+                    d.base = (seq + 1) & _M32
+                seq = (seq + 1) & _M32
+            if flags & _RST:
+                st.rst_seen = True
+            if flags & _FIN:
+                st.fin_seen = True
+        if not plen:
+            if flags & _FIN and d.base is not None:
+                d.fin_off = d.unwrap(seq)
+                if d.fin_off > d.max_end:
+                    d.max_end = d.fin_off
+            return
+        if not fl.client_fixed:
+            fl.client_fixed = True
+            if d is fl.s2c:  # the first payload came from the side we took for the server
+                self._swap(fl)
+        if d.base is None:
+            d.base = seq
+        off = d.unwrap(seq)
+        end_decl = off + plen
+        if end_decl > d.max_end:
+            d.max_end = end_decl
+        if flags & _FIN and end_decl > (d.fin_off or 0):
+            d.fin_off = end_decl
+        cap = len(data) - p
+        if cap > plen:
+            cap = plen
+        if cap <= 0:
+            if plen:
+                d.trunc_hole = (off, end_decl) if off == d.nxt else d.trunc_hole
+                self._note("tcp_segment_truncated", file_offset)
+            return
+        payload = memoryview(data)[p:p + cap] if data.__class__ is not memoryview else data[p:p + cap]
+        if cap < plen:
+            self._note("tcp_segment_truncated", file_offset)
+        nxt = d.nxt
+        if off == nxt and not d.pending:
+            self._deliver(d, off, payload, ts_ns)
+            d.nxt = off + cap
+            if cap < plen:
+                d.trunc_hole = (off + cap, end_decl)
+            return
+        self._segment(d, off, payload, plen, ts_ns, file_offset)
+
+    def _note(self, code: str, file_offset: int | None) -> None:
+        rec = self.notes.get(code)
+        if rec is None:
+            self.notes[code] = [1, file_offset]  # type: ignore[list-item]
+        else:
+            rec[0] += 1
+
+    def _is_new_connection(self, hit: tuple[_Flow, _Dir], seq: int) -> bool:
+        """A bare SYN on a known 4-tuple starts a new connection unless it repeats the ISN."""
+        fl, d = hit
+        if d.base is None:
+            return False
+        if ((seq + 1) & _M32) == d.base and d.nxt == 0 and not d.pending:
+            return False  # retransmitted SYN
+        return True
+
+    def _new_flow(self, ver: int, src: bytes, sport: int, dst: bytes, dport: int, ts: int,
+                  flags: int) -> tuple[_Flow, _Dir]:
+        fl = _Flow(len(self.flows), ts)
+        fl.ip_version = ver
+        a = L.format_endpoint(ver, src, sport)
+        b = L.format_endpoint(ver, dst, dport)
+        if flags & _SYN and flags & _ACK:  # SYN-ACK first: the receiver opened the connection
+            a, b = b, a
+            fwd, rev = fl.s2c, fl.c2s
+            fl.client_fixed = True
+        else:
+            fwd, rev = fl.c2s, fl.s2c
+            fl.client_fixed = bool(flags & _SYN)
+        fl.stats.client = fl.info.client = a
+        fl.stats.server = fl.info.server = b
+        self.flows.append(fl)
+        self.table[(src, sport, dst, dport)] = (fl, fwd)
+        self.table[(dst, dport, src, sport)] = (fl, rev)
+        return fl, fwd
+
+    def _swap(self, fl: _Flow) -> None:
+        """Re-orient a flow whose client was guessed from a payload-less packet."""
+        fl.c2s, fl.s2c = fl.s2c, fl.c2s
+        fl.c2s.name, fl.s2c.name = "c2s", "s2c"
+        st = fl.stats
+        st.client, st.server = st.server, st.client
+        fl.info.client, fl.info.server = st.client, st.server
+        # The table maps each 4-tuple to its direction object, which kept its
+        # packets; only the names moved.
+
+    # -- ordering -------------------------------------------------------------
+
+    def _segment(self, d: _Dir, off: int, payload: memoryview, plen: int, ts: int,
+                 file_offset: int | None) -> None:
+        cap = len(payload)
+        end = off + cap
+        nxt = d.nxt
+        if end <= nxt:
+            self._retransmitted(d, off, payload, file_offset)
+            return
+        if off < nxt:
+            if off < 0 and nxt == 0 and not d.flow.stats.syn_seen:
+                d.before_start += -off
+                self._note("tcp_data_before_capture_start", file_offset)
+            else:
+                self._retransmitted(d, off, payload[:nxt - off], file_offset)
+            payload = payload[nxt - off:]
+            off = nxt
+        if off == nxt:
+            self._deliver(d, off, payload, ts)
+            d.nxt = end
+            if cap < plen:
+                d.trunc_hole = (end, end + (plen - cap))
+            if d.pending:
+                self._drain(d)
+            return
+        # Ahead of a hole.
+        th = d.trunc_hole
+        if th is not None and th[0] == nxt and off >= th[1]:
+            # The hole was left by a segment the snap length cut: it will not be filled.
+            self._gap(d, nxt, th[1])
+            d.trunc_hole = None
+            if off == d.nxt:
+                self._segment(d, off, payload, plen, ts, file_offset)
+                return
+        # A held segment that is itself cut leaves a hole found by overflow or close.
+        self._hold(d, off, payload, ts, file_offset)
+        while d.pending_bytes > self.window and d.pending:
+            first = d.heap[0]
+            self.findings.append(Finding(
+                "warning", "tcp_reorder_window_overflow",
+                f"{d.pending_bytes} bytes buffered ahead of a hole at stream offset {d.nxt}; "
+                f"declaring {d.nxt}..{first} lost", d.nxt,
+                {"flow": d.flow.stats.flow, "direction": d.name, "file_offset": file_offset}))
+            self._gap(d, d.nxt, first)
+            self._drain(d)
+
+    def _hold(self, d: _Dir, off: int, payload: memoryview, ts: int, file_offset: int | None) -> None:
+        old = d.pending.get(off)
+        if old is not None:
+            held = old[0]
+            n = min(len(held), len(payload))
+            self._compare(d, off, held[:n], payload[:n], file_offset)
+            d.flow.stats.retransmitted_bytes += n
+            if len(payload) > len(held):
+                self._hold(d, off + len(held), payload[len(held):], ts, file_offset)
+            return
+        d.pending[off] = (bytes(payload), ts, file_offset)
+        heapq.heappush(d.heap, off)
+        d.pending_bytes += len(payload)
+
+    def _drain(self, d: _Dir) -> None:
+        heap, pending = d.heap, d.pending
+        while heap:
+            off = heap[0]
+            if off > d.nxt:
+                th = d.trunc_hole
+                if th is not None and th[0] == d.nxt and off >= th[1]:
+                    d.trunc_hole = None
+                    self._gap(d, d.nxt, th[1])
+                    continue
+                return
+            heapq.heappop(heap)
+            data, ts, fo = pending.pop(off)
+            d.pending_bytes -= len(data)
+            end = off + len(data)
+            if end <= d.nxt:
+                self._retransmitted(d, off, memoryview(data), fo)
+                continue
+            mv = memoryview(data)
+            if off < d.nxt:
+                self._retransmitted(d, off, mv[:d.nxt - off], fo)
+                mv = mv[d.nxt - off:]
+            self._deliver(d, d.nxt, mv, ts)
+            d.nxt = end
+
+    def _retransmitted(self, d: _Dir, off: int, payload: memoryview, file_offset: int | None) -> None:
+        n = len(payload)
+        d.flow.stats.retransmitted_bytes += n
+        ring = d.ring
+        if ring is None or n == 0:
+            return
+        size = len(ring)
+        lo = max(off, d.ring_len - size)
+        hi = min(off + n, d.ring_len)
+        if lo >= hi:
+            return
+        # The ring holds stream offsets [ring_len - size, ring_len) at index offset % size.
+        held = bytearray()
+        a = lo
+        while a < hi:
+            i = a % size
+            k = min(hi - a, size - i)
+            held += ring[i:i + k]
+            a += k
+        self._compare(d, lo, held, payload[lo - off:hi - off], file_offset)
+
+    def _compare(self, d: _Dir, off: int, held: bytes | bytearray | memoryview,
+                 new: bytes | memoryview, file_offset: int | None) -> None:
+        if held == new:
+            return
+        hb, nb = bytes(held), bytes(new)
+        first = next(i for i in range(len(hb)) if hb[i] != nb[i])
+        last = next(i for i in range(len(hb) - 1, -1, -1) if hb[i] != nb[i])
+        diff = sum(1 for x, y in zip(hb, nb) if x != y)
+        d.flow.stats.overlap_mismatch_bytes += diff
+        self.findings.append(Finding(
+            "error", "tcp_overlap_mismatch",
+            f"{diff} bytes of a retransmitted/overlapping segment differ from the data already held "
+            f"(stream offsets {off + first}..{off + last + 1}); the first copy is kept", off + first,
+            {"flow": d.flow.stats.flow, "direction": d.name, "start": off + first, "end": off + last + 1,
+             "file_offset": file_offset}))
+
+    # -- output ---------------------------------------------------------------
+
+    def _deliver(self, d: _Dir, off: int, data: memoryview, ts: int) -> None:
+        n = len(data)
+        d.delivered += n
+        ring = d.ring
+        if self.history:
+            if ring is None:
+                ring = d.ring = bytearray(self.history)
+            size = len(ring)
+            if n >= size:
+                tail = data[n - size:]
+                i = (off + n - size) % size
+                ring[i:] = tail[:size - i]
+                ring[:i] = tail[size - i:]
+            else:
+                i = off % size
+                if i + n <= size:
+                    ring[i:i + n] = data
+                else:
+                    ring[i:] = data[:size - i]
+                    ring[:n - (size - i)] = data[size - i:]
+            d.ring_len = off + n
+        if d.state == 1:
+            c = d.consumer
+            if c is not None:
+                c.data(off, data, ts)
+            return
+        if d.state == 2:
+            return
+        # First bytes of this direction: gather enough to classify the flow.
+        if not d.head and n >= CLASSIFY_BYTES:
+            self._open(d, bytes(data[:CLASSIFY_BYTES]), off)
+            if d.consumer is not None:
+                d.consumer.data(off, data, ts)
+            return
+        if not d.head:
+            d.head_off, d.head_ts = off, ts
+        d.head += data
+        if len(d.head) >= CLASSIFY_BYTES:
+            self._flush_head(d)
+
+    def _flush_head(self, d: _Dir) -> None:
+        head = bytes(d.head)
+        d.head = bytearray()
+        self._open(d, head, d.head_off)
+        if d.consumer is not None and head:
+            d.consumer.data(d.head_off, head, d.head_ts)
+
+    def _open(self, d: _Dir, first: bytes, off: int) -> None:
+        fl = d.flow
+        if d.name == "c2s" and off == 0 and first:
+            fl.stats.role = fl.info.role = classify(first)
+        d.state = 1
+        if self.factory is not None:
+            d.consumer = self.factory(fl.info, d.name)  # type: ignore[arg-type]
+
+    def _gap(self, d: _Dir, start: int, end: int) -> None:
+        if end <= start:
+            return
+        if d.state == 0:
+            if d.head:
+                self._flush_head(d)
+            else:
+                self._open(d, b"", start)
+        st = d.flow.stats
+        st.gaps.append({"direction": d.name, "start": start, "end": end})
+        self.findings.append(Finding(
+            "error", "tcp_gap", f"flow {st.flow} {d.name}: bytes {start}..{end} ({end - start}) "
+                                "missing from the capture", start,
+            {"flow": st.flow, "direction": d.name, "start": start, "end": end}))
+        if d.consumer is not None:
+            d.consumer.gap(start, end)
+        d.nxt = end
+        d.trunc_hole = None
+
+    def close(self) -> ReassemblyResult:
+        """Flush every direction: declare the remaining holes, close consumers."""
+        for fl in self.flows:
+            for d in (fl.c2s, fl.s2c):
+                while d.pending:
+                    self._gap(d, d.nxt, d.heap[0])
+                    self._drain(d)
+                tail = d.max_end
+                if d.fin_off is not None and d.fin_off > tail:
+                    tail = d.fin_off
+                if d.acked is not None and d.acked > tail:
+                    # The peer acknowledged bytes the capture never showed.
+                    tail = d.acked - (1 if d.fin_off is not None and d.acked == d.fin_off + 1 else 0)
+                if tail > d.nxt and d.base is not None:
+                    self._gap(d, d.nxt, tail)
+                if d.head:
+                    self._flush_head(d)
+                if d.consumer is not None:
+                    d.consumer.close()
+                d.state = 2
+            fl.stats.c2s_bytes = fl.c2s.delivered
+            fl.stats.s2c_bytes = fl.s2c.delivered
+            if fl.c2s.before_start or fl.s2c.before_start:
+                self.findings.append(Finding(
+                    "warning", "tcp_data_before_capture_start",
+                    f"flow {fl.stats.flow}: {fl.c2s.before_start + fl.s2c.before_start} bytes precede the "
+                    "first segment seen (no SYN captured) and were not delivered", None,
+                    {"flow": fl.stats.flow}))
+        for code, (count, first) in self.notes.items():
+            self.findings.append(Finding(*_NOTE_FINDINGS.get(code, ("warning", code)), _note_message(code, count),
+                                         first, {"count": count}))
+        return ReassemblyResult([fl.stats for fl in self.flows], list(self.findings), self.packets)
+
+
+_NOTE_FINDINGS = {
+    L.NOTE_TRUNCATED: ("warning", "packet_truncated_header"),
+    L.NOTE_FRAGMENT: ("warning", "ip_fragment_not_reassembled"),
+    L.NOTE_BAD_IP: ("warning", "ip_bad_header"),
+    L.NOTE_BAD_TCP: ("warning", "tcp_bad_header"),
+    L.NOTE_LINKTYPE: ("warning", "unsupported_linktype"),
+    "tcp_segment_truncated": ("info", "tcp_segment_truncated"),
+    "tcp_data_before_capture_start": ("info", "tcp_data_before_first_segment"),
+}
+
+_NOTE_TEXT = {
+    L.NOTE_TRUNCATED: "packets too short for their link/IP/TCP headers (snap length?) were skipped",
+    L.NOTE_FRAGMENT: "IP fragments were seen; fragments are not reassembled, their TCP data is a gap",
+    L.NOTE_BAD_IP: "packets with an invalid IP header were skipped",
+    L.NOTE_BAD_TCP: "packets with an invalid TCP header were skipped",
+    L.NOTE_LINKTYPE: "packets of a link type migtrace does not decode were skipped",
+    "tcp_segment_truncated": "TCP segments cut by the snap length; their missing bytes are gaps",
+    "tcp_data_before_capture_start": "segments whose data precedes the stream start chosen without a SYN",
+}
+
+
+def _note_message(code: str, count: int) -> str:
+    return f"{count} packet(s): {_NOTE_TEXT.get(code, code)} (offset: first such record)"
+
+
+def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: ConsumerFactory | None = None,
+               *, window: int = WINDOW, history: int = HISTORY,
+               check_overlaps: bool = True) -> ReassemblyResult:
+    """Reassemble every TCP flow of a capture file (or of an iterable of packets).
+
+    ``consumer_factory(flow, direction)`` is called when a direction first
+    has data; it returns the direction's :class:`StreamConsumer` or None to
+    ignore it.  The result lists the flows in order of their first packet and
+    the reader's findings followed by the reassembly's.
+    """
+    r = Reassembler(consumer_factory, window=window, history=history, check_overlaps=check_overlaps)
+    pkt = r.packet
+    if isinstance(path, (str, os.PathLike)):
+        reader = CaptureReader(path)
+        for p in reader.packets():
+            pkt(p.ts_ns, p.linktype, p.data, p.offset)
+        res = r.close()
+        res.findings[:0] = reader.findings
+        res.linktypes = list(reader.linktypes)
+        return res
+    for p in path:
+        pkt(p.ts_ns, p.linktype, p.data, p.offset)
+    return r.close()
