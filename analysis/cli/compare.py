@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Compare groups of runs (default: firmware versions) metric by metric.
+
+For every metric: medians, relative change, a bootstrap 95% interval of the
+change in medians, the Mann–Whitney U p-value, Cliff's delta and a verdict
+(regression, improvement, unchanged, inconclusive). Exit code 3 when any
+metric regressed.
+
+examples:
+  migtrace compare traces/sim --baseline 28.41.1000 --candidate 28.42.1010
+  migtrace compare table.parquet --baseline 1.0 --threshold downtime_wire_ms=+5% -o report.html
+  migtrace compare /lab/runs --by kernel --baseline 6.12.0 --engine dask --workers 8 --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from analysis.cli.corpus import add_engine_arguments, load
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_REGRESSED, EXIT_USAGE
+
+NAME = "compare"
+HELP = "compare firmware versions (or kernels, QEMU versions, labels) with statistics; exit 3 on regression"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("corpus", nargs="+", metavar="CORPUS",
+                   help="corpus folders, run.json files, or a table from `migtrace corpus -o`")
+    p.add_argument("--baseline", required=True, metavar="V", help="the group value to compare against")
+    p.add_argument("--candidate", action="append", metavar="V",
+                   help="a group to compare (repeatable; default: every other group)")
+    p.add_argument("--by", default="firmware.version", metavar="FIELD",
+                   help="table column that defines the groups (default firmware.version; "
+                        "e.g. kernel, qemu, labels.host)")
+    p.add_argument("--threshold", action="append", default=[], metavar="METRIC=N%",
+                   help="per-metric threshold, e.g. downtime_wire_ms=+5%% (a family: 'admin_latency_ms.*=20%%')")
+    p.add_argument("--thresholds", metavar="FILE.toml", help="thresholds from a TOML [thresholds] table")
+    p.add_argument("--min-runs", type=int, default=3, help="fewer runs in a group → inconclusive (default 3)")
+    p.add_argument("--json", action="store_true", help="JSON Lines: comparison per metric, then compare_summary")
+    p.add_argument("-o", "--output", metavar="REPORT.html", help="write an HTML report with plots")
+    add_engine_arguments(p)
+
+
+def _table(args: argparse.Namespace):
+    import pandas as pd
+
+    paths = args.corpus
+    if len(paths) == 1 and Path(paths[0]).is_file() and paths[0].endswith(".parquet"):
+        return pd.read_parquet(paths[0]), []
+    args.paths = paths
+    res = load(args)
+    return res.table, res.findings
+
+
+def _fmt(v, spec="{:.4g}") -> str:
+    return "-" if v is None else spec.format(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.compare.engine import compare
+    from analysis.compare.metrics import load_threshold_file, parse_threshold
+
+    for p in args.corpus:
+        if not Path(p).exists():
+            print(f"migtrace compare: {p}: no such file or folder", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        thresholds = load_threshold_file(args.thresholds) if args.thresholds else {}
+        thresholds.update(dict(parse_threshold(t) for t in args.threshold))
+    except (ValueError, OSError) as e:
+        print(f"migtrace compare: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    table, findings = _table(args)
+    if table.empty or args.by not in table.columns:
+        print(f"migtrace compare: no runs with a {args.by!r} column under {' '.join(args.corpus)}",
+              file=sys.stderr)
+        for f in findings:
+            print(f"{f.severity.upper()} {f.code}: {f.message}", file=sys.stderr)
+        return EXIT_USAGE
+    res = compare(table, by=args.by, baseline=args.baseline, candidates=args.candidate,
+                  thresholds=thresholds, min_runs=args.min_runs)
+    findings = findings + res.findings
+    if args.json:
+        for c in res.comparisons:
+            print(json.dumps(c))
+        for f in findings:
+            print(json.dumps(f.to_json()))
+        print(json.dumps(res.summary_object()))
+    else:
+        print(f"{'metric':<34} {'candidate':<14} {'n':>7} {'baseline':>11} {'candidate':>11} "
+              f"{'change':>8} {'95% CI':>17} {'p':>8}  verdict")
+        for c in res.comparisons:
+            ci = f"{_fmt(c['ci_low_pct'], '{:+.1f}')}..{_fmt(c['ci_high_pct'], '{:+.1f}')}"
+            print(f"{c['metric']:<34} {c['candidate']:<14} {c['n_baseline']:>3}/{c['n_candidate']:<3} "
+                  f"{_fmt(c['baseline_median']):>11} {_fmt(c['candidate_median']):>11} "
+                  f"{_fmt(c['change_pct'], '{:+.1f}%'):>8} {ci:>17} {_fmt(c['p_value'], '{:.3g}'):>8}  "
+                  f"{c['verdict'].upper() if c['verdict'] == 'regression' else c['verdict']}")
+        for f in findings:
+            print(f"{f.severity.upper()} {f.code}: {f.message}")
+        s = res.summary_object()
+        print(f"baseline {s['baseline']} vs {', '.join(s['candidates'])}: {s['runs']} runs "
+              f"({s['runs_failed']} failed); {s['regressions']} regressions, {s['improvements']} improvements, "
+              f"{s['inconclusive']} inconclusive")
+    if args.output:
+        from analysis.compare.report import write_html
+
+        write_html(res, args.output)
+        print(f"report: {args.output}", file=sys.stderr)
+    if res.regressed:
+        return EXIT_REGRESSED
+    if any(f.severity == "error" for f in findings) or res.runs_failed:
+        return EXIT_INPUT_ERRORS
+    return EXIT_OK
