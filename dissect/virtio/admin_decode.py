@@ -22,7 +22,7 @@ from dissect.common.findings import Finding
 from dissect.virtio import admin as A
 from dissect.virtio import admin_data as D
 from dissect.virtio import admin_result as R
-from dissect.virtio.parts_fast import HDR, part_type_name, selector_object
+from dissect.virtio.parts_fast import HDR, decode_parts, part_type_name, selector_object
 
 AdminDict = dict[str, Any]
 
@@ -155,12 +155,20 @@ def _walk(first: Packet, offset: int, findings: list[Finding], what: str) -> Adm
 
 
 def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding],
-             what: str) -> AdminDict:
-    """Dissect ``buf`` with ``cls`` and flatten it; empty input reads as zero-filled."""
+             what: str, parts_findings: bool = True) -> AdminDict:
+    """Dissect ``buf`` with ``cls`` and flatten it; empty input reads as zero-filled.
+
+    Layers that end in a device-parts list (``parts_offset``) take the fixed
+    prefix from scapy and the parts from the fast path
+    (:func:`dissect.virtio.parts_fast.decode_parts`): a DEV_PARTS_GET result
+    holds hundreds of parts and no scapy packet is built per part.
+    """
     min_len = getattr(cls, "min_len", 0)
+    parts_at = getattr(cls, "parts_offset", None)
+    head = buf if parts_at is None else buf[:parts_at]
     try:
-        if buf:
-            layer = cls(buf)
+        if head:
+            layer = cls(head)
         else:
             layer = cls(b"\0" * min_len) if min_len else cls()
             layer.zero_filled = min_len
@@ -169,17 +177,28 @@ def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding]
                                 f"{what} does not decode as {cls.name} ({type(e).__name__}); kept raw",
                                 offset))
         return {"raw": buf.hex()}
-    return _walk(layer, offset, findings, what)
+    out = _walk(layer, offset, findings, what)
+    if parts_at is not None:
+        parts, stop, pf = decode_parts(buf[parts_at:], offset + parts_at)
+        out["parts"] = len(parts)
+        out["parts_offset"] = offset + parts_at
+        out["parts_length"] = max(len(buf) - parts_at, 0)
+        if parts_findings:
+            findings.extend(pf)
+    return out
 
 
 # --- requests --------------------------------------------------------------------
 
-def decode_request(buf: bytes | bytearray | memoryview) -> tuple[AdminDict, list[Finding]]:
+def decode_request(buf: bytes | bytearray | memoryview, *,
+                   parts_findings: bool = True) -> tuple[AdminDict, list[Finding]]:
     """Decode a device-readable part: header + command data.
 
     Returns ``({opcode, opcode_name, group_type, group_type_name,
     group_member_id, data}, findings)``; ``data`` is the contract's
     ``admin_cmd.data``.  Offsets in findings are relative to ``buf``.
+    ``parts_findings=False`` leaves the findings about the carried device
+    parts to the caller (the emitter gets them with the ``dev_part`` lines).
     """
     buf = bytes(buf)
     findings: list[Finding] = []
@@ -207,7 +226,7 @@ def decode_request(buf: bytes | bytearray | memoryview) -> tuple[AdminDict, list
     data = buf[24:]
     cls = D.DATA_LAYERS.get(opcode)
     if cls is not None:
-        out["data"] = _dissect(cls, data, 24, findings, "command data")
+        out["data"] = _dissect(cls, data, 24, findings, "command data", parts_findings)
     elif opcode in A.OPCODES:  # defined with no data
         out["data"] = {}
         if data:
@@ -302,8 +321,8 @@ def request_subtype(opcode: int, data: AdminDict) -> int:
 
 # --- results ---------------------------------------------------------------------
 
-def decode_result(buf: bytes | bytearray | memoryview, opcode: int,
-                  subtype: int = 0) -> tuple[AdminDict, list[Finding]]:
+def decode_result(buf: bytes | bytearray | memoryview, opcode: int, subtype: int = 0, *,
+                  parts_findings: bool = True) -> tuple[AdminDict, list[Finding]]:
     """Decode a device-writable part (status + result, truncated to the used length).
 
     ``opcode``/``subtype`` come from the request (:func:`request_subtype`).
@@ -317,9 +336,6 @@ def decode_result(buf: bytes | bytearray | memoryview, opcode: int,
         findings.append(Finding("error", "admin_short_header",
                                 f"completion is {len(buf)} bytes, the status alone is 8; "
                                 "read as zero-filled", len(buf), {"missing": 8 - len(buf)}))
-    elif len(buf) % 8:
-        findings.append(Finding("warning", "admin_length_unaligned",
-                                f"device-writable part is {len(buf)} bytes, not a multiple of 8", None))
     st = A.VirtioAdminCmdResult(buf[:8] if len(buf) >= 8 else buf)
     status, qual = st.status, st.status_qualifier
     out: AdminDict = {
@@ -349,7 +365,7 @@ def decode_result(buf: bytes | bytearray | memoryview, opcode: int,
     res = buf[8:]
     cls = R.result_layer(opcode, subtype)
     if cls is not None and (res or status == A.STATUS_OK):
-        out["result"] = _dissect(cls, res, 8, findings, "command result")
+        out["result"] = _dissect(cls, res, 8, findings, "command result", parts_findings)
     else:
         out["result"] = {}
         if res:
