@@ -77,9 +77,12 @@ class AdminCaptureHdr(Packet):
         return self.opcode, self.subtype
 
     def guess_payload_class(self, payload: bytes) -> type[Packet]:
-        if self.direction == REQUEST:
+        # ``Packet.direction`` is a scapy slot (sniff direction) that shadows the
+        # field's attribute access: read the field explicitly.
+        direction = self.getfieldval("direction")
+        if direction == REQUEST:
             return VirtioAdminCmd
-        if self.direction == COMPLETION:
+        if direction == COMPLETION:
             return VirtioAdminCmdResult
         return conf.raw_layer
 
