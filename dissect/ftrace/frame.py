@@ -119,8 +119,9 @@ def records_dataframe(td: "TraceDat") -> pd.DataFrame:
     inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
     instance = np.array(inst_names, dtype=object)[ks] if streams else np.empty(0, dtype=object)
     pid_col = pids.copy()
-    df = pd.DataFrame({
-        "ts_ns": ts_ns, "cpu": cpu, "pid": pid_col, "comm": comm, "system": system, "event": event,
-        "fields": fields, "text": text, "instance": instance,
-    })
-    return df
+    # object columns keep None as None (pandas 3 would infer str with NaN)
+    obj = {name: pd.Series(col, dtype=object) for name, col in
+           (("comm", comm), ("system", system), ("event", event), ("fields", fields), ("text", text),
+            ("instance", instance))}
+    df = pd.DataFrame({"ts_ns": ts_ns, "cpu": cpu, "pid": pid_col, **obj})
+    return df[COLUMNS]
