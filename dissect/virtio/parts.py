@@ -22,12 +22,13 @@ through :mod:`dissect.virtio.parts_fast` (same layouts, see ``value_layout``).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldLenField,
                           FieldListField, FlagsField, LEIntField, LELongField,
                           LEShortEnumField, LEShortField, MACField, PacketListField,
                           StrFixedLenField, StrLenField)
-from scapy.packet import Packet, Raw
+from scapy.packet import NoPayload, Packet, Raw
 
 from dissect.virtio import names as N
 from dissect.virtio.names import PART_TYPES  # noqa: F401  (re-exported: INTERFACES.md)
@@ -80,6 +81,21 @@ class VirtioDevPartHdr(Packet):
             return bytes((self.cvq_class, self.cvq_command)) + bytes(self.cvq_reserved)
         return bytes(self.selector)
 
+    def selector_object(self) -> dict[str, Any]:
+        """The contract's ``dev_part.selector`` object."""
+        pt = self.part_type
+        if pt == N.PCI_COMMON_CFG:
+            return {"offset": self.cfg_offset}
+        if pt in (N.VQ_CFG, N.VQ_NOTIFY_CFG):
+            return {"vq_index": self.vq_index}
+        if pt == N.NET_CVQ_CFG:
+            c, m = self.cvq_class, self.cvq_command
+            return {"class": c, "command": m, "class_name": N.net_class_name(c),
+                    "command_name": N.net_command_name(c, m)}
+        if pt in (N.DEV_FEATURES, N.DRV_FEATURES, N.DEVICE_STATUS):
+            return {}
+        return {"raw": bytes(self.selector).hex()}
+
     def post_build(self, pkt: bytes, pay: bytes) -> bytes:
         if self.length is None:
             pkt = pkt[:12] + struct.pack("<I", len(pay)) + pkt[16:]
@@ -99,6 +115,16 @@ class VirtioDevPart(VirtioDevPartHdr):
         n = self.length or 0
         return s[:n], s[n:]
 
+    def do_dissect_payload(self, s: bytes) -> None:
+        # scapy adds no payload for an empty value; ANNOUNCE_ACK and an empty
+        # VLAN table are zero-length values that still have a layout.
+        if not s:
+            key, _used = value_layout(self.part_type, self.raw_selector(), b"")
+            if key in VALUE_LAYERS:
+                self.add_payload(VALUE_LAYERS[key](_internal=1, _underlayer=self))
+                return
+        super().do_dissect_payload(s)
+
     def guess_payload_class(self, payload: bytes):
         key, _used = value_layout(self.part_type, self.raw_selector(), payload)
         if key == "pci_cfg":
@@ -107,6 +133,16 @@ class VirtioDevPart(VirtioDevPartHdr):
 
     def mysummary(self) -> str:
         return self.sprintf("%part_type% len=%length%")
+
+    def value_object(self) -> dict[str, Any]:
+        """The contract's ``dev_part.value`` (json-lines.md) from the value layer."""
+        val = self.payload
+        if isinstance(val, (Raw, NoPayload)):
+            return {"raw": bytes(val).hex()}
+        out = _VALUE_OBJECT[type(val)](val, self)
+        if not isinstance(val.payload, NoPayload):
+            out["excess"] = bytes(val.payload).hex()
+        return out
 
 
 # ----------------------------------------------------------------- values
@@ -230,6 +266,33 @@ def _next_part(pkt, lst, cur, remain):
 
 def _next_hdr(pkt, lst, cur, remain):
     return VirtioDevPartHdr if len(remain) >= HDR_LEN else None
+
+
+def _fields(*names: str):
+    return lambda v, part: {n: getattr(v, n) for n in names}
+
+
+#: value layer -> contract value object (same fields as parts_fast.decode_value).
+_VALUE_OBJECT = {
+    DevFeaturesValue: lambda v, part: {"bits": v.bits(), "names": v.names()},
+    PciCommonCfgU8: lambda v, part: {"field": N.PCI_COMMON_CFG_FIELDS[part.cfg_offset][0], "value": v.value},
+    DeviceStatusValue: lambda v, part: {"value": int(v.status), "names": N.status_names(int(v.status))},
+    VqCfgValue: _fields("queue_size", "vector", "enabled", "queue_desc", "queue_driver", "queue_device"),
+    VqNotifyCfgValue: _fields("queue_notify_off", "queue_notif_config_data"),
+    NetRxValue: lambda v, part: {"on": bool(v.on)},
+    NetMacTableValue: lambda v, part: {"unicast": list(v.unicast), "multicast": list(v.multicast)},
+    NetMacAddrValue: _fields("mac"),
+    NetVlanTableValue: lambda v, part: {"vlans": list(v.vlans)},
+    NetAnnounceAckValue: lambda v, part: {},
+    NetMqVqPairsValue: _fields("virtqueue_pairs"),
+    NetRssConfigValue: lambda v, part: {
+        "hash_types": v.hash_types, "indirection_table": list(v.indirection_table),
+        "unclassified_queue": v.unclassified_queue, "max_tx_vq": v.max_tx_vq,
+        "hash_key": bytes(v.hash_key).hex()},
+    NetHashConfigValue: lambda v, part: {"hash_types": v.hash_types, "hash_key": bytes(v.hash_key).hex()},
+}
+for _c in (PciCommonCfgU16, PciCommonCfgU32, PciCommonCfgU64):
+    _VALUE_OBJECT[_c] = _VALUE_OBJECT[PciCommonCfgU8]
 
 
 class VirtioDevPartList(Packet):
