@@ -1,0 +1,497 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Readers of text traces: tracefs ``trace``/``trace_pipe``, ``trace-cmd report``, QEMU's log backend.
+
+Spec: trace-dat.md §7 (print/raw_data), §8 (text forms), §9 (clocks);
+qemu-trace-events.md §1.2 (log backend).  Each reader yields the same
+:class:`~dissect.ftrace.event.Event` objects as the trace.dat reader, with
+the precision the text carries, plus :class:`Finding` s for lines it cannot
+read (with line number and byte offset) and for lost events.
+
+What text keeps and what it loses (decisions, docs/trace-events.md):
+
+- Timestamps: tracefs and default ``trace-cmd report`` print microseconds,
+  rounded to nearest (the kernel and trace-cmd add 500 ns before dividing);
+  ``report -t`` prints nanoseconds.  ``ts_ns`` is the printed value scaled
+  to ns; ``precision_ns`` on the reader says how fine it is.
+- ``print``: ``fields = {ip, buf}`` where ``ip`` is the symbol text prints
+  (``"tracing_mark_write"``; the address is not in the text) and ``buf`` the
+  marker text plus the ``"\\n"`` the kernel always stores; ``text`` is what
+  trace-cmd renders after ``print:``: ``"tracing_mark_write: <text>"``.
+  A marker holding a newline continues on the following, unprefixed line
+  (tracefs prints it that way); it is joined back.
+- ``raw_data``: ``fields = {id, buf}`` (buf bytes, padded to 4 as stored);
+  ``text`` in trace-cmd's form ``"# <id> <hex bytes>"``.
+- Other events: ``fields`` from ``key=value`` pairs (decimal integers as
+  ints); ``system`` is known only for ftrace's own events and ``sched_*``.
+- QEMU log lines: ``system "qemu"``, ``event`` = the QEMU event name,
+  ``pid`` = the thread id, ``text`` = ``"<event> <args>"`` (the same text
+  the ftrace backend would have written), ``ts_ns`` wall clock (None for
+  lines without a timestamp prefix).
+"""
+from __future__ import annotations
+
+import calendar
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from dissect.common.findings import Finding
+from dissect.ftrace.event import Event
+
+__all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text", "TextTrace",
+           "FtraceText", "ReportText", "QemuLog", "sniff_text_kind"]
+
+CHUNK = 1 << 22
+
+# tracefs trace / trace_pipe:
+#   <comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <payload>
+_FTRACE_RE = re.compile(
+    r"^(?:[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)\][ \t]+(?:(\S{4,5})[ \t]+)?"
+    r"(\d+)\.(\d+):[ \t]([^\n]*)|([^\n]*))$", re.M)
+# trace-cmd report:
+#   [<instance>:] <comm>-<pid> [<cpu>] [<flags>] <secs>.<frac>: <event>: <payload>
+_REPORT_RE = re.compile(
+    r"^(?:(?:([^\s:]+):)?[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)\][ \t]+"
+    r"(?:(\S{4,5})[ \t]+)?(\d+)\.(\d+):[ \t]+([^\s:]+):[ \t]*([^\n]*)|([^\n]*))$", re.M)
+# QEMU log backend: "tid@sec.usec:event args", "<ISO-8601> event args", "event args"
+_QEMU_RE = re.compile(
+    r"^(?:(?:(\d+)@(\d+)\.(\d+):|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z? )([A-Za-z_][A-Za-z0-9_]*)"
+    r"(?: ([^\n]*))?|([a-z][A-Za-z0-9_]*)(?: ([^\n]*))?|([^\n]*))$", re.M)
+
+_LOST_RE = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]\s*$")
+_DROPPED_RE = re.compile(r"^CPU:(\d+) \[(?:(\d+) )?EVENTS DROPPED\]\s*$")
+_RAW_TRACE_RE = re.compile(r"^# ([0-9a-fA-F]+) buf:((?: [0-9a-fA-F]{2})*) ?$")
+_RAW_REPORT_RE = re.compile(r"^# ([0-9a-fA-F]+)((?: [0-9a-fA-F]{2})*) ?$")
+_KV_RE = re.compile(r"(\w+)=(\S*)")
+_SWITCH_TRACE_RE = re.compile(
+    r"^prev_comm=(.*) prev_pid=(-?\d+) prev_prio=(-?\d+) prev_state=(\S+) ==> "
+    r"next_comm=(.*) next_pid=(-?\d+) next_prio=(-?\d+)$")
+_SWITCH_REPORT_RE = re.compile(r"^(.*):(-?\d+) \[(-?\d+)\] (\S+) ==> (.*):(-?\d+) \[(-?\d+)\]$")
+_ENTRIES_RE = re.compile(r"^# entries-in-buffer/entries-written: (\d+)/(\d+)\s+#P:(\d+)")
+_FTRACE_SYSTEM = {"print": "ftrace", "raw_data": "ftrace", "bprint": "ftrace", "bputs": "ftrace",
+                  "function": "ftrace", "funcgraph_entry": "ftrace", "funcgraph_exit": "ftrace"}
+_SCALE = {n: 10 ** (9 - n) for n in range(1, 10)}
+_STATES = "SDTtZXxW"
+
+
+def _system_of(event: str) -> str | None:
+    s = _FTRACE_SYSTEM.get(event)
+    if s is None and event.startswith("sched_"):
+        return "sched"
+    return s
+
+
+def _kv_fields(payload: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in _KV_RE.findall(payload):
+        if v.isdigit() or (v[:1] == "-" and v[1:].isdigit()):
+            out[k] = int(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _state_value(s: str) -> int:
+    """sched_switch prev_state letters (``S``, ``D|W``, ``R``, ``R+``) → the bit value."""
+    v = 0
+    for ch in s.split("|"):
+        i = _STATES.find(ch[:1])
+        if i >= 0:
+            v |= 1 << i
+    return v
+
+
+def _render_switch(f: dict[str, Any], state: str) -> str:
+    return (f"{f['prev_comm']}:{f['prev_pid']} [{f['prev_prio']}] {state} ==> "
+            f"{f['next_comm']}:{f['next_pid']} [{f['next_prio']}]")
+
+
+def _switch_fields(g: tuple[str, ...]) -> dict[str, Any]:
+    return {"prev_comm": g[0], "prev_pid": int(g[1]), "prev_prio": int(g[2]),
+            "prev_state": _state_value(g[3]), "next_comm": g[4], "next_pid": int(g[5]),
+            "next_prio": int(g[6])}
+
+
+def _raw_event_fields(ident: str, hexbytes: str) -> dict[str, Any]:
+    return {"id": int(ident, 16), "buf": bytes.fromhex(hexbytes.replace(" ", ""))}
+
+
+def _raw_text(f: dict[str, Any]) -> str:
+    return f"# {f['id']:x}" + "".join(f" {b:02x}" for b in f["buf"])
+
+
+class TextTrace:
+    """Base of the text readers: an iterator of :class:`Event` | :class:`Finding`.
+
+    After (or during) iteration: ``findings`` (all findings so far),
+    ``lost_events`` (cpu → count), ``lines`` (lines read), ``header``
+    (what the header block said), ``precision_ns`` (1000 for µs text, 1 for
+    ns text; None until the first timestamp).
+    """
+
+    source = "ftrace-text"
+
+    def __init__(self, path: str | os.PathLike | BinaryIO):
+        self.path = path
+        self.findings: list[Finding] = []
+        self.lost_events: dict[int, int] = {}
+        self.header: dict[str, Any] = {}
+        self.lines = 0
+        self.precision_ns: int | None = None
+        self._it: Iterator[Event | Finding] | None = None
+
+    def __iter__(self) -> "TextTrace":
+        return self
+
+    def __next__(self) -> Event | Finding:
+        if self._it is None:
+            self._it = self._run()
+        return next(self._it)
+
+    def events(self) -> Iterator[Event]:
+        """Only the events (findings still collect in ``findings``)."""
+        for x in self:
+            if isinstance(x, Event):
+                yield x
+
+    # -- chunked line input -------------------------------------------------
+    def _chunks(self) -> Iterator[tuple[str, int, int, bool]]:
+        """(text, byte offset, line number of its first line, is_ascii), whole lines only."""
+        fh = open(self.path, "rb") if not hasattr(self.path, "read") else self.path  # type: ignore[arg-type]
+        try:
+            carry = b""
+            base = 0
+            line = 1
+            while True:
+                data = fh.read(CHUNK)
+                if not data:
+                    break
+                data = carry + data
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                piece, carry = data[:cut], data[cut + 1:]
+                text = piece.decode("utf-8", "surrogateescape")
+                yield text, base, line, piece.isascii()
+                base += cut + 1
+                line += text.count("\n") + 1
+            if carry:
+                yield carry.decode("utf-8", "surrogateescape"), base, line, carry.isascii()
+        finally:
+            if fh is not self.path:
+                fh.close()
+
+    @staticmethod
+    def _byte_off(text: str, pos: int, base: int, ascii_: bool) -> int:
+        return base + (pos if ascii_ else len(text[:pos].encode("utf-8", "surrogateescape")))
+
+    def _finding(self, sev: str, code: str, msg: str, text: str, pos: int, base: int, line0: int,
+                 ascii_: bool, **ctx: Any) -> Finding:
+        ln = line0 + text.count("\n", 0, pos)
+        f = Finding(sev, code, msg, self._byte_off(text, pos, base, ascii_), {"line": ln, **ctx})  # type: ignore[arg-type]
+        self.findings.append(f)
+        return f
+
+    def _lost(self, cpu: int, count: int | None, text: str, pos: int, base: int, line0: int,
+              ascii_: bool) -> Finding:
+        if count is not None:
+            self.lost_events[cpu] = self.lost_events.get(cpu, 0) + count
+        what = f"{count} events" if count is not None else "events (count not recorded)"
+        return self._finding("warning", "lost_events", f"CPU {cpu}: the kernel lost {what} here",
+                             text, pos, base, line0, ascii_, cpu=cpu, count=count)
+
+    def _run(self) -> Iterator[Event | Finding]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FtraceText(TextTrace):
+    """tracefs ``trace`` / ``trace_pipe`` text (trace-dat.md §8.1)."""
+
+    source = "ftrace-text"
+
+    def _run(self) -> Iterator[Event | Finding]:
+        src = self.source
+        prev: Event | None = None          # held back: the next line may continue its text
+        prev_is_print = False
+        header_done = False
+        for text, base, line0, ascii_ in self._chunks():
+            for m in _FTRACE_RE.finditer(text):
+                self.lines += 1
+                comm, pid, tgid, cpu, flags, sec, frac, rest, other = m.groups()
+                if comm is None:
+                    if not other:
+                        continue
+                    pos = m.start()
+                    if other[0] == "#":
+                        if not header_done:
+                            self._header_line(other)
+                        continue
+                    lm = _LOST_RE.match(other)
+                    if lm:
+                        if prev is not None:
+                            yield prev
+                            prev = None
+                        yield self._lost(int(lm.group(1)), int(lm.group(2)), text, pos, base, line0, ascii_)
+                        continue
+                    if prev_is_print and prev is not None:
+                        # a marker with an embedded newline continues unprefixed
+                        prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + other + "\n"
+                        prev.text = prev.text + "\n" + other  # type: ignore[operator]
+                        continue
+                    if prev is not None:
+                        yield prev
+                        prev = None
+                    yield self._finding("warning", "text_line_unparsed",
+                                        f"not an ftrace text line: {other[:80]!r}",
+                                        text, pos, base, line0, ascii_)
+                    continue
+                header_done = True
+                if prev is not None:
+                    yield prev
+                if self.precision_ns is None:
+                    self.precision_ns = _SCALE.get(len(frac), 1)
+                ts = int(sec + frac) * _SCALE.get(len(frac), 1)
+                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
+                prev_is_print = False
+                if rest.startswith("tracing_mark_write: "):
+                    body = rest[20:]
+                    prev = Event(src, ts, int(cpu), int(pid), comm, "ftrace", "print",
+                                 {"ip": "tracing_mark_write", "buf": body + "\n"},
+                                 "tracing_mark_write: " + body, off)
+                    prev_is_print = True
+                elif rest[:2] == "# ":
+                    rm = _RAW_TRACE_RE.match(rest)
+                    if rm:
+                        f = _raw_event_fields(rm.group(1), rm.group(2))
+                        prev = Event(src, ts, int(cpu), int(pid), comm, "ftrace", "raw_data", f, _raw_text(f), off)
+                    else:
+                        prev = None
+                        yield self._finding("warning", "text_line_unparsed",
+                                            f"bad raw_data payload: {rest[:80]!r}", text, m.start(), base,
+                                            line0, ascii_)
+                        continue
+                else:
+                    prev = self._other_event(ts, int(cpu), int(pid), comm, rest, off)
+                    prev_is_print = prev.event == "print"
+        if prev is not None:
+            yield prev
+
+    def _other_event(self, ts: int, cpu: int, pid: int, comm: str, rest: str, off: int) -> Event:
+        name, sep, payload = rest.partition(": ")
+        if not sep or " " in name:
+            fm = re.match(r"^(\S+) <-(\S+)$", rest)
+            if fm:  # function tracer
+                return Event(self.source, ts, cpu, pid, comm, "ftrace", "function",
+                             {"ip": fm.group(1), "parent_ip": fm.group(2)}, None, off)
+            name, payload = rest.rstrip(":"), ""
+        if name == "sched_switch":
+            sm = _SWITCH_TRACE_RE.match(payload)
+            if sm:
+                f = _switch_fields(sm.groups())
+                return Event(self.source, ts, cpu, pid, comm, "sched", name, f,
+                             _render_switch(f, sm.group(4)), off)
+        if _KV_RE.search(payload) is None and payload:
+            # "<symbol>: <text>": trace_printk (bprint/bputs/print from elsewhere)
+            return Event(self.source, ts, cpu, pid, comm, "ftrace", "print",
+                         {"ip": name, "buf": payload + "\n"}, f"{name}: {payload}", off)
+        return Event(self.source, ts, cpu, pid, comm, _system_of(name), name, _kv_fields(payload), None, off)
+
+    def _header_line(self, line: str) -> None:
+        if line.startswith("# tracer:"):
+            self.header["tracer"] = line.split(":", 1)[1].strip()
+            return
+        em = _ENTRIES_RE.match(line)
+        if em:
+            self.header["entries_in_buffer"] = int(em.group(1))
+            self.header["entries_written"] = int(em.group(2))
+            self.header["cpus"] = int(em.group(3))
+        elif "TGID" in line:
+            self.header["tgid_column"] = True
+        elif "|||||" in line:
+            self.header["flags_width"] = 5
+        elif "||||" in line and "flags_width" not in self.header:
+            self.header["flags_width"] = 4
+
+
+class ReportText(TextTrace):
+    """``trace-cmd report`` text, default (µs) or ``-t`` (ns) timestamps (trace-dat.md §8.2)."""
+
+    source = "trace-cmd-report"
+
+    def _run(self) -> Iterator[Event | Finding]:
+        src = self.source
+        prev: Event | None = None
+        for text, base, line0, ascii_ in self._chunks():
+            for m in _REPORT_RE.finditer(text):
+                self.lines += 1
+                inst, comm, pid, tgid, cpu, flags, sec, frac, event, rest, other = m.groups()
+                if comm is None:
+                    if not other:
+                        continue
+                    pos = m.start()
+                    o = other.strip()
+                    if o.startswith("cpus="):
+                        if o[5:].isdigit():
+                            self.header["cpus"] = int(o[5:])
+                        continue
+                    if o.startswith("version ="):
+                        v = o.split("=", 1)[1].strip()
+                        self.header["version"] = int(v) if v.isdigit() else v
+                        continue
+                    dm = _DROPPED_RE.match(o)
+                    if dm:
+                        if prev is not None:
+                            yield prev
+                            prev = None
+                        cnt = int(dm.group(2)) if dm.group(2) else None
+                        yield self._lost(int(dm.group(1)), cnt, text, pos, base, line0, ascii_)
+                        continue
+                    if prev is not None and prev.event == "print":
+                        prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + other + "\n"
+                        prev.text = prev.text + "\n" + other  # type: ignore[operator]
+                        continue
+                    if prev is not None:
+                        yield prev
+                        prev = None
+                    yield self._finding("warning", "text_line_unparsed",
+                                        f"not a trace-cmd report line: {other[:80]!r}",
+                                        text, pos, base, line0, ascii_)
+                    continue
+                if prev is not None:
+                    yield prev
+                scale = _SCALE.get(len(frac), 1)
+                if self.precision_ns is None or scale > self.precision_ns:
+                    self.precision_ns = scale
+                ts = int(sec + frac) * scale
+                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
+                icpu, ipid = int(cpu), int(pid)
+                if event == "print":
+                    if rest.startswith("ip="):  # -R: "ip=<sym> buf=<text>"
+                        sym, _, body = rest[3:].partition(" buf=")
+                    else:
+                        sym, _, body = rest.partition(": ")
+                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", "print",
+                                 {"ip": sym, "buf": body + "\n"}, f"{sym}: {body}", off, inst)
+                elif event == "raw_data":
+                    rm = _RAW_REPORT_RE.match(rest)
+                    if rm is None:
+                        prev = None
+                        yield self._finding("warning", "text_line_unparsed",
+                                            f"bad raw_data payload: {rest[:80]!r}", text, m.start(), base,
+                                            line0, ascii_)
+                        continue
+                    f = _raw_event_fields(rm.group(1), rm.group(2))
+                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", "raw_data", f, _raw_text(f), off, inst)
+                elif event in ("bprint", "bputs"):
+                    sym, _, body = rest.partition(": ")
+                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", event, {"ip": sym},
+                                 f"{sym}: {body}", off, inst)
+                elif event == "sched_switch":
+                    sm = _SWITCH_REPORT_RE.match(rest)
+                    if sm:
+                        prev = Event(src, ts, icpu, ipid, comm, "sched", event, _switch_fields(sm.groups()),
+                                     rest, off, inst)
+                    else:
+                        prev = Event(src, ts, icpu, ipid, comm, "sched", event, _kv_fields(rest), None, off, inst)
+                else:
+                    prev = Event(src, ts, icpu, ipid, comm, _system_of(event), event, _kv_fields(rest),
+                                 None, off, inst)
+        if prev is not None:
+            yield prev
+
+
+class QemuLog(TextTrace):
+    """QEMU ``log`` backend text (qemu-trace-events.md §1.2)."""
+
+    source = "qemu-log"
+
+    def _run(self) -> Iterator[Event | Finding]:
+        src = self.source
+        iso_cache: dict[str, int] = {}
+        for text, base, line0, ascii_ in self._chunks():
+            for m in _QEMU_RE.finditer(text):
+                self.lines += 1
+                tid, sec, usec, iso, isofrac, name, args, bname, bargs, other = m.groups()
+                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
+                if name is not None:
+                    if tid is not None:
+                        ts = int(sec) * 1_000_000_000 + int(usec) * _SCALE.get(len(usec), 1)
+                        scale = _SCALE.get(len(usec), 1)
+                        pid: int | None = int(tid)
+                    else:
+                        secs = iso_cache.get(iso)
+                        if secs is None:
+                            secs = calendar.timegm(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S").timetuple())
+                            iso_cache[iso] = secs
+                        scale = _SCALE.get(len(isofrac), 1) if isofrac else 1_000_000_000
+                        ts = secs * 1_000_000_000 + (int(isofrac) * scale if isofrac else 0)
+                        pid = None
+                    if self.precision_ns is None or scale > self.precision_ns:
+                        self.precision_ns = scale
+                    yield Event(src, ts, None, pid, None, "qemu", name, {},
+                                name + " " + args if args is not None else name, off)
+                elif bname is not None:
+                    yield Event(src, None, None, None, None, "qemu", bname, {},  # type: ignore[arg-type]
+                                bname + " " + bargs if bargs is not None else bname, off)
+                elif other:
+                    yield self._finding("info", "text_line_unparsed",
+                                        f"not a QEMU trace line: {other[:80]!r}",
+                                        text, m.start(), base, line0, ascii_)
+
+
+def read_ftrace_text(path: str | os.PathLike | BinaryIO) -> FtraceText:
+    """Events and findings of a tracefs ``trace`` / ``trace_pipe`` capture."""
+    return FtraceText(path)
+
+
+def read_report_text(path: str | os.PathLike | BinaryIO) -> ReportText:
+    """Events and findings of ``trace-cmd report`` text (``-t`` or not)."""
+    return ReportText(path)
+
+
+def read_qemu_log(path: str | os.PathLike | BinaryIO) -> QemuLog:
+    """Events and findings of a QEMU log-backend file."""
+    return QemuLog(path)
+
+
+_READERS = {"ftrace-text": FtraceText, "trace-cmd-report": ReportText, "qemu-log": QemuLog}
+
+
+def sniff_text_kind(head: bytes) -> str | None:
+    """Which text form ``head`` (the first KB of a file) is, or None."""
+    text = head.decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines()[:64] if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0].strip()
+    if re.match(r"^cpus=\d+$", first) or first.startswith("version ="):
+        return "trace-cmd-report"
+    if first.startswith("# tracer:"):
+        return "ftrace-text"
+    body = [ln for ln in lines if not ln.startswith("#")]
+    votes = {k: 0 for k in _READERS}
+    for ln in body:
+        m = _FTRACE_RE.match(ln)
+        if m and m.group(1) is not None:
+            votes["ftrace-text"] += 1
+        m = _REPORT_RE.match(ln)
+        if m and m.group(2) is not None and not ln.lstrip().startswith(("tracing_mark_write", "#")):
+            votes["trace-cmd-report"] += 1
+        m = _QEMU_RE.match(ln)
+        if m and (m.group(6) or m.group(8)):
+            votes["qemu-log"] += 1
+    best = max(votes, key=lambda k: votes[k])
+    return best if votes[best] * 2 > len(body) else None
+
+
+def read_text(path: str | os.PathLike, kind: str | None = None) -> TextTrace:
+    """The reader for ``kind`` (detected from the content when None)."""
+    if kind is None:
+        with open(path, "rb") as f:
+            kind = sniff_text_kind(f.read(8192))
+        if kind is None:
+            raise ValueError(f"{path}: not a known text trace form")
+    return _READERS[kind](path)
