@@ -2,5 +2,38 @@
 """migtrace analysis: pandas pipelines, plots, the simulator and the CLI.
 
 Dependencies run one way: ``analysis`` imports ``dissect``, never the reverse.
+
+``load``, ``summarize`` and ``summary_objects`` are imported lazily so that
+``import analysis`` (and every ``migtrace`` subcommand) stays cheap: pandas
+and the decoders load only when an analysis is asked for.
 """
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "load": ("analysis.load", "load"),
+    "Migration": ("analysis.load", "Migration"),
+    "summarize": ("analysis.summary", "summarize"),
+    "summary_objects": ("analysis.summary", "summary_objects"),
+    "read_manifest": ("analysis.manifest", "read_manifest"),
+    "find_runs": ("analysis.manifest", "find_runs"),
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

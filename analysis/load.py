@@ -1,0 +1,494 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""``analysis.load(*captures)``: one migration as tidy pandas tables.
+
+Inputs are the captures of ONE migration in any mix — source/destination
+pcap or pcapng, raw QEMU stream files, trace.dat, ftrace / trace-cmd report
+text, QEMU log-backend text, admin captures, HMP ``info migrate`` or QMP
+``query-migrate`` output — or a run folder / ``run.json``
+(run-manifest.md).  Each capture is decoded by its emitter
+(``analysis.emit``), the contract units are gathered, clocks are aligned
+(:mod:`analysis.align`) and the frames are built in bulk
+(:mod:`analysis.load_frames`).  Derived frames (``phases``,
+``iterations``) come from :mod:`analysis.metrics`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pandas as pd
+
+from analysis import align as A
+from analysis.load_frames import build_frames, ts_ns_of
+from analysis.load_hmp import looks_like_stats, read_stats
+from analysis.manifest import MANIFEST_NAME, RunManifest, find_runs, read_manifest
+
+STREAM_KINDS = {"pcap", "pcapng", "qemu-stream", "migration-capture"}
+TRACE_KINDS = {"trace-dat", "ftrace-text", "trace-cmd-report", "qemu-log"}
+_SOURCE_EVENTS = ("savevm_", "vfio_save_", "migration_bitmap_sync", "migrate_pending", "vmstate_downtime_save",
+                  "migration_thread", "source_return_path")
+_DEST_EVENTS = ("loadvm_", "qemu_loadvm_", "vfio_load_", "process_incoming", "migration_socket_incoming",
+                "ram_load_")
+
+
+@dataclass
+class Capture:
+    """One input file: what it is, which side of the migration, how its clock maps."""
+
+    index: int
+    path: Path
+    kind: str | None            # detected kind, ``qemu-stats`` for info migrate / query-migrate
+    role: str | None = None     # manifest role when given
+    side: str | None = None     # source | destination | None (a stream is seen by both)
+    units: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Migration:
+    """One migration: DataFrames per unit kind plus derived frames and findings.
+
+    docs/analysis.md lists every column.  ``findings`` holds contract
+    ``finding`` dicts: the decoders' and the analysis' own (cross-source
+    checks, alignment, metrics the captures cannot support).
+    """
+
+    captures: list[Capture]
+    events: pd.DataFrame
+    sections: pd.DataFrame
+    chunks: pd.DataFrame
+    records: pd.DataFrame
+    parts: pd.DataFrame
+    admin: pd.DataFrame
+    flows: pd.DataFrame
+    rp_messages: pd.DataFrame
+    commands: pd.DataFrame
+    multifd: pd.DataFrame
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    alignment: list[A.Alignment] = field(default_factory=list)
+    qemu_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # side → normalised stats
+    manifest: RunManifest | None = None
+    device_map: dict[str, str] = field(default_factory=dict)            # trace name → stream idstr
+    phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    iterations: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def devices(self) -> list[str]:
+        """VFIO devices, named by their stream idstr where a stream was given."""
+        names: list[str] = []
+        for df, col in ((self.sections, "idstr"), (self.chunks, "device"), (self.records, "device")):
+            for v in df[col].dropna().unique():
+                if (df is not self.sections or str(v).endswith("/vfio")) and v not in names:
+                    names.append(str(v))
+        if not names:
+            vfio = self.events[self.events["qemu_event"].fillna("").str.startswith("vfio_")]
+            names = [str(v) for v in vfio["device"].dropna().unique()]
+        return names
+
+    @property
+    def run_id(self) -> str | None:
+        return self.manifest.run_id if self.manifest else None
+
+    @property
+    def t0_ns(self) -> int | None:
+        """Earliest timestamp on the common clock (for relative plots)."""
+        vals = [df["ts_ns"].min() for df in (self.sections, self.chunks, self.events, self.records)
+                if len(df) and df["ts_ns"].notna().any()]
+        vals += [self.flows["first_ts_ns"].min()] if len(self.flows) and self.flows["first_ts_ns"].notna().any() else []
+        return int(min(vals)) if vals else None
+
+    def finding(self, severity: str, code: str, message: str, **context: Any) -> None:
+        f = {"kind": "finding", "severity": severity, "code": code, "message": message, "offset": None}
+        f.update(context)
+        self.findings.append(f)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{n}={len(getattr(self, n))}" for n in
+                          ("events", "sections", "chunks", "records", "parts", "admin", "phases", "iterations"))
+        return f"<Migration {self.run_id or ''} captures={len(self.captures)} {sizes}>"
+
+
+def _emit_args() -> argparse.Namespace:
+    return argparse.Namespace(as_kind=None, json=True, opcode=None, subtype=0, admin_linktype=None,
+                              trace_events=None, debug=False, progress=False)
+
+
+def detect_kind(path: Path) -> str:
+    """cli.md detection, plus QEMU's own statistics text (checked first: HMP
+    ``info migrate`` lines would otherwise pass for bare QEMU log lines)."""
+    from analysis.cli.detect import detect
+
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    try:
+        if looks_like_stats(head.decode("utf-8", "replace")):
+            return "qemu-stats"
+    except Exception:  # pragma: no cover - decode with replace cannot fail
+        pass
+    return detect(path)
+
+
+def iter_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
+    """The contract units of one capture, from its registered emitter."""
+    from analysis.emit import emitter_for
+
+    yield from emitter_for(kind)(path, _emit_args())
+
+
+def expand_inputs(paths: Iterable[Path | str]) -> tuple[list[tuple[Path, str | None]], RunManifest | None]:
+    """Capture paths (with manifest roles) from files, run folders and run.json paths."""
+    out: list[tuple[Path, str | None]] = []
+    manifest: RunManifest | None = None
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir() or p.name == MANIFEST_NAME:
+            if p.is_dir() and not (p / MANIFEST_NAME).exists():
+                runs = find_runs([p])
+            else:
+                runs = [read_manifest(p)]
+            for run in runs:
+                manifest = manifest or run
+                out.extend((c.path, c.role) for c in run.captures)
+        else:
+            out.append((p, None))
+    return out, manifest
+
+
+def _side_of_role(role: str | None) -> str | None:
+    if not role:
+        return None
+    if role.startswith("source") or role.endswith("-source"):
+        return "source"
+    if role.startswith("destination") or role.endswith("-destination"):
+        return "destination"
+    return None
+
+
+def _side_of_events(units: list[dict[str, Any]]) -> str | None:
+    src = dst = 0
+    for u in units:
+        if u.get("kind") != "event":
+            continue
+        q = u.get("qemu") or {}
+        name = q.get("event") or u.get("event") or ""
+        if name.startswith(_SOURCE_EVENTS):
+            src += 1
+        elif name.startswith(_DEST_EVENTS):
+            dst += 1
+    if src == dst == 0:
+        return None
+    return "source" if src >= dst else "destination"
+
+
+def _progress(items: list[Any], enabled: bool | None, desc: str) -> Iterable[Any]:
+    show = sys.stderr.isatty() if enabled is None else enabled
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="capture", file=sys.stderr, leave=False)
+
+
+def load(*captures: Path | str, manifest: RunManifest | None = None, progress: bool | None = None,
+         units: dict[int, list[dict[str, Any]]] | None = None) -> Migration:
+    """Load the captures of one migration.
+
+    ``captures``: files, run folders or ``run.json`` paths.  ``progress``:
+    tqdm on stderr (None = only when stderr is a terminal).  ``units`` is for
+    callers that already hold contract units (tests, the simulator): capture
+    index → unit dicts, used instead of decoding that capture.
+
+    Never raises on bad input: an unreadable or unknown capture becomes an
+    error finding (``capture_unreadable`` / ``capture_unknown_format`` /
+    ``capture_decode_failed``) and the rest is still analysed.
+    """
+    inputs, found_manifest = expand_inputs(captures)
+    manifest = manifest or found_manifest
+    caps: list[Capture] = []
+    per_cap: dict[int, list[dict[str, Any]]] = {}
+    stats: dict[str, dict[str, Any]] = {}
+    early: list[dict[str, Any]] = []
+
+    def err(code: str, msg: str, cap: Capture) -> None:
+        cap.error = msg
+        early.append({"kind": "finding", "severity": "error", "code": code, "message": msg,
+                      "offset": None, "capture": cap.index, "path": str(cap.path)})
+
+    for i, (path, role) in enumerate(inputs):
+        role = role or (manifest.role_of(path) if manifest else None)
+        caps.append(Capture(i, path, None, role, _side_of_role(role)))
+    for cap in _progress(caps, progress, "decoding"):
+        if units is not None and cap.index in units:
+            per_cap[cap.index] = [dict(u, _capture=cap.index) for u in units[cap.index]]
+            cap.kind = _kind_of_units(per_cap[cap.index])
+            continue
+        if not cap.path.is_file():
+            err("capture_unreadable", f"{cap.path}: no such file", cap)
+            continue
+        try:
+            cap.kind = detect_kind(cap.path)
+        except OSError as e:
+            err("capture_unreadable", f"{cap.path}: {e.strerror or e}", cap)
+            continue
+        except Exception as e:  # UnknownFormat: the message lists what was tried
+            err("capture_unknown_format", str(e), cap)
+            continue
+        if cap.kind == "qemu-stats":
+            st = read_stats(cap.path)
+            side = cap.side or _stats_side(cap.path, st)
+            cap.side = side
+            stats[side or "source"] = st
+            continue
+        got: list[dict[str, Any]] = []
+        try:
+            for u in iter_units(cap.path, cap.kind):
+                u["_capture"] = cap.index
+                got.append(u)
+        except Exception as e:  # a missing decoder or a decoder bug must not lose the other captures
+            err("capture_decode_failed", f"{cap.path}: {cap.kind} decoder failed: {type(e).__name__}: {e}", cap)
+        per_cap[cap.index] = got
+    for cap in caps:
+        got = per_cap.get(cap.index, [])
+        cap.units = len(got)
+        if cap.side is None and cap.kind in TRACE_KINDS:
+            cap.side = _side_of_events(got)
+        for u in got:
+            u["_side"] = cap.side
+    alignment = _align(caps, per_cap)
+    offsets = {a.capture: a.offset_ns for a in alignment}
+    frames, findings = build_frames((u for c in caps for u in per_cap.get(c.index, [])), offsets)
+    m = Migration(captures=caps, findings=early + findings, alignment=alignment, qemu_stats=stats,
+                  manifest=manifest, **frames)
+    for a in alignment:
+        if a.method == "none":
+            m.finding("warning", "clock_alignment_failed",
+                      f"capture {a.capture} ({caps[a.capture].path.name}): no clock anchor and no matching "
+                      "chunk sizes or sections; its times are left on its own clock", capture=a.capture)
+        elif a.method != "reference":
+            m.finding("info", "clock_alignment",
+                      f"capture {a.capture} ({caps[a.capture].path.name}) aligned by {a.method}"
+                      + (f" on {a.basis}" if a.basis else "")
+                      + f": offset {a.offset_ns} ns, residual {a.residual_ns} ns over {a.matched} matched pairs",
+                      capture=a.capture, method=a.method, offset_ns=a.offset_ns, residual_ns=a.residual_ns,
+                      matched=a.matched)
+    m.events["host_device"] = m.events["device"].copy()
+    _map_devices(m)
+    from analysis import metrics
+
+    m.phases = metrics.phases_frame(m)
+    m.iterations = metrics.iterations_frame(m)
+    metrics.consistency_checks(m)
+    return m
+
+
+def _kind_of_units(units: list[dict[str, Any]]) -> str:
+    kinds = {u.get("kind") for u in units}
+    if kinds & {"section", "vfio_chunk", "flow", "ram"}:
+        return "migration-capture"
+    ev = next((u for u in units if u.get("kind") == "event"), None)
+    if ev is not None:
+        return str(ev.get("source") or "trace-dat")
+    if kinds & {"admin_cmd", "admin_result"}:
+        return "admin-capture"
+    return "units"
+
+
+def _stats_side(path: Path, st: dict[str, Any]) -> str:
+    name = path.name.lower()
+    if ".dst" in name or "dest" in name:
+        return "destination"
+    if ".src" in name or "source" in name:
+        return "source"
+    # the destination's info migrate has no transfer counters
+    return "source" if "transferred_bytes" in st else "destination"
+
+
+# --- clock alignment -------------------------------------------------------------------------
+
+def _unit_ts(units: list[dict[str, Any]]) -> list[int]:
+    out = []
+    for u in units:
+        t = ts_ns_of(u)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def _stream_keys(units: list[dict[str, Any]]) -> tuple[tuple[list, list], tuple[list, list]]:
+    """(chunk sizes, section keys) of a stream capture, each as (keys, ts)."""
+    ck, ct, sk, st = [], [], [], []
+    for u in units:
+        t = ts_ns_of(u)
+        if t is None:
+            continue
+        if u.get("kind") == "vfio_chunk":
+            ck.append(int(u.get("size") or 0))
+            ct.append(t)
+        elif u.get("kind") == "section":
+            sk.append((u.get("type"), u.get("section_id")))
+            st.append(t)
+    return (ck, ct), (sk, st)
+
+
+def _trace_keys(units: list[dict[str, Any]], side: str | None) -> tuple[tuple[list, list], tuple[list, list]]:
+    ck, ct, sk, st = [], [], [], []
+    section_type = {"1": "START", "2": "PART", "3": "END", "4": "FULL"}
+    last_type: str | None = None
+    for u in units:
+        if u.get("kind") != "event":
+            continue
+        q = u.get("qemu") or {}
+        name, args, t = q.get("event"), q.get("args") or {}, ts_ns_of(u)
+        if t is None or not name:
+            continue
+        if side != "destination" and name == "vfio_save_block" and "data_size" in args:
+            ck.append(int(args["data_size"]))
+            ct.append(t)
+        elif side == "destination" and name == "vfio_load_state_device_data" and "data_size" in args:
+            ck.append(int(args["data_size"]))
+            ct.append(t)
+        elif name == "savevm_section_start":
+            sk.append(("?", args.get("section_id")))
+            st.append(t)
+        elif name == "qemu_loadvm_state_section":
+            last_type = section_type.get(str(args.get("section_type")))
+        elif name == "qemu_loadvm_state_section_startfull":
+            sk.append((last_type, args.get("section_id")))
+            st.append(t)
+        elif name == "qemu_loadvm_state_section_partend":
+            sk.append((last_type, args.get("section_id")))
+            st.append(t)
+    return (ck, ct), (sk, st)
+
+
+def _date_offset(cap: Capture) -> int | None:
+    if cap.kind != "trace-dat":
+        return None
+    try:
+        from dissect.ftrace.tracedat import read_trace_dat  # E's reader; optional here
+    except ImportError:
+        return None
+    try:
+        opts = read_trace_dat(cap.path).options
+    except Exception:
+        return None
+    if isinstance(opts, dict):
+        for k, v in opts.items():
+            if str(k).upper() in ("DATE", "1"):
+                return A.parse_date_option(v)
+    elif isinstance(opts, list):
+        for o in opts:
+            name = getattr(o, "name", None) or (o.get("name") if isinstance(o, dict) else None)
+            if str(name).upper() == "DATE":
+                val = getattr(o, "value", None) if not isinstance(o, dict) else o.get("value")
+                return A.parse_date_option(val)
+    return None
+
+
+def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> list[A.Alignment]:
+    timed = [c for c in caps if _unit_ts(per_cap.get(c.index, [])[:2000])]
+    if not timed:
+        return []
+    streams = [c for c in timed if c.kind in STREAM_KINDS]
+    ref = streams[0] if streams else timed[0]
+    ref_units = per_cap[ref.index]
+    ref_wall = A.is_wall_clock(_unit_ts(ref_units[:2000]))
+    (rck, rct), (rsk, rst) = _stream_keys(ref_units) if ref in streams else ((
+        [], []), ([], []))
+    out = [A.Alignment(ref.index, None, "reference", 0, 0, 0)]
+    for c in timed:
+        if c is ref:
+            continue
+        units = per_cap[c.index]
+        if c.kind in STREAM_KINDS:
+            (ck, ct), (sk, st) = _stream_keys(units)
+        else:
+            (ck, ct), (sk, st) = _trace_keys(units, c.side)
+        match, basis = None, None
+        if ck and rck:
+            match, basis = A.match_sequences(ck, ct, rck, rct, min_match=2), "chunk-sizes"
+        if match is None and sk and rsk:
+            if c.kind not in STREAM_KINDS and c.side != "destination":
+                # savevm_section_start gives no type: match on section ids only
+                rsk_ids = [k[1] for k in rsk]
+                match, basis = A.match_sequences([k[1] for k in sk], st, rsk_ids, rst, min_match=2), "sections"
+            else:
+                match, basis = A.match_sequences(sk, st, rsk, rst, min_match=2), "sections"
+        wall = A.is_wall_clock(_unit_ts(units[:2000]))
+        date = _date_offset(c)
+        if ref_wall and wall:
+            resid = None if match is None else _residual_at(0, ck or sk, ct or st, rck if ck else rsk, rct if ck else rst, basis)
+            out.append(A.Alignment(c.index, ref.index, "wall-clock", 0, resid,
+                                   match[2] if match else 0, basis if match else None))
+        elif ref_wall and date is not None:
+            out.append(A.Alignment(c.index, ref.index, "date-option", date, None, 0))
+        elif match is not None:
+            out.append(A.Alignment(c.index, ref.index, "sequence", match[0], match[1], match[2], basis))
+        else:
+            out.append(A.Alignment(c.index, ref.index, "none", 0, None, 0))
+    return out
+
+
+def _residual_at(offset: int, keys: list, ts: list, rkeys: list, rts: list, basis: str | None) -> int | None:
+    """Median |ref − (ts + offset)| of the matched pairs, for an anchored offset."""
+    if basis == "sections" and keys and keys[0][0] == "?":
+        keys, rkeys = [k[1] for k in keys], [k[1] for k in rkeys]
+    m = A.match_sequences(keys, [t + offset for t in ts], rkeys, rts)
+    if m is None:
+        return None
+    # match_sequences reports deviation around the median; the anchor's residual is around 0
+    return abs(m[0]) + m[1]
+
+
+def _map_devices(m: Migration) -> None:
+    """Trace device names (host PCI address) → stream idstr (qemu-migration-stream.md §10.1).
+
+    10.x traces print both (``vfio_save_complete_precopy_thread_start``);
+    otherwise a single device on each side maps one-to-one.  Unmapped names
+    stay as they are, with an info finding.
+    """
+    ev = m.events
+    if not len(ev):
+        return
+    stream_devs = [d for d in m.devices if d.endswith("/vfio")]
+    trace_devs = [str(d) for d in ev.loc[ev["qemu_event"].fillna("").str.startswith("vfio_"), "device"].dropna().unique()]
+    mapping: dict[str, str] = {}
+    th = ev[ev["qemu_event"] == "vfio_save_complete_precopy_thread_start"]
+    for _, r in th.iterrows():
+        idstr = r["args"].get("idstr")
+        if idstr and r["device"]:
+            mapping[str(r["device"])] = str(idstr)
+    if not mapping and len(stream_devs) == 1 and len(trace_devs) == 1:
+        mapping[trace_devs[0]] = stream_devs[0]
+    unmapped = [d for d in trace_devs if d not in mapping]
+    if stream_devs and unmapped:
+        m.finding("info", "device_name_unmapped",
+                  f"trace device name(s) {', '.join(unmapped)} could not be matched to stream device(s) "
+                  f"{', '.join(stream_devs)}; their events keep the host name", devices=unmapped)
+    if mapping:
+        m.device_map = mapping
+        m.events["device"] = m.events["device"].map(lambda d: mapping.get(d, d) if isinstance(d, str) else d
+                                                    ).astype("string")
+
+
+class _CallableModule(type(sys)):
+    """``analysis.load`` is both this module and the :func:`load` function.
+
+    Importing a submodule binds it as an attribute of its package, so once
+    anything imported ``analysis.load`` (the module), ``analysis.load(...)``
+    would hit the module instead of the lazily exported function.  Making the
+    module callable keeps ``analysis.load(*captures)`` working whatever was
+    imported first.
+    """
+
+    def __call__(self, *captures: Path | str, **kwargs: Any) -> Migration:
+        return load(*captures, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
