@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""analysis.load / metrics / summary on the hand-built migration of tests/analysis_units.py.
+"""analysis.load / metrics / summary on the hand-built migration of tests/test_analysis_fixture.py.
 
 Expected values are worked out by hand from the fixture's numbers.
 """
@@ -10,8 +10,8 @@ import pytest
 
 import analysis
 from analysis import metrics as M
-from tests import analysis_units as U
-from tests.analysis_units import DEV, T, ms
+from tests import test_analysis_fixture as U
+from tests.test_analysis_fixture import DEV, T, ms
 
 
 def load(u=None, paths=("s.pcapng", "s.dat", "a.pcapng"), **kw):
