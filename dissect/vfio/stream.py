@@ -202,6 +202,12 @@ class RecordSplitter:
                 f"record {self._index} at offset {off} claims record_size {size} (> 0xFFFFFFFF): "
                 f"the target kernel rejects it with -ENOMEM; its bytes are skipped, not kept",
                 off, {"record": self._index, "record_size": size}))
+        elif size > WRAP_SIZE:
+            self._stream_finding(Finding(
+                "warning", "vfio_record_size_wraps",
+                f"record {self._index} at offset {off}: record_size 0x{size:x} > 0xFFFFFFF7, the "
+                f"target's u32 buffer-size arithmetic (record_size + 8) wraps",
+                off, {"record": self._index, "record_size": size}))
         if size == 0:
             self._finish(b"")
 
@@ -217,12 +223,6 @@ class RecordSplitter:
         if flags & ~FLAGS_TAG_OPTIONAL:
             fs.append(Finding("warning", "vfio_flags_unknown",
                               f"record flags 0x{flags:x} have bits other than TAG_OPTIONAL set", off))
-        if size > MAX_LOAD_SIZE:
-            pass  # reported when the header was read
-        elif size > WRAP_SIZE:
-            fs.append(Finding("warning", "vfio_record_size_wraps",
-                              f"record_size 0x{size:x} > 0xFFFFFFF7: the target's u32 buffer-size "
-                              f"arithmetic (record_size + 8) wraps", off))
         if tag == TAG_DEVICE_DATA:
             if size == 0:
                 fs.append(Finding("warning", "vfio_record_empty",
