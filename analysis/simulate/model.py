@@ -1,0 +1,926 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The migration model: a deterministic timeline as plain data.
+
+:func:`build_timeline` runs one migration of a VM with vfio-virtio VFs and
+returns a :class:`Timeline`: pre-copy iterations, RAM pages per iteration,
+the kernel's DEVICE_DATA records and QEMU's reads of them (chunks), the
+PRE_COPY info calls per driver policy, every admin command with its
+latency, the stream units written on each flow with their capture
+timestamps, QEMU trace events and the downtime checkpoints.  Nothing here
+encodes bytes of any wire format except the record payloads, which come
+from B's builders (:mod:`analysis.simulate.device`) and the record header
+(B's ``build_record``); the renderers turn units into captures.
+
+Behaviour modelled (sources in the docstrings of the pieces):
+  * QEMU migration loop, ``migration_iteration_run``
+    (qemu-trace-events.md §7.3): estimate, exact when estimate < threshold,
+    switchover when pending < threshold and the switchover-ack arrived.
+  * VFIO save handlers (``hw/vfio/migration.c``; qemu-migration-stream.md
+    §10.4): setup, one read per PART, INIT_DATA_SENT, reads until EOF in END.
+  * The vfio-virtio producer (vfio-virtio-stream.md §4, §7, §9): snapshots,
+    the two PRE_COPY policies, METADATA_GET per MIG_DATA_SIZE query, the
+    8-byte trailer (§6).
+  * The destination as one loader that processes units in arrival order,
+    one DEV_PARTS_SET per complete record (§5), approve-switchover, VM
+    start and RP SHUT after it (qemu-trace-events.md §7.2).
+
+Approximations are listed in docs/simulator.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dissect.vfio.stream import build_record
+
+from analysis.simulate import device as D
+from analysis.simulate.profiles import SimProfile
+
+MS = 1_000_000
+US = 1_000
+PAGE = 4096
+HZ_NS = 1_000_000_000  # the merged driver's rate-limit interval (1 s)
+CAP_CALLS = 128        # VIRTIOVF_MAX_PRE_COPY_CALLS of the V0 series
+QEMU_BUFFER_MAX = 1 << 20
+WINDOW_NS = 100 * MS   # QEMU's BUFFER_DELAY bandwidth window
+
+# RunState values (qapi/run-state.json order)
+RUN_STATE = {"inmigrate": 1, "paused": 4, "postmigrate": 5, "finish-migrate": 7, "running": 9}
+
+
+@dataclass
+class AdminCmd:
+    """One admin command on a PF's admin queue (virtio-admin.md §9.2)."""
+
+    side: str            # "source" | "destination"
+    vf: int
+    tag: int
+    opcode: str          # contract name, e.g. "DEV_PARTS_GET"
+    ts_ns: int           # request queued
+    latency_ns: int      # completion - request
+    reason: str
+    obj_id: int | None = None
+    obj_op: int | None = None       # RESOURCE_OBJ_CREATE: 0 GET, 1 SET
+    mode_flags: int | None = None   # DEV_MODE_SET
+    size: int | None = None         # METADATA_GET(SIZE) result
+    parts: bytes | None = None      # DEV_PARTS_GET result / DEV_PARTS_SET data (after the obj header)
+    record: int | None = None       # stream record index this GET produced / SET consumed
+    status: int = 0
+    qualifier: int = 0
+
+    @property
+    def done_ns(self) -> int:
+        return self.ts_ns + self.latency_ns
+
+
+@dataclass
+class Record:
+    """One DEVICE_DATA record in a VF's stream (vfio-virtio-stream.md §3)."""
+
+    vf: int
+    index: int
+    generation: int
+    offset: int           # in the VF's concatenated stream
+    parts_len: int
+    trailer: bytes
+    taken_ns: int         # DEV_PARTS_GET completion
+    reason: str           # precopy-entry | precopy-info | stopcopy
+    data: bytes           # header + payload (+ trailer)
+    part_types: tuple[int, ...]
+    phase: str | None = None          # phase of the chunk carrying the header
+    header_ts_ns: int | None = None   # capture time of that chunk
+
+    @property
+    def record_size(self) -> int:
+        return self.parts_len + len(self.trailer)
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.data)
+
+
+@dataclass
+class Chunk:
+    """One ``read()`` by QEMU that returned data: a DEV_DATA_STATE chunk or multifd packet."""
+
+    vf: int
+    phase: str            # precopy | stopcopy
+    data_offset: int
+    size: int
+    ts_ns: int
+    iteration: int | None
+
+
+@dataclass
+class Unit:
+    """One write on a flow: what the renderer encodes, at its capture time.
+
+    ``flow`` is ``main`` or ``multifd<N>``; ``direction`` ``c2s`` (source to
+    destination) or ``s2c`` (return path).
+    """
+
+    ts_ns: int
+    flow: str
+    direction: str
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass
+class TraceEvent:
+    """A QEMU trace event (ftrace backend) on one side."""
+
+    side: str
+    ts_ns: int
+    tid: int
+    comm: str
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class Ioctl:
+    """A VFIO ioctl/read/write system call by QEMU (for kernel syscall events)."""
+
+    side: str
+    tid: int
+    comm: str
+    start_ns: int
+    end_ns: int
+    call: str            # ioctl | read | write
+    fd: int
+    cmd: int | None      # ioctl request number
+    ret: int
+
+
+@dataclass
+class Iteration:
+    index: int
+    start_ns: int
+    end_ns: int
+    exact: bool
+    dirty_pages: int
+    zero_pages: int
+    normal_pages: int
+    pending_bytes: int
+    threshold_bytes: int
+    vfio: list[dict[str, int]]
+
+
+@dataclass
+class Timeline:
+    profile: SimProfile
+    seed: int
+    units: list[Unit]
+    events: list[TraceEvent]
+    admin: list[AdminCmd]
+    ioctls: list[Ioctl]
+    records: list[list[Record]]
+    chunks: list[list[Chunk]]
+    iterations: list[Iteration]
+    marks: dict[str, int]
+    info_calls: list[list[dict[str, int]]]
+    config_blobs: list[bytes]
+    ram: dict[str, Any]
+    outcome: str
+
+
+# --------------------------------------------------------------- identities
+
+def vf_host_name(vf: int) -> str:
+    """The VF's host PCI address (QEMU's ``vbasedev->name`` in trace events)."""
+    return f"0000:3b:00.{vf + 1}"
+
+
+def vf_idstr(vf: int) -> str:
+    """The VFIO section idstr (guest PCI path + ``/vfio``)."""
+    return f"0000:00:{5 + vf:02x}.0/vfio"
+
+
+SRC_OWNER = "0000:3b:00.0"
+DST_OWNER = "0000:5e:00.0"
+SRC_PID, DST_PID = 4242, 5151
+
+
+class _Threads:
+    def __init__(self, family: str, side: str) -> None:
+        new = family != "8.1"  # 9.2+ thread names
+        if side == "source":
+            self.main = (SRC_PID, "qemu-system-x86")
+            self.mig = (SRC_PID + 8, "mig/src/main" if new else "live_migration")
+            self.rp = (SRC_PID + 9, "mig/src/return" if new else "return path")
+            self.dev = (SRC_PID + 14, "vfio-save")
+        else:
+            self.main = (DST_PID, "qemu-system-x86")
+            self.mig = self.main
+            self.rp = self.main
+            self.dev = (DST_PID + 9, "vfio-load")
+
+
+# ------------------------------------------------------------------ helpers
+
+class _Admin:
+    """Issues admin commands with firmware latencies and injected failures."""
+
+    def __init__(self, side: str, profile: SimProfile, rng: np.random.Generator, out: list[AdminCmd]):
+        self.side, self.fw, self.rng, self.out = side, profile.firmware, rng, out
+        self.tag = 0
+        self.precopy_metadata = 0
+
+    def _latency(self, opcode: str, nbytes: int, mode_flags: int | None) -> int:
+        fw = self.fw
+        base = {"RESOURCE_OBJ_CREATE": fw.obj_create_ms, "RESOURCE_OBJ_DESTROY": fw.obj_destroy_ms,
+                "DEV_PARTS_METADATA_GET": fw.metadata_get_ms,
+                "DEV_PARTS_GET": fw.parts_get_ms + fw.parts_get_per_kib_ms * nbytes / 1024,
+                "DEV_PARTS_SET": fw.parts_set_ms + fw.parts_set_per_kib_ms * nbytes / 1024,
+                "DEV_MODE_SET": fw.mode_stop_ms if mode_flags else fw.mode_resume_ms}[opcode]
+        factor = math.exp(self.rng.normal(0.0, fw.latency_sigma)) if fw.latency_sigma else 1.0
+        return max(1 * US, int(round(base * factor * MS)))
+
+    def run(self, t: int, vf: int, opcode: str, reason: str, **kw: Any) -> AdminCmd:
+        nbytes = len(kw.get("parts") or b"")
+        cmd = AdminCmd(self.side, vf, self.tag, opcode, t,
+                       self._latency(opcode, nbytes, kw.get("mode_flags")), reason, **kw)
+        self.tag += 1
+        for f in self.fw.failures:
+            if (f.kind == "precopy_metadata_einval" and self.side == "source"
+                    and opcode == "DEV_PARTS_METADATA_GET" and reason == "precopy-info"):
+                self.precopy_metadata += 1
+                if self.precopy_metadata == f.nth:
+                    cmd.status, cmd.qualifier, cmd.size = f.status, f.qualifier, None
+            if (f.kind == "parts_set_reject" and self.side == "destination"
+                    and opcode == "DEV_PARTS_SET" and reason == "load-stopcopy"):
+                cmd.status, cmd.qualifier = f.status, f.qualifier
+        self.out.append(cmd)
+        return cmd
+
+
+class _SrcVf:
+    """Source kernel state of one VF's saving migration file (vfio-virtio-stream.md §4, §7)."""
+
+    def __init__(self, vf: int, profile: SimProfile, admin: _Admin, rng: np.random.Generator):
+        self.vf, self.p, self.admin, self.rng = vf, profile, admin, rng
+        self.stream = bytearray()     # everything queued so far (max_pos = len)
+        self.pos = 0                  # bytes read by QEMU
+        self.records: list[Record] = []
+        self.generation = 0
+        self.obj_id: int | None = None
+        self.state = "RUNNING"
+        self.migf = None              # None | PRECOPY | COMPLETE | ERROR
+        self.pre_copy_initial_bytes = 0
+        self.calls = 0
+        self.rl_begin: int | None = None
+        self.stale = bytearray(rng.bytes(PAGE))  # recycled, never zeroed buffer pages
+        self.info_log: list[dict[str, int]] = []
+
+    @property
+    def max_pos(self) -> int:
+        return len(self.stream)
+
+    def current_parts_len(self) -> int:
+        return len(D.context(self.p.firmware, self.vf, self.generation).payload)
+
+    def metadata_get(self, t: int, reason: str, obj_id: int) -> tuple[int, AdminCmd]:
+        size = D.metadata_size(self.p.firmware, self.current_parts_len())
+        cmd = self.admin.run(t, self.vf, "DEV_PARTS_METADATA_GET", reason, obj_id=obj_id, size=size)
+        return cmd.done_ns, cmd
+
+    def snapshot(self, t: int, reason: str) -> int:
+        """DEV_PARTS_GET(ALL) and queue one record; returns the time after it."""
+        ctx = D.context(self.p.firmware, self.vf, self.generation)
+        cmd = self.admin.run(t, self.vf, "DEV_PARTS_GET", reason, obj_id=self.obj_id,
+                             parts=ctx.payload, record=len(self.records))
+        n = len(ctx.payload)
+        need = -(-(n + 8) // PAGE) * PAGE
+        if len(self.stale) < need:
+            self.stale += self.rng.bytes(need - len(self.stale))
+        self.stale[:n] = ctx.payload
+        trailer = bytes(self.stale[n:n + 8]) if self.p.trailer_bug else b""
+        data = build_record(ctx.payload, trailer_bug=bool(trailer), trailer=trailer or b"\0" * 8)
+        rec = Record(self.vf, len(self.records), self.generation, self.max_pos, n, trailer,
+                     cmd.done_ns, reason, data, ctx.part_types)
+        self.records.append(rec)
+        self.stream += data
+        self.generation += 1
+        return cmd.done_ns
+
+    # -- VFIO arcs ------------------------------------------------------------
+    def enter_precopy(self, t: int) -> int:
+        """RUNNING→PRE_COPY: CREATE(GET), METADATA_GET, DEV_PARTS_GET (§9)."""
+        self.obj_id = 0
+        t = self.admin.run(t, self.vf, "RESOURCE_OBJ_CREATE", "precopy-entry", obj_id=0, obj_op=0).done_ns
+        t, cmd = self.metadata_get(t, "precopy-entry", 0)
+        t = self.snapshot(t, "precopy-entry")
+        self.pre_copy_initial_bytes = self.max_pos
+        self.migf = "PRECOPY"
+        self.state = "PRE_COPY"
+        return t
+
+    def mig_data_size(self, t: int) -> tuple[int, int]:
+        """VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: METADATA_GET on the saving object,
+        or around a temporary GET object when none exists (§9)."""
+        if self.obj_id is None:
+            t = self.admin.run(t, self.vf, "RESOURCE_OBJ_CREATE", "mig-data-size", obj_id=0, obj_op=0).done_ns
+            t, cmd = self.metadata_get(t, "mig-data-size", 0)
+            t = self.admin.run(t, self.vf, "RESOURCE_OBJ_DESTROY", "mig-data-size", obj_id=0).done_ns
+        else:
+            t, cmd = self.metadata_get(t, "mig-data-size", self.obj_id)
+        return t, cmd.size or 0
+
+    def precopy_info(self, t: int) -> tuple[int, int, int, int]:
+        """VFIO_MIG_GET_PRECOPY_INFO per policy → (time after, ret, initial, dirty)."""
+        policy = self.p.policy
+        t0 = t
+        ctx_size = 0
+        queried = False
+        ret = 0
+        if policy == "cap128":
+            self.calls += 1
+            if self.calls > CAP_CALLS:
+                # V0: success without touching the device; QEMU's zeroed struct echoes back
+                self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=0, snapshot=0,
+                                          initial=0, dirty=0, ret=0))
+                return t, 0, 0, 0
+            queried = True
+        else:
+            if self.rl_begin is None or t > self.rl_begin + HZ_NS:
+                self.rl_begin = t
+                queried = True
+        if queried:
+            t, cmd = self.metadata_get(t, "precopy-info", self.obj_id or 0)
+            if cmd.status:
+                ret = -cmd.status
+                self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=1, snapshot=0,
+                                          initial=0, dirty=0, ret=ret))
+                return t, ret, 0, 0
+            ctx_size = cmd.size or 0
+        snap = 0
+        if self.pre_copy_initial_bytes > self.pos:
+            initial, dirty = self.pre_copy_initial_bytes - self.pos, 0
+        else:
+            initial = 0
+            dirty = (self.max_pos - self.pos) + ctx_size
+            if self.max_pos == self.pos and ctx_size:
+                t = self.snapshot(t, "precopy-info")
+                snap = 1
+        self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=int(queried), snapshot=snap,
+                                  initial=initial, dirty=dirty, ret=ret))
+        return t, ret, initial, dirty
+
+    def read(self, n: int) -> bytes | None:
+        """``read()`` on the data fd: bytes, or None for ENOMSG (pre-copy empty)/EOF."""
+        if self.pos >= self.max_pos:
+            return None
+        data = bytes(self.stream[self.pos:self.pos + n])
+        self.pos += len(data)
+        return data
+
+
+@dataclass
+class _QVf:
+    """QEMU's per-device migration state (hw/vfio/migration.c)."""
+
+    buffer_size: int = 0
+    stop_copy_size: int = 0
+    init: int = 0
+    dirty: int = 0
+    initial_data_sent: bool = False
+    empty_hit: bool = False
+    section_id: int = 0
+
+
+# -------------------------------------------------------------------- model
+
+class _Model:
+    def __init__(self, p: SimProfile, seed: int) -> None:
+        self.p = p
+        self.q = p.qemu
+        self.family = p.qemu.family
+        self.seed = seed
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.units: list[Unit] = []
+        self.events: list[TraceEvent] = []
+        self.admin: list[AdminCmd] = []
+        self.ioctls: list[Ioctl] = []
+        self.src_admin = _Admin("source", p, self.rng, self.admin)
+        self.dst_admin = _Admin("destination", p, self.rng, self.admin)
+        self.vfs = [_SrcVf(i, p, self.src_admin, self.rng) for i in range(p.vfs)]
+        self.qv = [_QVf(section_id=3 + i) for i in range(p.vfs)]
+        self.chunks: list[list[Chunk]] = [[] for _ in range(p.vfs)]
+        self.iterations: list[Iteration] = []
+        self.marks: dict[str, int] = {}
+        self.sth = _Threads(self.family, "source")
+        self.dth = _Threads(self.family, "destination")
+        self.bw = p.link_gbit_per_s * 1e9 / 8 / 1e9       # bytes per ns
+        self.lat = int(p.link_latency_us * US)
+        self.wire_free = {"main": 0}                       # time each flow's link is free
+        self.seq = 0
+        self.ram_pages = p.ram_bytes // PAGE
+        self.nonzero: set[int] = set()
+        self.ram_totals = {"zero": 0, "normal": 0}
+        self.window_start = 0
+        self.window_bytes = 0
+        self.transferred = 0
+        self.multifd_bytes = 0
+        self.multifd_packet_num = 0
+        self.outcome = "completed"
+        self.config_blobs = [bytes(self.rng.integers(0, 256, 256 + 64, dtype=np.uint8)) for _ in range(p.vfs)]
+        self.threshold = self.q.threshold_bytes
+        self.ack_needed = self.q.switchover_ack
+        self.ack_arrival: int | None = None
+        from analysis.simulate.destination import Destination
+
+        self.dst = Destination(self)
+
+    # -- primitives -----------------------------------------------------------
+    def ev(self, side: str, t: int, thread: tuple[int, str], event: str, /, **args: Any) -> None:
+        self.events.append(TraceEvent(side, t, thread[0], thread[1], event, args))
+
+    def sev(self, t: int, event: str, /, **args: Any) -> None:
+        self.ev("source", t, self.sth.mig, event, **args)
+
+    def send(self, t: int, kind: str, nbytes: int, flow: str = "main", **args: Any) -> int:
+        """Write a unit on a source→destination flow at ``t``; returns when the
+        last byte has left (``nbytes`` is the pacing estimate of its size)."""
+        start = max(t, self.wire_free.get(flow, 0))
+        # C's writer spaces the segments of one write 1 us apart; never faster
+        nseg = -(-nbytes // self.p.mss)
+        end = start + max(int(nbytes / self.bw), nseg * US) + 1
+        self.wire_free[flow] = end
+        unit = Unit(start, flow, "c2s", kind, args, self.seq)
+        self.units.append(unit)
+        self.last_unit = unit
+        self.seq += 1
+        self.dst.feed(unit, end + self.lat)
+        self.window_bytes += nbytes
+        self.transferred += nbytes
+        if flow != "main":
+            self.multifd_bytes += nbytes
+        return end
+
+    def rp_send(self, t_dst: int, kind: str, **args: Any) -> int:
+        """Destination writes an RP message at ``t_dst``; the source capture sees
+        it one link latency later.  Returns the arrival time."""
+        arrival = t_dst + self.lat
+        self.units.append(Unit(arrival, "main", "s2c", kind, args, self.seq))
+        self.seq += 1
+        return arrival
+
+    def arrive(self, t_sent_end: int) -> int:
+        return t_sent_end + self.lat
+
+    def jitter(self, ms: float, sigma: float) -> int:
+        return int(ms * MS * math.exp(self.rng.normal(0.0, sigma)))
+
+    def set_state_ev(self, side: str, t: int, thread: tuple[int, str], vf: int, new: str, recover: str) -> None:
+        name = vf_host_name(vf)
+        if self.family == "8.1":
+            self.ev(side, t, thread, "vfio_migration_set_state", name=name, state=new)
+        else:
+            self.ev(side, t, thread, "vfio_migration_set_device_state", name=name, state=new)
+            self.ev(side, t, thread, "vfio_migration_set_state", name=name, new_state=new,
+                    recover_state=recover)
+
+    def ioctl(self, side: str, thread: tuple[int, str], start: int, end: int, call: str, fd: int,
+              cmd: int | None, ret: int) -> None:
+        self.ioctls.append(Ioctl(side, thread[0], thread[1], start, end, call, fd, cmd, ret))
+
+    def window_tick(self, t: int) -> None:
+        """QEMU's per-BUFFER_DELAY bandwidth bookkeeping (``migrate_transferred``)."""
+        if t - self.window_start < WINDOW_NS:
+            return
+        spent_ms = max(1, (t - self.window_start) // MS)
+        bw = self.window_bytes // spent_ms
+        if self.family == "8.1":
+            self.sev(t, "migrate_transferred", tranferred=self.window_bytes, time_spent=spent_ms,
+                     bandwidth=bw, size=self.threshold)
+        else:
+            self.sev(t, "migrate_transferred", transferred=self.window_bytes, time_spent=spent_ms,
+                     bandwidth=bw, avail_bw=self.q.switchover_bandwidth, size=self.threshold)
+        self.window_start, self.window_bytes = t, 0
+
+    # -- RAM ------------------------------------------------------------------
+    def dirty_since(self, t_prev: int, t_now: int, busy_end: int) -> int:
+        p = self.p
+        dt = (t_now - t_prev) / 1e9
+        rate = p.busy_dirty_pages_per_s if t_now < busy_end else p.idle_dirty_pages_per_s
+        n = int(self.rng.poisson(rate * dt)) if rate > 0 else 0
+        if t_now < busy_end:
+            # the busy workload keeps the dirty set above the switchover threshold
+            n = max(n, self.threshold // PAGE + 1)
+        return min(n, self.ram_pages)
+
+    def pick_pages(self, n: int) -> tuple[list[int], list[int]]:
+        """Choose ``n`` dirty page indexes; a few become (or stay) non-zero."""
+        if n <= 0:
+            return [], []
+        idx = sorted(int(x) for x in self.rng.choice(self.ram_pages, size=n, replace=False))
+        normal = []
+        zero = []
+        for i in idx:
+            if self.rng.random() < self.p.dirty_normal_fraction:
+                self.nonzero.add(i)
+            (normal if i in self.nonzero else zero).append(i)
+        return zero, normal
+
+    def ram_section(self, t: int, kind: str, zero: list[int], normal: list[int], **extra: Any) -> int:
+        self.ram_totals["zero"] += len(zero)
+        self.ram_totals["normal"] += len(normal)
+        nbytes = 24 + 9 * len(zero) + (PAGE + 8) * len(normal)
+        seeds = [int(self.rng.integers(0, 2**31)) for _ in normal]
+        return self.send(t, kind, nbytes, zero=zero, normal=normal, page_seeds=seeds,
+                         multifd=self.q.multifd_channels > 0, **extra)
+
+    # -- the run ----------------------------------------------------------------
+    def run(self) -> Timeline:
+        p, q = self.p, self.q
+        t = 0
+        self.marks["start"] = t
+        self.sev(t, "migrate_set_state", new_state="setup")
+        t += 200 * US
+        # destination: it was started with -incoming and is waiting
+        self.sev(t, "savevm_state_header")
+        t = self.send(t, "header", 64, machine=q.machine)
+        if q.switchover_ack or q.return_path:
+            self.sev(t, "savevm_send_open_return_path")
+            self.sev(t, "savevm_command_send", command=1, len=0)
+            t = self.send(t, "cmd_open_return_path", 5)
+            self.sev(t, "savevm_send_ping", val=1)
+            self.sev(t, "savevm_command_send", command=2, len=4)
+            t = self.send(t, "cmd_ping", 9, value=1)
+        if q.multifd_channels:
+            for ch in range(q.multifd_channels):
+                self.ev("source", t, (SRC_PID + 10 + ch, f"mig/src/send_{ch}"), "multifd_send_thread_start", id=ch)
+                self.send(t, "multifd_init", 64, flow=f"multifd{ch}", channel=ch)
+        self.sev(t, "savevm_state_setup")
+        # RAM START
+        self.sev(t, "savevm_section_start", id="ram", section_id=2)
+        t = self.send(t, "ram_start", 40, section_id=2, ram_bytes=p.ram_bytes)
+        self.sev(t, "savevm_section_end", id="ram", section_id=2, ret=0)
+        # VFIO START per device (vfio_save_setup)
+        for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
+            name = vf_host_name(vf)
+            self.sev(t, "savevm_section_start", id=vf_idstr(vf), section_id=qv.section_id)
+            t0 = t
+            t, size = kv.mig_data_size(t + 20 * US)
+            self.ioctl("source", self.sth.mig, t0, t, "ioctl", 30 + vf, 0x3B75, 0)
+            qv.stop_copy_size = size
+            qv.buffer_size = min(QEMU_BUFFER_MAX, size)
+            t0 = t
+            t = kv.enter_precopy(t + 10 * US)
+            self.ioctl("source", self.sth.mig, t0, t, "ioctl", 30 + vf, 0x3B75, 0)
+            self.set_state_ev("source", t, self.sth.mig, vf, "PRE_COPY", "RUNNING")
+            t0 = t
+            t, ret, qv.init, qv.dirty = kv.precopy_info(t + 5 * US)
+            self.ioctl("source", self.sth.mig, t0, t, "ioctl", 40 + vf, 0x3B79, ret)
+            self.sev(t, "vfio_save_setup", name=name, data_buffer_size=qv.buffer_size)
+            t = self.send(t, "vfio_start", 40, vf=vf, section_id=qv.section_id, idstr=vf_idstr(vf))
+            self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
+        self.marks["setup_end"] = t
+        self.sev(t, "migrate_set_state", new_state="active")
+        self.window_start = t
+        # destination side of setup runs as units arrive (see _destination)
+        busy_end = t + int(p.busy_s * 1e9)
+        last_sync = t
+        dirty_pending = self.ram_pages          # bulk stage: everything is dirty
+        bulk = True
+        it = 0
+        while True:
+            it += 1
+            it_start = t
+            # -- pending estimate
+            ram_pending = dirty_pending * PAGE
+            est = ram_pending
+            self.sev(t, "migrate_pending_estimate", size=est + sum(v.init + v.dirty for v in self.qv),
+                     pre=est + sum(v.init + v.dirty for v in self.qv), post=0)
+            for vf, qv in enumerate(self.qv):
+                est += qv.init + qv.dirty
+                self.vfio_est_ev(t, vf, est, qv)
+            exact = False
+            pending = est
+            vfio_it: list[dict[str, int]] = [dict(init=v.init, dirty=v.dirty, stop_copy=v.stop_copy_size, chunk=0,
+                                                  snapshot=0) for v in self.qv]
+            if est < self.threshold:
+                exact = True
+                # RAM: bitmap sync
+                self.sev(t, "migration_bitmap_sync_start")
+                t += 150 * US
+                n = self.dirty_since(last_sync, t, busy_end)
+                last_sync = t
+                dirty_pending = n
+                self.sev(t, "migration_bitmap_sync_end", dirty_pages=n)
+                pending = n * PAGE
+                for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
+                    t0 = t
+                    t, size = kv.mig_data_size(t + 5 * US)
+                    self.ioctl("source", self.sth.mig, t0, t, "ioctl", 30 + vf, 0x3B75, 0)
+                    qv.stop_copy_size = size
+                    nrec = len(kv.records)
+                    t0 = t
+                    t, ret, qv.init, qv.dirty = kv.precopy_info(t + 5 * US)
+                    self.ioctl("source", self.sth.mig, t0, t, "ioctl", 40 + vf, 0x3B79, ret)
+                    vfio_it[vf].update(init=qv.init, dirty=qv.dirty, stop_copy=size,
+                                       snapshot=len(kv.records) - nrec)
+                    pending += size + qv.init + qv.dirty
+                    self.vfio_exact_ev(t, vf, pending, qv)
+                self.sev(t, "migrate_pending_exact", size=pending, pre=pending, post=0)
+            can_switch = (not self.ack_needed) or (self.ack_arrival is not None and self.ack_arrival <= t)
+            if exact and pending < self.threshold and can_switch and not bulk:
+                self.iterations.append(Iteration(it, it_start, t, exact, 0, 0, 0, pending, self.threshold, vfio_it))
+                self.marks["switchover_decision"] = t
+                self.sev(t, "migration_thread_low_pending", pending=pending)
+                break
+            # -- iterate: one PART per active iterable
+            self.sev(t, "savevm_state_iterate")
+            zero, normal = self.pick_pages(dirty_pending) if not bulk else self.bulk_pages()
+            bulk = False
+            self.sev(t, "savevm_section_start", id="ram", section_id=2)
+            t = self.ram_section(t + 30 * US, "ram_part", zero, normal, section_id=2, iteration=it)
+            self.sev(t, "savevm_section_end", id="ram", section_id=2, ret=1)
+            nz, nn = len(zero), len(normal)
+            dirty_pending = 0
+            for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
+                t = self.vfio_iterate(t, vf, kv, qv, it, vfio_it[vf])
+            self.iterations.append(Iteration(it, it_start, t, exact, nz + nn, nz, nn, pending,
+                                             self.threshold, vfio_it))
+            self.window_tick(t)
+            t += self.jitter(q.iteration_ms, q.iteration_sigma)
+            if it > 5000:
+                raise RuntimeError("simulated migration does not converge")
+        self.complete(t, last_sync, busy_end)
+        return self.timeline()
+
+    def bulk_pages(self) -> tuple[list[int], list[int]]:
+        n0 = min(self.p.initial_normal_pages, self.ram_pages)
+        normal = sorted(int(x) for x in self.rng.choice(self.ram_pages, size=n0, replace=False))
+        self.nonzero.update(normal)
+        ns = set(normal)
+        zero = [i for i in range(self.ram_pages) if i not in ns]
+        return zero, normal
+
+    def vfio_est_ev(self, t: int, vf: int, precopy: int, qv: _QVf) -> None:
+        self.sev(t, "vfio_state_pending_estimate", name=vf_host_name(vf), precopy=precopy, postcopy=0,
+                 precopy_init_size=qv.init, precopy_dirty_size=qv.dirty)
+
+    def vfio_exact_ev(self, t: int, vf: int, precopy: int, qv: _QVf) -> None:
+        self.sev(t, "vfio_state_pending_exact", name=vf_host_name(vf), precopy=precopy, postcopy=0,
+                 stopcopy_size=qv.stop_copy_size, precopy_init_size=qv.init, precopy_dirty_size=qv.dirty)
+
+    def vfio_iterate(self, t: int, vf: int, kv: _SrcVf, qv: _QVf, it: int, log: dict[str, int]) -> int:
+        """``vfio_save_iterate``: one read, then END_OF_STATE or INIT_DATA_SENT."""
+        name = vf_host_name(vf)
+        self.sev(t, "savevm_section_start", id=vf_idstr(vf), section_id=qv.section_id)
+        if self.family != "8.1":
+            self.sev(t, "vfio_save_iterate_start", name=name)
+        t0 = t
+        data = kv.read(qv.buffer_size)
+        t += 15 * US
+        self.ioctl("source", self.sth.mig, t0, t, "read", 40 + vf, None, len(data) if data else -42)
+        chunk = None
+        if data:
+            qv.empty_hit = False
+            chunk = Chunk(vf, "precopy", kv.pos - len(data), len(data), t, it)
+            self.sev(t, "vfio_save_block", name=name, data_size=len(data))
+            size = len(data)
+            if qv.init:
+                take = min(qv.init, size)
+                qv.init -= take
+                size -= take
+            qv.dirty -= min(qv.dirty, size)
+            log["chunk"] = len(data)
+        else:
+            if self.family != "8.1" and not qv.empty_hit:
+                self.sev(t, "vfio_save_block_precopy_empty_hit", name=name)
+            qv.empty_hit = True
+            qv.init = qv.dirty = 0
+        term = "END_OF_STATE"
+        if self.q.switchover_ack and not qv.init and not qv.initial_data_sent:
+            term = "DEV_INIT_DATA_SENT"
+            qv.initial_data_sent = True
+        nbytes = 5 + 8 + (16 + len(data) if data else 0) + 5
+        t_end = self.send(t, "vfio_part", nbytes, vf=vf, section_id=qv.section_id,
+                          data=data, terminator=term, iteration=it)
+        if chunk is not None:
+            chunk.ts_ns = self.last_unit.ts_ns
+            self.chunks[vf].append(chunk)
+        self.sev(t, "vfio_save_iterate", name=name, precopy_init_size=qv.init, precopy_dirty_size=qv.dirty)
+        self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=1)
+        return t_end
+
+    # -- switchover -------------------------------------------------------------
+    def complete(self, t: int, last_sync: int, busy_end: int) -> None:
+        p, q, fam = self.p, self.q, self.family
+        new = fam != "8.1"
+        m = self.marks
+        m["downtime_start"] = t
+        if new:
+            self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-downtime-start")
+        # vm_stop_force_state(RUN_STATE_FINISH_MIGRATE)
+        self.sev(t, "runstate_set", current_state=RUN_STATE["running"], current_state_str="running",
+                 new_state=RUN_STATE["finish-migrate"], new_state_str="finish-migrate")
+        self.sev(t, "vm_state_notify", running=0, reason=RUN_STATE["finish-migrate"], reason_str="finish-migrate")
+        t += self.jitter(q.src_vm_stop_ms, 0.1)
+        if new:  # 8.2+: P2P prepare step for every device first
+            for vf, kv in enumerate(self.vfs):
+                t0 = t
+                t = self.src_admin.run(t, vf, "DEV_MODE_SET", "stop", mode_flags=1).done_ns
+                self.ioctl("source", self.sth.mig, t0, t, "ioctl", 30 + vf, 0x3B75, 0)
+                kv.state = "PRE_COPY_P2P"
+                self.set_state_ev("source", t, self.sth.mig, vf, "PRE_COPY_P2P", "ERROR")
+                self.sev(t, "vfio_vmstate_change_prepare", name=vf_host_name(vf), running=0,
+                         reason="finish-migrate", dev_state="PRE_COPY_P2P")
+        m["device_stop_start"] = t
+        for vf, kv in enumerate(self.vfs):
+            t0 = t
+            if not new:
+                t = self.src_admin.run(t, vf, "DEV_MODE_SET", "stop", mode_flags=1).done_ns
+            t, cmd = kv.metadata_get(t, "stopcopy", kv.obj_id or 0)
+            t = kv.snapshot(t, "stopcopy")
+            kv.migf, kv.state = "COMPLETE", "STOP_COPY"
+            self.ioctl("source", self.sth.mig, t0, t, "ioctl", 30 + vf, 0x3B75, 0)
+            self.set_state_ev("source", t, self.sth.mig, vf, "STOP_COPY", "ERROR")
+            self.sev(t, "vfio_vmstate_change", name=vf_host_name(vf), running=0, reason="finish-migrate",
+                     dev_state="STOP_COPY")
+        m["vm_stopped"] = t
+        if new:
+            self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-vm-stopped")
+        self.sev(t, "migration_completion_vm_stop", ret=0)
+        if fam == "10.x":
+            self.sev(t, "migrate_set_state", new_state="device")
+            self.sev(t, "savevm_send_switchover_start")
+            self.sev(t, "savevm_command_send", command=11, len=0)
+            self.send(t, "cmd_switchover_start", 5)
+            m["wire_t0"] = self.last_unit.ts_ns
+            t = self.wire_free["main"]
+        self.sev(t, "savevm_state_complete_precopy")
+        # RAM END: final sync and the last dirty pages
+        self.sev(t, "migration_bitmap_sync_start")
+        t += 150 * US
+        n = self.dirty_since(last_sync, t, busy_end)
+        self.sev(t, "migration_bitmap_sync_end", dirty_pages=n)
+        zero, normal = self.pick_pages(n)
+        self.sev(t, "savevm_section_start", id="ram", section_id=2)
+        ram_t0 = t
+        t = self.ram_section(t + 100 * US, "ram_end", zero, normal, section_id=2)
+        if "wire_t0" not in m:
+            m["wire_t0"] = self.last_unit.ts_ns
+        self.sev(t, "savevm_section_end", id="ram", section_id=2, ret=0)
+        if new:
+            self.sev(t, "vmstate_downtime_save", type="iterable", idstr="ram", instance_id=0,
+                     downtime=(t - ram_t0) // US)
+        m["ram_end"] = t
+        self.ram_final = (len(zero), len(normal))
+        # VFIO END per device
+        for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
+            t = self.vfio_complete(t, vf, kv, qv)
+        m["vfio_end"] = max(t, self.wire_free.get("main", 0), *(self.wire_free.get(f"multifd{c}", 0)
+                                                                 for c in range(q.multifd_channels)))
+        t = m["vfio_end"]
+        if new:
+            self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-iterable-saved")
+        # FULL sections: VFIO config (in 10.x multifd it travelled in the last packet)
+        for vf, qv in enumerate(self.qv):
+            self.sev(t, "savevm_section_start", id=vf_idstr(vf), section_id=qv.section_id)
+            c0 = t
+            if fam == "10.x" and q.multifd_channels:
+                t = self.send(t, "vfio_full", 18, vf=vf, section_id=qv.section_id, idstr=vf_idstr(vf),
+                              config=None)
+            else:
+                self.sev(t, "vfio_save_device_config_state", name=vf_host_name(vf))
+                t += self.jitter(0.3, 0.1)
+                t = self.send(t, "vfio_full", 40 + len(self.config_blobs[vf]), vf=vf,
+                              section_id=qv.section_id, idstr=vf_idstr(vf), config=self.config_blobs[vf])
+            self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
+            if new:
+                self.sev(t, "vmstate_downtime_save", type="non-iterable", idstr=vf_idstr(vf), instance_id=0,
+                         downtime=(t - c0) // US)
+        if new:
+            self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-non-iterable-saved")
+        t = self.send(t, "eof", 1)
+        t = self.send(t + 50 * US, "vmdesc", 200, vfs=p.vfs)
+        m["last_src_byte"] = t
+        self.sev(t, "migration_return_path_end_before")
+        # the destination processed every unit as it arrived; its SHUT ends the return path
+        shut_arrival = m["shut_arrival"]
+        t = max(t, shut_arrival) + 30 * US
+        self.ev("source", shut_arrival, self.sth.rp, "source_return_path_thread_shut",
+                val=1 if self.outcome == "failed" else 0)
+        self.ev("source", shut_arrival + 5 * US, self.sth.rp, "source_return_path_thread_end")
+        if fam == "8.1":
+            self.sev(t, "migration_return_path_end_after", rp_error=0)
+        else:
+            self.sev(t, "migration_return_path_end_after")
+        if self.outcome == "failed":
+            self.sev(t, "migrate_set_state", new_state="failed")
+            # the source resumes the VM: devices back to RUNNING (STOP_COPY→STOP→RUNNING_P2P→RUNNING)
+            m["downtime_end"] = t
+            for vf, kv in enumerate(self.vfs):
+                t = self.src_admin.run(t, vf, "RESOURCE_OBJ_DESTROY", "resume", obj_id=kv.obj_id).done_ns
+                t = self.src_admin.run(t, vf, "DEV_MODE_SET", "resume", mode_flags=0).done_ns
+                self.set_state_ev("source", t, self.sth.main, vf, "RUNNING", "ERROR")
+            self.sev(t, "runstate_set", current_state=RUN_STATE["finish-migrate"],
+                     current_state_str="finish-migrate", new_state=RUN_STATE["running"], new_state_str="running")
+            m["src_vm_resumed"] = t
+        else:
+            self.sev(t, "migrate_set_state", new_state="completed")
+            m["downtime_end"] = t
+            if new:
+                self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-downtime-end")
+            self.sev(t, "runstate_set", current_state=RUN_STATE["finish-migrate"],
+                     current_state_str="finish-migrate", new_state=RUN_STATE["postmigrate"],
+                     new_state_str="postmigrate")
+            for vf, kv in enumerate(self.vfs):
+                t = self.src_admin.run(t + 20 * US, vf, "RESOURCE_OBJ_DESTROY", "cleanup", obj_id=kv.obj_id).done_ns
+                self.set_state_ev("source", t, self.sth.mig, vf, "STOP", "ERROR")
+                self.sev(t, "vfio_save_cleanup", name=vf_host_name(vf))
+        m["end"] = t
+
+    def vfio_complete(self, t: int, vf: int, kv: _SrcVf, qv: _QVf) -> int:
+        """END section: reads until EOF (main channel, or a multifd save thread in 10.x)."""
+        name = vf_host_name(vf)
+        q = self.q
+        multifd = self.family == "10.x" and q.multifd_channels > 0
+        self.sev(t, "savevm_section_start", id=vf_idstr(vf), section_id=qv.section_id)
+        if self.family != "8.1" and not multifd:
+            self.sev(t, "vfio_save_complete_precopy_start", name=name)
+        t0 = t
+        if multifd:
+            t = self.send(t, "vfio_end", 18, vf=vf, section_id=qv.section_id, chunks=[])
+            self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
+            th = (self.sth.dev[0] + vf, f"vfio-save-{vf}")
+            td = t
+            self.ev("source", td, th, "vfio_save_complete_precopy_thread_start", name=name,
+                    idstr=vf_idstr(vf), instance_id=0)
+            idx = 0
+            while True:
+                data = kv.read(qv.buffer_size)
+                td += 12 * US
+                if not data:
+                    break
+                ch = idx % q.multifd_channels
+                self.ev("source", td, th, "vfio_save_block", name=name, data_size=len(data))
+                self.send(td, "multifd_device_state", 276 + 12 + len(data), flow=f"multifd{ch}", vf=vf,
+                          idstr=vf_idstr(vf), idx=idx, data=data, config=None,
+                          packet_num=self.multifd_packet_num)
+                self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data),
+                                             self.last_unit.ts_ns, None))
+                self.multifd_packet_num += 1
+                idx += 1
+            # the config state travels as the last packet
+            ch = idx % q.multifd_channels
+            td += 300 * US
+            self.sev(td, "vfio_save_device_config_state", name=name)
+            end = self.send(td, "multifd_device_state", 276 + 12 + 24 + len(self.config_blobs[vf]),
+                            flow=f"multifd{ch}", vf=vf, idstr=vf_idstr(vf), idx=idx, data=None,
+                            config=self.config_blobs[vf], packet_num=self.multifd_packet_num)
+            self.multifd_packet_num += 1
+            self.ev("source", end, th, "vfio_save_complete_precopy_thread_end", name=name, ret=0)
+            t = max(t, end)
+        else:
+            chunks = []
+            while True:
+                data = kv.read(qv.buffer_size)
+                t += 12 * US
+                if not data:
+                    break
+                self.sev(t, "vfio_save_block", name=name, data_size=len(data))
+                chunks.append(data)
+                self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data), 0, None))
+            t = self.send(t, "vfio_end", 18 + sum(16 + len(c) for c in chunks), vf=vf,
+                          section_id=qv.section_id, chunks=chunks)
+            for c in self.chunks[vf][-len(chunks):] if chunks else []:
+                c.ts_ns = self.last_unit.ts_ns
+            if self.family == "8.1":
+                self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
+            else:
+                self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
+            self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
+        if self.family != "8.1":
+            self.sev(t, "vmstate_downtime_save", type="iterable", idstr=vf_idstr(vf), instance_id=0,
+                     downtime=(t - t0) // US)
+        return t
+
+    def timeline(self) -> Timeline:
+        recs = [kv.records for kv in self.vfs]
+        # phase of each record = phase of the chunk carrying its header
+        for vf, rs in enumerate(recs):
+            for r in rs:
+                for c in self.chunks[vf]:
+                    if c.data_offset <= r.offset < c.data_offset + c.size:
+                        r.phase, r.header_ts_ns = c.phase, c.ts_ns
+                        break
+        self.units.sort(key=lambda u: (u.ts_ns, u.seq))
+        self.events.sort(key=lambda e: e.ts_ns)
+        ram = dict(self.ram_totals, pages=self.ram_pages, final=getattr(self, "ram_final", (0, 0)))
+        return Timeline(self.p, self.seed, self.units, self.events, self.admin, self.ioctls, recs,
+                        self.chunks, self.iterations, self.marks, [kv.info_log for kv in self.vfs],
+                        self.config_blobs, ram, self.outcome)
+
+
+def build_timeline(profile: SimProfile, seed: int) -> Timeline:
+    """Run the model: deterministic for (profile, seed)."""
+    return _Model(profile, seed).run()
