@@ -271,7 +271,8 @@ def _check_group(opcode: int, group: int, member: int, findings: list[Finding]) 
         if member != 0:
             findings.append(Finding("warning", "admin_member_id_unexpected",
                                     f"group_member_id {member} should be 0 here", 16))
-    elif group == A.GROUP_TYPE_SRIOV and member == 0 and opcode in A.OPCODE_GROUP:
+    elif (group == A.GROUP_TYPE_SRIOV and member == 0 and opcode in A.OPCODES
+          and A.OPCODE_GROUP.get(opcode) != A.GROUP_TYPE_SELF):
         findings.append(Finding("warning", "admin_member_id_unexpected",
                                 "group_member_id 0 for an SR-IOV member command (VF numbers start at 1)", 16))
 
