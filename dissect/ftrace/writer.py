@@ -33,18 +33,30 @@ from typing import Any, Iterable, Sequence
 from dissect.ftrace.event import Event
 from dissect.ftrace.formats import EventFormat, parse_format
 
-__all__ = ["write_trace_dat", "ftrace_format_texts", "SCHED_SWITCH_FORMAT", "TRACING_MARK_WRITE"]
+__all__ = ["write_trace_dat", "ftrace_format_texts", "sched_switch_format", "SCHED_SWITCH_FORMAT",
+           "tracing_mark_write_ip", "default_kallsyms", "build_pages", "encode_record"]
 
 # Symbols the written kallsyms holds, so trace-cmd resolves print/raw ips (%ps)
 # the way it does on a real kernel.
 TRACING_MARK_WRITE = 0xFFFFFFFF81498A90
 TRACING_MARK_RAW_WRITE = 0xFFFFFFFF814986E0
-_KALLSYMS = (
-    "ffffffff814986e0 t tracing_mark_raw_write\n"
-    "ffffffff81498830 T __pfx_trace_dump_stack\n"
-    "ffffffff81498a90 t tracing_mark_write\n"
-    "ffffffff81498c00 T __pfx_trace_vbprintk\n"
-)
+_SYMS = ((0x814986E0, "t", "tracing_mark_raw_write"), (0x81498830, "T", "__pfx_trace_dump_stack"),
+         (0x81498A90, "t", "tracing_mark_write"), (0x81498C00, "T", "__pfx_trace_vbprintk"))
+
+
+def kernel_base(long_size: int) -> int:
+    """High bits of kernel text addresses: x86_64 ``0xffffffff…``, i386 ``0xc…`` (3G/1G split)."""
+    return 0xFFFFFFFF00000000 if long_size == 8 else 0x40000000
+
+
+def tracing_mark_write_ip(long_size: int = 8) -> int:
+    """The ``ip`` a marker write records (inside ``tracing_mark_write``) for a kernel long size."""
+    return kernel_base(long_size) | 0x81498A90
+
+
+def default_kallsyms(long_size: int = 8) -> str:
+    w = 2 * long_size
+    return "".join(f"{kernel_base(long_size) | a:0{w}x} {t} {n}\n" for a, t, n in _SYMS)
 
 _COMMON = ("\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
            "\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n"
@@ -173,7 +185,7 @@ def encode_record(fmt: EventFormat, pid: int, fields: dict[str, Any], big: bool,
     return out + bytes((-len(out)) % 4)
 
 
-def _print_fields(ev: Event) -> dict[str, Any]:
+def _print_fields(ev: Event, long_size: int) -> dict[str, Any]:
     buf = ev.fields.get("buf")
     if buf is None:
         buf = ev.text or ""
@@ -183,7 +195,7 @@ def _print_fields(ev: Event) -> dict[str, Any]:
         buf = bytes(buf).decode("utf-8", "replace")
     if not buf.endswith("\n"):
         buf += "\n"
-    return {"ip": ev.fields.get("ip", TRACING_MARK_WRITE), "buf": buf}
+    return {"ip": ev.fields.get("ip", tracing_mark_write_ip(long_size)), "buf": buf}
 
 
 # ---------------------------------------------------------------- pages
@@ -314,13 +326,13 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
         key = (ev.system or "ftrace", ev.event)
         fmt = parsed[key]
         if key == ("ftrace", "print"):
-            fields = _print_fields(ev)
+            fields = _print_fields(ev, long_size)
         elif key == ("ftrace", "raw_data"):
             fields = {"id": ev.fields.get("id", 0), "buf": bytes(ev.fields.get("buf") or b"")}
         else:
             fields = ev.fields
         if key[0] == "ftrace" and key[1] in ("bputs", "bprint") and "ip" not in fields:
-            fields = dict(fields, ip=TRACING_MARK_WRITE)
+            fields = dict(fields, ip=tracing_mark_write_ip(long_size))
         rec = encode_record(fmt, ev.pid or 0, fields, big)
         raw_ts = ev.ts_ns - offset_ns
         if raw_ts < 0:
@@ -348,7 +360,7 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
     ev_blk = u32(len(sys_texts)) + b"".join(
         s.encode() + b"\0" + u32(len(names)) + b"".join(u64(len(t.encode())) + t.encode() for t in names.values())
         for s, names in sys_texts.items())
-    ks = (kallsyms if kallsyms is not None else _KALLSYMS).encode()
+    ks = (kallsyms if kallsyms is not None else default_kallsyms(long_size)).encode()
     ks_blk = u32(len(ks)) + ks
     pk = "".join(f"0x{a:x} : \"{_c_escape(s)}\"\n" for a, s in (printk or {}).items()).encode()
     pk_blk = u32(len(pk)) + pk
