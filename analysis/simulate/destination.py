@@ -79,7 +79,7 @@ class Destination:
                 ret = -cmd.status
                 break
         th = thread or self.th.main
-        self.m.ioctl("destination", th, t - 10 * US, t, "write", 50 + vf, None, ret)
+        self.m.ioctl("destination", th, t - 10 * US, t, "write", 50 + vf, None, ret, len(data))
         if self.fam == "8.1":
             self.ev(t, "vfio_load_state_device_data", th, name=vf_host_name(vf), data_size=len(data), ret=min(ret, 0))
         else:

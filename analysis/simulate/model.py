@@ -155,6 +155,7 @@ class Ioctl:
     fd: int
     cmd: int | None      # ioctl request number
     ret: int
+    count: int = 0       # read/write: bytes requested
 
 
 @dataclass
@@ -486,8 +487,8 @@ class _Model:
                     recover_state=recover)
 
     def ioctl(self, side: str, thread: tuple[int, str], start: int, end: int, call: str, fd: int,
-              cmd: int | None, ret: int) -> None:
-        self.ioctls.append(Ioctl(side, thread[0], thread[1], start, end, call, fd, cmd, ret))
+              cmd: int | None, ret: int, count: int = 0) -> None:
+        self.ioctls.append(Ioctl(side, thread[0], thread[1], start, end, call, fd, cmd, ret, count))
 
     def window_tick(self, t: int) -> None:
         """QEMU's per-BUFFER_DELAY bandwidth bookkeeping (``migrate_transferred``)."""
@@ -679,7 +680,8 @@ class _Model:
         t0 = t
         data = kv.read(qv.buffer_size)
         t += 15 * US
-        self.ioctl("source", self.sth.mig, t0, t, "read", 40 + vf, None, len(data) if data else -42)
+        self.ioctl("source", self.sth.mig, t0, t, "read", 40 + vf, None, len(data) if data else -42,
+                   qv.buffer_size)
         chunk = None
         if data:
             qv.empty_hit = False
@@ -858,6 +860,8 @@ class _Model:
             idx = 0
             while True:
                 data = kv.read(qv.buffer_size)
+                self.ioctl("source", th, td, td + 12 * US, "read", 40 + vf, None, len(data) if data else 0,
+                           qv.buffer_size)
                 td += 12 * US
                 if not data:
                     break
@@ -884,6 +888,8 @@ class _Model:
             chunks = []
             while True:
                 data = kv.read(qv.buffer_size)
+                self.ioctl("source", self.sth.mig, t, t + 12 * US, "read", 40 + vf, None,
+                           len(data) if data else 0, qv.buffer_size)
                 t += 12 * US
                 if not data:
                     break
