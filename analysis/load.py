@@ -138,7 +138,16 @@ def iter_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
     """The contract units of one capture, from its registered emitter."""
     from analysis.emit import emitter_for
 
-    yield from emitter_for(kind)(path, _emit_args())
+    try:
+        emit = emitter_for(kind)
+    except ModuleNotFoundError as e:
+        if kind not in TRACE_KINDS or not (e.name or "").startswith("analysis.emit"):
+            raise
+        from analysis.load_trace import iter_trace_units  # the readers, without the emitter
+
+        yield from iter_trace_units(path, kind)
+        return
+    yield from emit(path, _emit_args())
 
 
 def expand_inputs(paths: Iterable[Path | str]) -> tuple[list[tuple[Path, str | None]], RunManifest | None]:

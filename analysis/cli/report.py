@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Write a self-contained HTML report (tables and plots) and print the summary table.
+
+PATH may be a corpus folder (every run folder under it is one migration), a
+run folder, a run.json, or capture files of one migration.
+
+examples:
+  migtrace report traces/ -o report/        # then open report/index.html
+  migtrace report traces/sim/ traces/real/ -o /tmp/r --no-plots
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+
+NAME = "report"
+HELP = "HTML report (tables and plots) for one or many migrations"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="corpus folder, run folder, run.json or captures")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (DIR/index.html)")
+    p.add_argument("--title", default="migtrace report", help="report title")
+    p.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.cli.summary import missing_paths
+    from analysis.manifest import ManifestError
+    from analysis.report import format_table, group_inputs, load_groups, summary_table, write_report
+
+    missing = missing_paths(args.paths)
+    if missing:
+        print(f"migtrace report: {missing[0]}: no such file or directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        groups = group_inputs(args.paths)
+    except ManifestError as e:
+        print(f"migtrace report: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not groups:
+        print("migtrace report: no migrations found", file=sys.stderr)
+        return EXIT_USAGE
+    loaded = load_groups(groups, progress=True if args.progress else None)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        path = write_report(loaded, args.output, title=args.title, plots_on=not args.no_plots)
+    except OSError as e:
+        print(f"migtrace report: {args.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_table(summary_table(loaded)))
+    print(f"\nreport: {path}")
+    for label, m, msg in loaded:
+        if m is None:
+            print(f"migtrace report: {msg}", file=sys.stderr)
+    errors = sum(1 for _, m, _ in loaded if m is None) + sum(
+        1 for _, m, _ in loaded if m is not None for f in m.findings if f.get("severity") == "error")
+    return EXIT_INPUT_ERRORS if errors else EXIT_OK

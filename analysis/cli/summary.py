@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Summarise migrations: pre-copy iterations, record sizes, PRE_COPY policy, downtime.
+
+CAPTURE files given together are the captures of ONE migration (any mix of
+pcap/pcapng, trace.dat, text traces, QEMU logs, admin captures, info migrate
+output); each RUNDIR (a folder with run.json, or a corpus folder holding run
+folders) is one migration per run folder.
+
+examples:
+  migtrace summary traces/real/qemu-tcp-returnpath.pcap traces/real/qemu-tcp-returnpath.src.log
+  migtrace summary traces/sim/fw-28.41.1000-rl-000/
+  migtrace summary --json run.json | jq 'select(.kind=="device_summary")'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+
+NAME = "summary"
+HELP = "summarise migrations: iterations, record sizes, PRE_COPY policy, downtime"
+#: the analysis' own finding codes (docs/analysis.md); decoder info findings stay out of --json
+ANALYSIS_CODES = {"capture_unreadable", "capture_unknown_format", "capture_decode_failed", "clock_alignment",
+                  "clock_alignment_failed", "device_name_unmapped", "trace_stream_chunk_mismatch",
+                  "stopcopy_size_mismatch", "admin_record_size_mismatch", "record_trailer_present",
+                  "qemu_counter_mismatch"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="CAPTURE|RUNDIR", help="captures of one migration, or run folders")
+    p.add_argument("--json", action="store_true",
+                   help="JSON Lines: migration_summary and device_summary objects (json-lines.md) and findings")
+
+
+def selected_findings(m) -> list[dict]:
+    return [f for f in m.findings if f.get("severity") in ("error", "warning") or f.get("code") in ANALYSIS_CODES]
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    return [p for p in paths if not Path(p).exists()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.cli.output import _json_default
+    from analysis.manifest import ManifestError
+    from analysis.report import format_table, group_inputs, load_groups, summary_table
+    from analysis.summary import summary_objects
+
+    missing = missing_paths(args.paths)
+    if missing:
+        print(f"migtrace summary: {missing[0]}: no such file or directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        groups = group_inputs(args.paths)
+    except ManifestError as e:
+        print(f"migtrace summary: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if not groups:
+        print("migtrace summary: no migrations found", file=sys.stderr)
+        return EXIT_USAGE
+    loaded = load_groups(groups, progress=True if args.progress else None)
+    errors = 0
+    for label, m, msg in loaded:
+        if m is None:
+            print(f"migtrace summary: {msg}", file=sys.stderr)
+            errors += 1
+            continue
+        errors += sum(1 for f in m.findings if f.get("severity") == "error")
+        if args.json:
+            for obj in summary_objects(m) + selected_findings(m):
+                sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=_json_default) + "\n")
+    if not args.json:
+        print(format_table(summary_table(loaded)))
+        for label, m, _ in loaded:
+            if m is None:
+                continue
+            for f in m.findings:
+                if f.get("severity") in ("error", "warning"):
+                    print(f"{label}: {f['severity'].upper()} {f['code']}: {f['message']}")
+    if all(m is None for _, m, _ in loaded):
+        return EXIT_USAGE
+    return EXIT_INPUT_ERRORS if errors else EXIT_OK
