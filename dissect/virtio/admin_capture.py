@@ -314,10 +314,13 @@ def trace_pieces(record_bytes: bytes, max_piece: int = 4000) -> list[bytes]:
     """Split one record into ``trace_marker_raw`` writes of at most ``max_piece`` bytes.
 
     Each write is ``id | total_length | piece_offset | piece bytes`` (u32 LE).
+    Every piece but the last carries a multiple of 4 bytes: the kernel pads
+    each write to 4 bytes and a piece's own length is not recorded, so only
+    the last piece (whose end ``total_length`` gives) may be padded.
     """
-    room = max_piece - PIECE_HDR_LEN
+    room = (max_piece - PIECE_HDR_LEN) & ~3
     if room <= 0:
-        raise ValueError(f"max_piece must exceed {PIECE_HDR_LEN}")
+        raise ValueError(f"max_piece must be at least {PIECE_HDR_LEN + 4}")
     total = len(record_bytes)
     out = []
     off = 0
@@ -379,7 +382,11 @@ class TracePieceJoiner:
             if part is not None:
                 findings.append(self._missing(pid, part, "a new record started"))
             part = self._partial[pid] = _Partial(total, bytearray(), ts_ns)
-        elif part is None or off != len(part.data) or total != part.total:
+        elif part is not None and total == part.total and 0 < len(part.data) - off < 4:
+            # The previous piece was padded by the kernel (a writer that did not
+            # keep pieces 4-aligned): this piece's offset says where it really ended.
+            del part.data[off:]
+        if off and (part is None or off != len(part.data) or total != part.total):
             if part is not None:
                 findings.append(self._missing(pid, part, f"next piece starts at {off}"))
                 del self._partial[pid]
