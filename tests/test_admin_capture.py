@@ -32,8 +32,8 @@ REC_GET_REQ = h("01 00 0000 02000000 003b0000 0f00 0100"
                 "0000 0000 00000000 01 00000000000000")                   # object 0, ALL
 REC_GET_CPL = h("01 01 0000 02000000 003b0000 0f00 0100"
                 "0000 0000 00000000"
-                "0301 00 00 0000000000000000 01000000 0f"                 # DEVICE_STATUS = 0x0f
-                "0201 00 00 12000000 00000000 02000000 0300")             # num_queues = 3
+                "0201 00 00 12000000 00000000 02000000 0300"              # num_queues = 3
+                "0301 00 00 0000000000000000 01000000 0f")                # DEVICE_STATUS = 0x0f
 RECORDS = [REC_META_REQ, REC_META_CPL, REC_GET_REQ, REC_GET_CPL]
 TIMES_US = [16, 64, 80, 160]  # at 1 s + n µs
 
@@ -72,9 +72,9 @@ def _check_objects(lines, fmt):
     assert got["latency_ns"] == 80_000
     parts = [o for o in lines if o["kind"] == "dev_part"]
     assert [(p["admin_tag"], p["index"], p["offset"], p["part_type_name"], p["length"]) for p in parts] == \
-        [(2, 0, 8, "DEVICE_STATUS", 1), (2, 1, 25, "PCI_COMMON_CFG", 2)]
-    assert parts[0]["value"] == {"value": 15, "names": ["ACKNOWLEDGE", "DRIVER", "DRIVER_OK", "FEATURES_OK"]}
-    assert parts[1]["selector"] == {"offset": 18} and parts[1]["value"] == {"field": "num_queues", "value": 3}
+        [(2, 0, 8, "PCI_COMMON_CFG", 2), (2, 1, 26, "DEVICE_STATUS", 1)]
+    assert parts[1]["value"] == {"value": 15, "names": ["ACKNOWLEDGE", "DRIVER", "DRIVER_OK", "FEATURES_OK"]}
+    assert parts[0]["selector"] == {"offset": 18} and parts[0]["value"] == {"field": "num_queues", "value": 3}
     assert lines[-1]["kind"] == "summary" and lines[-1]["format"] == fmt
     assert lines[-1]["counts"]["admin_cmd"] == 2 and lines[-1]["counts"]["dev_part"] == 2
 
@@ -84,9 +84,12 @@ def test_decode_hand_built_pcap(tmp_path):
     path.write_bytes(_pcap_bytes())
     proc, lines = _decode_json(path)
     _check_objects(lines, "pcap")
-    errors = [o for o in lines if o["kind"] == "finding" and o["severity"] == "error"]
-    assert proc.returncode == (1 if errors else 0), proc.stderr
-    assert lines[-1]["errors"] == len(errors)
+    # Only the parts validator speaks: a two-part GET ALL result is an incomplete snapshot.
+    findings = [o for o in lines if o["kind"] == "finding"]
+    assert {f["severity"] for f in findings} <= {"warning", "info"}
+    assert all(f["admin_tag"] == 2 and f["tag"] == 2 and f["owner"] == "0000:3b:00.0" for f in findings)
+    assert proc.returncode == 0, proc.stderr
+    assert lines[-1]["errors"] == 0
 
 
 def test_decode_pcapng_written_by_writer(tmp_path):
@@ -192,7 +195,7 @@ def test_scapy_rdpcap_dissects(tmp_path):
     assert pkts[1][VirtioAdminCmdResult].status == 0
     assert pkts[1][VirtioAdminDevPartsMetadataSize].size == 0xB9
     parts = pkts[3][VirtioAdminDevPartsGetResult].parts
-    assert [p.part_type for p in parts] == [0x103, 0x102]
+    assert [p.part_type for p in parts] == [0x102, 0x103]
     assert pkts[0].sprintf("%AdminCaptureHdr.owner%") == "0000:3b:00.0"
     assert [raw(p) for p in pkts] == RECORDS
 
