@@ -71,6 +71,8 @@ def decode_parts(buf: bytes | bytearray | memoryview, base_offset: int = 0,
     findings: list[Finding] = []
     append = parts.append
     unpack = HDR.unpack_from
+    new = tuple.__new__
+    PT = PartTuple
     while n - pos >= HDR_LEN:
         pt, fl, rsv, sel, ln = unpack(buf, pos)
         end = pos + HDR_LEN + ln
@@ -81,7 +83,7 @@ def decode_parts(buf: bytes | bytearray | memoryview, base_offset: int = 0,
                 f"({end - n} missing) (DP-02)",
                 base_offset + pos, {"rule": "DP-02", "part_type": pt, "missing": end - n}))
             return parts, pos, findings
-        append(PartTuple(base_offset + pos, pt, fl, sel, ln, buf[pos + HDR_LEN:end], rsv))
+        append(new(PT, (base_offset + pos, pt, fl, sel, ln, buf[pos + HDR_LEN:end], rsv)))
         pos = end
     rest = n - pos
     if rest == TRAILER_LEN:
@@ -192,11 +194,24 @@ def decode_value(part: PartTuple | Sequence[Any], device_type: int = 1) -> dict[
     layout gives the decoded prefix plus ``"excess": hex``.
     """
     part_type, sel, v = part[1], part[3], part[5]
+    # Hot path: the fixed-size per-queue parts dominate real snapshots.
+    if part_type == 0x0104 and len(v) == 32:
+        qs, vec, en, _r, d, dr, dv = VQ_CFG.unpack_from(v, 0)
+        return {"queue_size": qs, "vector": vec, "enabled": en,
+                "queue_desc": d, "queue_driver": dr, "queue_device": dv}
+    if part_type == 0x0105 and len(v) == 8:
+        off, data, _r = VQ_NOTIFY.unpack_from(v, 0)
+        return {"queue_notify_off": off, "queue_notif_config_data": data}
     key, used = value_layout(part_type, sel, v, device_type)
     out = _DECODERS[key](v, sel)
     if used < len(v) and key != "raw":
         out["excess"] = bytes(v[used:]).hex()
     return out
+
+
+def decode_values(parts: Sequence[PartTuple], device_type: int = 1) -> list[dict[str, Any]]:
+    """:func:`decode_value` for every part."""
+    return [decode_value(p, device_type) for p in parts]
 
 
 def _d_raw(v, sel):
