@@ -404,7 +404,8 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
     timed = [c for c in caps if _unit_ts(per_cap.get(c.index, [])[:2000])]
     if not timed:
         return []
-    streams = [c for c in timed if c.kind in STREAM_KINDS]
+    streams = [c for c in timed if c.kind in STREAM_KINDS
+               and any(u.get("kind") in ("section", "vfio_chunk", "flow") for u in per_cap[c.index][:5000])]
     ref = streams[0] if streams else timed[0]
     ref_units = per_cap[ref.index]
     ref_wall = A.is_wall_clock(_unit_ts(ref_units[:2000]))

@@ -35,9 +35,28 @@ def iter_trace_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
             yield e.to_json()
             continue
         obj = e.to_json()
-        text = e.text
-        q = cat.parse(text) if text else None
+        q = None
+        for text in _candidates(e):
+            q = cat.parse(text)
+            if q is not None and q.matched:
+                break
         obj["qemu"] = {"event": q.event, "args": q.args} if q is not None and q.matched else None
         yield obj
     for f in late():
         yield f.to_json()
+
+
+def _candidates(e: Any) -> list[str]:
+    """Texts that may hold a QEMU trace line: a print event's buffer (ftrace
+    backend, via trace_marker), else the rendered text without the
+    ``tracing_mark_write:`` prefix."""
+    out = []
+    buf = e.fields.get("buf") if isinstance(e.fields, dict) else None
+    if isinstance(buf, str):
+        out.append(buf.rstrip("\n"))
+    if e.text:
+        t = e.text
+        if t.startswith("tracing_mark_write: "):
+            t = t[len("tracing_mark_write: "):]
+        out.append(t.rstrip("\n"))
+    return out

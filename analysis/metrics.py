@@ -469,8 +469,13 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
     recs = device_records(m, device)
     snaps = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")]
     ts = snaps["ts_ns"].dropna().astype("int64").to_numpy()
+    basis = "records"
+    if not len(recs):
+        gets = admin_precopy(m, "DEV_PARTS_GET")
+        if gets is not None and len(gets):
+            ts, basis = gets["request_ts_ns"].astype("int64").to_numpy(), "admin DEV_PARTS_GET"
     spacing = np.diff(ts) / _NS if len(ts) > 1 else np.array([])
-    ev: dict[str, Any] = {"precopy_snapshots": int(len(snaps)),
+    ev: dict[str, Any] = {"snapshot_basis": basis, "precopy_snapshots": int(len(ts)),
                           "min_spacing_s": float(spacing.min()) if len(spacing) else None,
                           "median_spacing_s": float(np.median(spacing)) if len(spacing) else None}
     # QEMU-reported sizes: permanently zero from some report on?
@@ -494,15 +499,11 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
         t128 = int(parts["ts_ns"].iloc[CAP128_CALLS - 1])
         after_cap = int((ts > t128).sum())
         ev["snapshots_after_128th_part"] = after_cap
-    a = m.admin
-    if len(a):
-        mg = a[a["opcode_name"] == "DEV_PARTS_METADATA_GET"]
-        win = downtime_window(m)
-        if win["start_ns"] is not None:
-            mg = mg[mg["request_ts_ns"] < win["start_ns"]]
+    mg = admin_precopy(m, "DEV_PARTS_METADATA_GET")
+    if mg is not None:
         ev["metadata_get_precopy"] = int(len(mg))
     sub_second = len(spacing) > 0 and spacing.min() < RATELIMIT_MIN_SPACING_S
-    if len(snaps) > MANY_RECORDS:
+    if len(ts) > MANY_RECORDS:
         ev["rule"] = f"more than {MANY_RECORDS} pre-copy snapshots"
         return "ratelimited", ev
     if len(ts) >= RATELIMIT_MIN_RECORDS and spacing.min() >= RATELIMIT_MIN_SPACING_S:
@@ -519,6 +520,31 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
         return "cap128", ev
     ev["rule"] = "no rule of the heuristic matched"
     return "unknown", ev
+
+
+def admin_precopy(m: "Migration", opcode_name: str) -> pd.DataFrame | None:
+    """Admin commands of the source PF during pre-copy.
+
+    The source PF is the owner that issued DEV_PARTS_GET; pre-copy ends at
+    its first DEV_MODE_SET (the device is stopped for stop-copy,
+    vfio-virtio-stream.md §9) or, when the stream is timed, at the switchover.
+    """
+    a = m.admin
+    if not len(a):
+        return None
+    gets = a[a["opcode_name"] == "DEV_PARTS_GET"]
+    if not len(gets):
+        return a.iloc[0:0]
+    owner = gets["owner"].mode().iloc[0]
+    mine = a[(a["owner"] == owner) & a["request_ts_ns"].notna()].sort_values("request_ts_ns")
+    first_get = int(gets[gets["owner"] == owner]["request_ts_ns"].min())
+    stop = mine[(mine["opcode_name"] == "DEV_MODE_SET") & (mine["request_ts_ns"] > first_get)]
+    win = downtime_window(m)
+    cut = int(stop["request_ts_ns"].iloc[0]) if len(stop) else win["start_ns"]
+    sel = mine["opcode_name"] == opcode_name
+    if cut is not None:
+        sel &= mine["request_ts_ns"] < cut
+    return mine[sel]
 
 
 def record_stats(m: "Migration", device: str) -> dict[str, Any]:
@@ -589,9 +615,12 @@ def device_metrics(m: "Migration", device: str) -> dict[str, Any]:
     sc = ch[ch["phase"] == "stopcopy"] if len(ch) else ch
     snaps = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")] if len(recs) else recs
     policy, evidence = precopy_policy(m, device)
+    n_snaps = int(len(snaps)) if len(recs) else None
+    if n_snaps is None and evidence.get("snapshot_basis") != "records" and len(m.devices) == 1:
+        n_snaps = evidence["precopy_snapshots"]
     out: dict[str, Any] = {
         "device": device, "precopy_chunks": precopy_chunks,
-        "precopy_snapshots": int(len(snaps)) if len(recs) else None,
+        "precopy_snapshots": n_snaps,
         "precopy_policy": policy, "precopy_policy_evidence": evidence,
         "stopcopy_records": int((recs["phase"] == "stopcopy").sum()) if len(recs) else None,
         "stopcopy_bytes": int(sc["size_bytes"].sum()) if len(sc) else None,
