@@ -761,8 +761,9 @@ class TraceDat:
         hs = H.section_header(self.big_endian)
         while off + 16 <= self.size:
             h = hs.parse(bytes(self._buf[off:off + 16]))
-            if h.id > 64:
-                break  # not a section header: data follows (e.g. page-aligned CPU data)
+            if h.id not in H.OPTION_NAMES:
+                self._finding("warning", "bad_section_id", f"unknown section id {h.id}; section walk stops", off)
+                break
             out[off] = h.id
             if h.size > self.size - off - 16:
                 self._finding("error", "bad_section_size",
@@ -770,8 +771,11 @@ class TraceDat:
                               f"{self.size - off - 16} remain", off)
                 break
             off += 16 + h.size
-            if h.id == 3:
-                break  # flyrecord data is addressed by offsets, not walked
+        else:
+            if 0 < self.size - off < 16:
+                self._finding("error", "truncated_section",
+                              f"{self.size - off} bytes at the end of the file are not a whole section header",
+                              off)
         return out
 
     def _section_header(self, off: int) -> tuple[int, int, int] | None:
