@@ -297,9 +297,11 @@ def _check_request(opcode: int, out: AdminDict, data_len: int, findings: list[Fi
         findings.append(Finding("info", "admin_unknown_resource_obj_type",
                                 f"resource object type {data['resource_obj_type']:#x} is not laid out "
                                 "by the spec; specific data kept raw", 24))
-    if opcode == A.DRIVER_CAP_SET and data.get("id") != D.DEV_PARTS_CAP:
+    if opcode in (A.DEVICE_CAP_GET, A.DRIVER_CAP_SET) and data.get("id") != D.DEV_PARTS_CAP:
+        what = "data" if opcode == A.DRIVER_CAP_SET else "result"
         findings.append(Finding("info", "admin_unknown_cap_id",
-                                f"capability {data.get('id', 0):#x} data is not laid out by the spec; kept raw", 24))
+                                f"capability {data.get('id', 0):#x} ({data.get('id_name') or 'unassigned'}) "
+                                f"{what} is not laid out by the spec; kept raw", 24))
     if opcode == A.DEV_MODE_SET:
         data["stopped"] = bool(data.get("flags", 0) & D.DEV_MODE_F_STOPPED)
 
