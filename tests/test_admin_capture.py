@@ -325,3 +325,26 @@ def test_joiner_random_input_never_raises(feeds):
         out, f = j.feed(pid, 0, h("74726976") + buf)
         assert all(isinstance(x, Finding) for x in f)
     j.close()
+
+
+def test_admin_trace_decoder_objects():
+    from analysis.emit.admin import AdminTraceDecoder
+
+    dec = AdminTraceDecoder()
+    out = []
+    # request and completion of METADATA_GET from one thread, the GET pair split in pieces on another
+    events = [(10, 1_000, REC_META_REQ), (10, 2_000, REC_META_CPL)]
+    for pid, ts, rec in events:
+        for piece in C.trace_pieces(rec):
+            out += dec.raw_data(pid, ts, struct.unpack_from("<I", piece)[0], _pad4(piece[4:]))
+    for i, piece in enumerate(C.trace_pieces(REC_GET_CPL, max_piece=24)):
+        out += dec.raw_data(11, 3_000 + i, C.TRACE_ID, _pad4(piece[4:]))
+    out += dec.raw_data(11, 9_000, 0x1234, b"\0" * 8)  # someone else's raw_data
+    out += dec.close()
+    kinds = [o["kind"] for o in out]
+    assert kinds[:2] == ["admin_cmd", "admin_result"]
+    assert out[1]["result"] == {"size": 185} and out[1]["latency_ns"] == 1_000 and out[1]["ts_ns"] == 2_000
+    get = next(o for o in out if o["kind"] == "admin_result" and o["tag"] == 2)
+    assert get["ts_ns"] == 3_000 and get["latency_ns"] is None and get["result"]["parts"] == 2
+    assert [o["part_type_name"] for o in out if o["kind"] == "dev_part"] == ["PCI_COMMON_CFG", "DEVICE_STATUS"]
+    assert "admin_completion_unmatched" in [o["code"] for o in out if o["kind"] == "finding"]

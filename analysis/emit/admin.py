@@ -19,7 +19,8 @@ from typing import Any, Iterator
 from analysis.emit.vfio import dev_part_objects
 from dissect.common.findings import Finding
 from dissect.virtio import admin as A
-from dissect.virtio.admin_capture import COMPLETION, REQUEST, AdminRecord, Pairer, iter_admin_records
+from dissect.virtio.admin_capture import (COMPLETION, REQUEST, AdminRecord, Pairer, TracePieceJoiner,
+                                          iter_admin_records)
 from dissect.virtio.admin_data import GET_ALL
 from dissect.virtio.admin_decode import decode_request, decode_result, request_subtype
 
@@ -131,6 +132,17 @@ def _bare(objs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield o
 
 
+def _paired_objects(pairer: Pairer, rec: AdminRecord) -> Iterator[dict[str, Any]]:
+    """Objects of one record of a capture or trace, decoded against its paired request."""
+    ex, pf = pairer.feed(rec)
+    if rec.direction == COMPLETION:
+        yield from admin_objects(rec, ex.request if ex is not None else None)
+        yield from (f.to_json() for f in pf)
+    else:
+        yield from (f.to_json() for f in pf)
+        yield from admin_objects(rec)
+
+
 def emit_admin_capture(path: Path, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """pcap/pcapng of admin records: every record in capture order, completions
     decoded against their request (paired by owner and tag)."""
@@ -138,16 +150,39 @@ def emit_admin_capture(path: Path, args: argparse.Namespace) -> Iterator[dict[st
     for item in iter_admin_records(path, getattr(args, "admin_linktype", None)):
         if isinstance(item, Finding):
             yield item.to_json()
-            continue
-        request = None
-        if item.direction == COMPLETION:
-            ex, pf = pairer.feed(item)
-            request = ex.request if ex is not None else None
-            yield from admin_objects(item, request)
-            yield from (f.to_json() for f in pf)
         else:
-            _, pf = pairer.feed(item)
-            yield from (f.to_json() for f in pf)
-            yield from admin_objects(item)
+            yield from _paired_objects(pairer, item)
     for ex in pairer.close():
         yield from (f.to_json() for f in ex.findings)
+
+
+class AdminTraceDecoder:
+    """Admin records carried by ftrace ``raw_data`` events (admin-capture.md, container 2).
+
+    Feed every ``raw_data`` event in trace order; events whose id is not
+    0x76697274 return nothing.  Pieces are joined per thread; a record's time
+    is its first piece's.  Completions decode against their request.
+    """
+
+    def __init__(self) -> None:
+        self.joiner = TracePieceJoiner()
+        self.pairer = Pairer()
+
+    def raw_data(self, pid: int, ts_ns: int, event_id: int, buf: bytes) -> list[dict[str, Any]]:
+        """Contract objects completed by this event (often none)."""
+        data, findings = self.joiner.feed_raw_data(pid, ts_ns, event_id, buf)
+        out = [f.to_json() for f in findings]
+        if data is None:
+            return out
+        rec, findings = AdminRecord.from_bytes(data, self.joiner.last_ts_ns or ts_ns)
+        out += [f.with_context(pid=pid).to_json() for f in findings]
+        if rec is not None:
+            out += list(_paired_objects(self.pairer, rec))
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        """Findings for incomplete records and unanswered requests at the end of the trace."""
+        out = [f.to_json() for f in self.joiner.close()]
+        for ex in self.pairer.close():
+            out += [f.to_json() for f in ex.findings]
+        return out
