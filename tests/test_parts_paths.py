@@ -88,6 +88,12 @@ def test_dataframe_matches_tuples():
     assert list(df["length"]) == [p.length for p in parts]
     assert list(df["value"]) == [bytes(p.value) for p in parts]
     assert df["part_type_name"].iloc[0] == "DEV_FEATURES"
+    vq = df[df["part_type"] == 0x104]
+    assert list(vq["vq_index"]) == [0, 1, 2, 3, 4]
+    assert df["cfg_offset"].dropna().tolist() == [16, 18]
+    net = df[df["part_type"] == 0x200]
+    assert list(zip(net["cvq_class"], net["cvq_command"]))[:3] == [(0, 0), (0, 1), (1, 1)]
+    assert df["vq_index"].isna().sum() == len(df) - 10
     assert bool(df["optional"].iloc[0]) is True
     assert df.attrs["stop"] == stop == len(buf) - 8
     assert [f.code for f in df.attrs["findings"]] == ["parts_trailer_8"]

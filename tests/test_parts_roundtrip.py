@@ -167,3 +167,17 @@ def test_huge_claimed_lengths_do_not_allocate():
                         "01 00 00 00 ff ff 00 00 00 00 00 00 00")
     (sp, _), (fp, _) = PATHS["scapy"].decode(rss), PATHS["fast"].decode(rss)
     assert sp[0]["value"] == fp[0]["value"] == {"raw": "01000000ffff000000000000" + "00"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(min_size=16, max_size=16), max_size=8), st.binary(max_size=15))
+def test_header_list_round_trip(headers, tail):
+    from dissect.virtio.parts import VirtioDevPartHdrList
+
+    buf = b"".join(headers) + tail
+    lst = VirtioDevPartHdrList(buf)
+    assert len(lst.headers) == len(headers)
+    assert [(h.part_type, int(h.flags), h.reserved, h.raw_selector(), h.length) for h in lst.headers] == \
+        [(int.from_bytes(h[:2], "little"), h[2], h[3], h[4:12], int.from_bytes(h[12:], "little"))
+         for h in headers]
+    assert bytes(lst) == buf

@@ -315,11 +315,22 @@ def part_type_name(part_type: int, device_type: int = 1) -> str | None:
 
 
 COLUMNS = ("offset", "part_type", "part_type_name", "flags", "optional", "reserved",
-           "selector", "length", "value")
+           "selector", "cfg_offset", "vq_index", "cvq_class", "cvq_command", "length", "value")
+
+
+def _selector_columns(pt: int, sel: bytes) -> tuple[int | None, int | None, int | None, int | None]:
+    if pt == N.PCI_COMMON_CFG:
+        return _U32.unpack_from(sel, 0)[0], None, None, None
+    if pt == N.VQ_CFG or pt == N.VQ_NOTIFY_CFG:
+        return None, _U16.unpack_from(sel, 0)[0], None, None
+    if pt == N.NET_CVQ_CFG:
+        return None, None, sel[0], sel[1]
+    return None, None, None, None
 
 
 def parts_dataframe(buf: bytes | bytearray | memoryview, base_offset: int = 0):
-    """One row per part: header fields, the hex selector and the raw value bytes.
+    """One row per part: header fields, the selector (hex and its decoded view)
+    and the raw value bytes.  Selector views that do not apply are <NA>.
 
     Structural findings are attached as ``df.attrs["findings"]`` and the stop
     offset as ``df.attrs["stop"]``.
@@ -330,8 +341,11 @@ def parts_dataframe(buf: bytes | bytearray | memoryview, base_offset: int = 0):
     names = N.PART_TYPES
     df = pd.DataFrame.from_records(
         [(p.offset, p.part_type, names.get(p.part_type), p.flags, bool(p.flags & 1), p.reserved,
-          p.selector.hex(), p.length, bytes(p.value)) for p in parts],
+          p.selector.hex(), *_selector_columns(p.part_type, p.selector), p.length, bytes(p.value))
+         for p in parts],
         columns=list(COLUMNS))
+    for col in ("cfg_offset", "vq_index", "cvq_class", "cvq_command"):
+        df[col] = df[col].astype("Int64")
     df.attrs["findings"] = findings
     df.attrs["stop"] = stop
     return df
