@@ -44,13 +44,13 @@ def tshark_follow(path: Path) -> dict[tuple[str, str], dict[str, bytes]]:
     return result
 
 
-def ours(path: Path, shift: int = 0) -> tuple[dict[tuple[str, str], dict[str, bytes]], object]:
+def ours(path: Path) -> tuple[dict[tuple[str, str], dict[str, bytes]], object]:
     """Our streams keyed like :func:`tshark_follow`.
 
-    Where we report a gap, tshark 4.0 writes the text
+    Where data is missing, tshark 4.0 writes the text
     ``[N bytes missing in capture file]`` and a NUL instead of the bytes;
-    the same marker is put at our gap offsets (``shift`` bytes earlier: see
-    :func:`assert_same_as_tshark`).
+    the same marker is put at our gap offsets, so the comparison also checks
+    that both tools place and size every gap identically.
     """
     got, res = collect(path)
     out: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -62,9 +62,8 @@ def ours(path: Path, shift: int = 0) -> tuple[dict[tuple[str, str], dict[str, by
             kept = bytearray()
             pos = 0
             for a, b in ([] if c is None else c.gaps):
-                kept += buf[pos:a - shift]
+                kept += buf[pos:a]
                 kept += f"[{b - a} bytes missing in capture file]".encode() + b"\0"
-                kept += buf[a - shift:a]
                 pos = b
             kept += buf[pos:]
             streams[d] = bytes(kept)
@@ -73,35 +72,20 @@ def ours(path: Path, shift: int = 0) -> tuple[dict[tuple[str, str], dict[str, by
 
 
 def assert_same_as_tshark(path: Path) -> object:
-    """Every direction of every flow equals tshark's follow output.
-
-    With a gap, tshark 4.0.17 sometimes writes its marker one byte early
-    (before the last byte of the segment preceding the hole: seen after a
-    50688-byte loopback segment); that one placement is accepted too, the
-    bytes themselves must still be identical.
-    """
+    """Every direction of every flow equals tshark's follow output."""
     theirs = tshark_follow(path)
+    mine, res = ours(path)
     assert theirs, "tshark found no TCP stream"
-    variants = [ours(path, 0)]
     for (n0, n1), t in theirs.items():
-        ok = False
-        for mine, res in variants + ([ours(path, 1)] if len(variants) == 1 else []):
-            if (n0, n1) in mine:
-                m = mine[(n0, n1)]
-                same = t["0"] == m["c2s"] and t["1"] == m["s2c"]
-            else:
-                m = mine[(n1, n0)]
-                same = t["0"] == m["s2c"] and t["1"] == m["c2s"]
-            if same:
-                ok = True
-                break
-            if not any(fl.gaps for fl in res.flows):  # type: ignore[attr-defined]
-                break  # no gap: only the exact comparison applies
-        mine0 = variants[0][0]
-        m = mine0.get((n0, n1)) or {"c2s": mine0[(n1, n0)]["s2c"], "s2c": mine0[(n1, n0)]["c2s"]}
-        assert ok, f"{n0}<->{n1}: tshark {len(t['0'])}/{len(t['1'])} bytes, ours {len(m['c2s'])}/{len(m['s2c'])}"
-    assert len(theirs) == len(variants[0][0])
-    return variants[0][1]
+        if (n0, n1) in mine:
+            m = mine[(n0, n1)]
+            assert t["0"] == m["c2s"], f"{n0}->{n1}: tshark {len(t['0'])} vs ours {len(m['c2s'])} bytes"
+            assert t["1"] == m["s2c"], f"{n1}->{n0}: tshark {len(t['1'])} vs ours {len(m['s2c'])} bytes"
+        else:  # tshark's node 0 is the first packet's sender
+            m = mine[(n1, n0)]
+            assert t["0"] == m["s2c"] and t["1"] == m["c2s"], f"{n0}<->{n1}"
+    assert len(theirs) == len(mine)
+    return res
 
 
 REAL_CAPTURES = sorted(p.name for p in REAL.glob("loopback-*.pcap*")) + sorted(
