@@ -129,6 +129,10 @@ class TextTrace:
     ``lost_events`` (cpu → count), ``lines`` (lines read), ``header``
     (what the header block said), ``precision_ns`` (1000 for µs text, 1 for
     ns text; None until the first timestamp).
+
+    Speed: lines are split with ``str`` methods and the per-thread prefix
+    (comm, pid, cpu) is parsed once and cached; only lines that do not fit
+    the common shape go through the full regular expression.
     """
 
     source = "ftrace-text"
@@ -157,54 +161,61 @@ class TextTrace:
                 yield x
 
     # -- chunked line input -------------------------------------------------
-    def _chunks(self) -> Iterator[tuple[str, int, int, bool]]:
-        """(text, byte offset, line number of its first line, is_ascii), whole lines only."""
+    def _line_chunks(self) -> Iterator[tuple[list[str], int, int, bool]]:
+        """(lines, byte offset of the first, its line number, all ASCII), whole lines only."""
         fh = open(self.path, "rb") if not hasattr(self.path, "read") else self.path  # type: ignore[arg-type]
         try:
             carry = b""
             base = 0
-            line = 1
+            lineno = 1
             while True:
                 data = fh.read(CHUNK)
                 if not data:
                     break
-                data = carry + data
+                data = carry + data if carry else data
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     carry = data
                     continue
                 piece, carry = data[:cut], data[cut + 1:]
-                text = piece.decode("utf-8", "surrogateescape")
-                yield text, base, line, piece.isascii()
+                lines = piece.decode("utf-8", "surrogateescape").split("\n")
+                yield lines, base, lineno, piece.isascii()
                 base += cut + 1
-                line += text.count("\n") + 1
+                lineno += len(lines)
             if carry:
-                yield carry.decode("utf-8", "surrogateescape"), base, line, carry.isascii()
+                lines = carry.decode("utf-8", "surrogateescape").split("\n")
+                yield lines, base, lineno, carry.isascii()
         finally:
             if fh is not self.path:
                 fh.close()
 
-    @staticmethod
-    def _byte_off(text: str, pos: int, base: int, ascii_: bool) -> int:
-        return base + (pos if ascii_ else len(text[:pos].encode("utf-8", "surrogateescape")))
-
-    def _finding(self, sev: str, code: str, msg: str, text: str, pos: int, base: int, line0: int,
-                 ascii_: bool, **ctx: Any) -> Finding:
-        ln = line0 + text.count("\n", 0, pos)
-        f = Finding(sev, code, msg, self._byte_off(text, pos, base, ascii_), {"line": ln, **ctx})  # type: ignore[arg-type]
+    def _finding(self, sev: str, code: str, msg: str, off: int, lineno: int, **ctx: Any) -> Finding:
+        f = Finding(sev, code, msg, off, {"line": lineno, **ctx})  # type: ignore[arg-type]
         self.findings.append(f)
         return f
 
-    def _lost(self, cpu: int, count: int | None, text: str, pos: int, base: int, line0: int,
-              ascii_: bool) -> Finding:
+    def _lost(self, cpu: int, count: int | None, off: int, lineno: int) -> Finding:
         if count is not None:
             self.lost_events[cpu] = self.lost_events.get(cpu, 0) + count
         what = f"{count} events" if count is not None else "events (count not recorded)"
         return self._finding("warning", "lost_events", f"CPU {cpu}: the kernel lost {what} here",
-                             text, pos, base, line0, ascii_, cpu=cpu, count=count)
+                             off, lineno, cpu=cpu, count=count)
+
+    def _unparsed(self, line: str, off: int, lineno: int, what: str) -> Finding:
+        return self._finding("warning", "text_line_unparsed", f"line {lineno}: not {what}: {line[:80]!r}",
+                             off, lineno)
 
     def _run(self) -> Iterator[Event | Finding]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _blen(s: str) -> int:
+    return len(s.encode("utf-8", "surrogateescape"))
+
+
+_HEAD_TRACE = re.compile(r"^[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)$")
+_HEAD_REPORT = re.compile(r"^(?:([^\s:]+):)?[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)$")
+_CACHE_MAX = 1 << 16
 
 
 class FtraceText(TextTrace):
@@ -214,72 +225,112 @@ class FtraceText(TextTrace):
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
-        prev: Event | None = None          # held back: the next line may continue its text
-        prev_is_print = False
+        scale_of = _SCALE
+        heads: dict[str, Any] = {}
+        heads_get = heads.get
+        Ev = Event
+        prev: Event | None = None   # held back: the next line may continue a marker's text
         header_done = False
-        for text, base, line0, ascii_ in self._chunks():
-            for m in _FTRACE_RE.finditer(text):
-                self.lines += 1
-                comm, pid, tgid, cpu, flags, sec, frac, rest, other = m.groups()
-                if comm is None:
-                    if not other:
-                        continue
-                    pos = m.start()
-                    if other[0] == "#":
-                        if not header_done:
-                            self._header_line(other)
-                        continue
-                    lm = _LOST_RE.match(other)
-                    if lm:
-                        if prev is not None:
-                            yield prev
-                            prev = None
-                        yield self._lost(int(lm.group(1)), int(lm.group(2)), text, pos, base, line0, ascii_)
-                        continue
-                    if prev_is_print and prev is not None:
-                        # a marker with an embedded newline continues unprefixed
-                        prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + other + "\n"
-                        prev.text = prev.text + "\n" + other  # type: ignore[operator]
-                        continue
+        for lines, off, lineno, ascii_ in self._line_chunks():
+            self.lines += len(lines)
+            for line in lines:
+                here = off
+                off += (len(line) if ascii_ else _blen(line)) + 1
+                lineno += 1
+                i = line.find("] ")
+                k = line.find(": ", i) if i > 0 else -1
+                ev: Event | None = None
+                if k > 0:
+                    key = line[:i]
+                    hc = heads_get(key)
+                    if hc is None:
+                        hm = _HEAD_TRACE.match(key)
+                        hc = (hm.group(1), int(hm.group(2)), int(hm.group(4))) if hm else False
+                        if len(heads) > _CACHE_MAX:
+                            heads.clear()
+                        heads[key] = hc
+                    if hc:
+                        mid = line[i + 2:k]
+                        tsx = mid[mid.rfind(" ") + 1:]
+                        dot = tsx.find(".")
+                        scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
+                        if scale is not None:
+                            try:
+                                ts = int(tsx[:dot] + tsx[dot + 1:]) * scale
+                            except ValueError:
+                                ts = -1
+                            if ts >= 0:
+                                comm, pid, cpu = hc
+                                rest = line[k + 2:]
+                                if rest[:20] == "tracing_mark_write: ":
+                                    body = rest[20:]
+                                    ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
+                                            {"ip": "tracing_mark_write", "buf": body + "\n"},
+                                            "tracing_mark_write: " + body, here)
+                                else:
+                                    ev = self._other_event(ts, cpu, pid, comm, rest, here)
+                                if self.precision_ns is None:
+                                    self.precision_ns = scale
+                if ev is not None:
+                    header_done = True
+                    if prev is not None:
+                        yield prev
+                    prev = ev
+                    continue
+                # everything else: header, lost events, continuation, garbage
+                if not line:
+                    continue
+                if line[0] == "#":
+                    if not header_done:
+                        self._header_line(line)
+                    continue
+                lm = _LOST_RE.match(line)
+                if lm:
                     if prev is not None:
                         yield prev
                         prev = None
-                    yield self._finding("warning", "text_line_unparsed",
-                                        f"not an ftrace text line: {other[:80]!r}",
-                                        text, pos, base, line0, ascii_)
+                    yield self._lost(int(lm.group(1)), int(lm.group(2)), here, lineno - 1)
                     continue
-                header_done = True
+                m = _FTRACE_RE.match(line)
+                if m is not None and m.group(1) is not None and m.group(8) is not None:
+                    ev = self._slow_event(m, here)
+                    if ev is not None:
+                        if prev is not None:
+                            yield prev
+                        prev = ev
+                        continue
+                if prev is not None and prev.event == "print" and prev.system == "ftrace":
+                    # a marker with an embedded newline continues on an unprefixed line
+                    prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
+                    prev.text = prev.text + "\n" + line  # type: ignore[operator]
+                    continue
                 if prev is not None:
                     yield prev
-                if self.precision_ns is None:
-                    self.precision_ns = _SCALE.get(len(frac), 1)
-                ts = int(sec + frac) * _SCALE.get(len(frac), 1)
-                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
-                prev_is_print = False
-                if rest.startswith("tracing_mark_write: "):
-                    body = rest[20:]
-                    prev = Event(src, ts, int(cpu), int(pid), comm, "ftrace", "print",
-                                 {"ip": "tracing_mark_write", "buf": body + "\n"},
-                                 "tracing_mark_write: " + body, off)
-                    prev_is_print = True
-                elif rest[:2] == "# ":
-                    rm = _RAW_TRACE_RE.match(rest)
-                    if rm:
-                        f = _raw_event_fields(rm.group(1), rm.group(2))
-                        prev = Event(src, ts, int(cpu), int(pid), comm, "ftrace", "raw_data", f, _raw_text(f), off)
-                    else:
-                        prev = None
-                        yield self._finding("warning", "text_line_unparsed",
-                                            f"bad raw_data payload: {rest[:80]!r}", text, m.start(), base,
-                                            line0, ascii_)
-                        continue
-                else:
-                    prev = self._other_event(ts, int(cpu), int(pid), comm, rest, off)
-                    prev_is_print = prev.event == "print"
+                    prev = None
+                yield self._unparsed(line, here, lineno - 1, "an ftrace text line")
         if prev is not None:
             yield prev
 
+    def _slow_event(self, m: re.Match, off: int) -> Event | None:
+        comm, pid, _tgid, cpu, _flags, sec, frac, rest = m.groups()[:8]
+        scale = _SCALE.get(len(frac))
+        if scale is None:
+            return None
+        ts = int(sec + frac) * scale
+        if self.precision_ns is None:
+            self.precision_ns = scale
+        if rest.startswith("tracing_mark_write: "):
+            body = rest[20:]
+            return Event(self.source, ts, int(cpu), int(pid), comm, "ftrace", "print",
+                         {"ip": "tracing_mark_write", "buf": body + "\n"}, "tracing_mark_write: " + body, off)
+        return self._other_event(ts, int(cpu), int(pid), comm, rest, off)
+
     def _other_event(self, ts: int, cpu: int, pid: int, comm: str, rest: str, off: int) -> Event:
+        if rest[:2] == "# ":
+            rm = _RAW_TRACE_RE.match(rest)
+            if rm:
+                f = _raw_event_fields(rm.group(1), rm.group(2))
+                return Event(self.source, ts, cpu, pid, comm, "ftrace", "raw_data", f, _raw_text(f), off)
         name, sep, payload = rest.partition(": ")
         if not sep or " " in name:
             fm = re.match(r"^(\S+) <-(\S+)$", rest)
@@ -293,8 +344,8 @@ class FtraceText(TextTrace):
                 f = _switch_fields(sm.groups())
                 return Event(self.source, ts, cpu, pid, comm, "sched", name, f,
                              _render_switch(f, sm.group(4)), off)
-        if _KV_RE.search(payload) is None and payload:
-            # "<symbol>: <text>": trace_printk (bprint/bputs/print from elsewhere)
+        if payload and _KV_RE.search(payload) is None:
+            # "<symbol>: <text>": trace_printk output (bprint/bputs) or a print from elsewhere
             return Event(self.source, ts, cpu, pid, comm, "ftrace", "print",
                          {"ip": name, "buf": payload + "\n"}, f"{name}: {payload}", off)
         return Event(self.source, ts, cpu, pid, comm, _system_of(name), name, _kv_fields(payload), None, off)
@@ -322,85 +373,114 @@ class ReportText(TextTrace):
     source = "trace-cmd-report"
 
     def _run(self) -> Iterator[Event | Finding]:
-        src = self.source
+        scale_of = _SCALE
+        heads: dict[str, Any] = {}
         prev: Event | None = None
-        for text, base, line0, ascii_ in self._chunks():
-            for m in _REPORT_RE.finditer(text):
-                self.lines += 1
-                inst, comm, pid, tgid, cpu, flags, sec, frac, event, rest, other = m.groups()
-                if comm is None:
-                    if not other:
-                        continue
-                    pos = m.start()
-                    o = other.strip()
-                    if o.startswith("cpus="):
-                        if o[5:].isdigit():
-                            self.header["cpus"] = int(o[5:])
-                        continue
-                    if o.startswith("version ="):
-                        v = o.split("=", 1)[1].strip()
-                        self.header["version"] = int(v) if v.isdigit() else v
-                        continue
-                    dm = _DROPPED_RE.match(o)
-                    if dm:
-                        if prev is not None:
-                            yield prev
-                            prev = None
-                        cnt = int(dm.group(2)) if dm.group(2) else None
-                        yield self._lost(int(dm.group(1)), cnt, text, pos, base, line0, ascii_)
-                        continue
-                    if prev is not None and prev.event == "print":
-                        prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + other + "\n"
-                        prev.text = prev.text + "\n" + other  # type: ignore[operator]
-                        continue
+        for lines, off, lineno, ascii_ in self._line_chunks():
+            self.lines += len(lines)
+            for line in lines:
+                here = off
+                off += (len(line) if ascii_ else _blen(line)) + 1
+                lineno += 1
+                i = line.find("] ")
+                k = line.find(": ", i) if i > 0 else -1
+                e = line.find(":", k + 2) if k > 0 else -1
+                ev: Event | None = None
+                if e > 0:
+                    key = line[:i]
+                    hc = heads.get(key)
+                    if hc is None:
+                        hm = _HEAD_REPORT.match(key)
+                        hc = (hm.group(2), int(hm.group(3)), int(hm.group(5)), hm.group(1)) if hm else False
+                        if len(heads) > _CACHE_MAX:
+                            heads.clear()
+                        heads[key] = hc
+                    if hc:
+                        mid = line[i + 2:k]
+                        tsx = mid[mid.rfind(" ") + 1:]
+                        dot = tsx.find(".")
+                        scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
+                        if scale is not None:
+                            try:
+                                ts = int(tsx[:dot] + tsx[dot + 1:]) * scale
+                            except ValueError:
+                                ts = -1
+                            if ts >= 0:
+                                if self.precision_ns is None or scale > self.precision_ns:
+                                    self.precision_ns = scale
+                                ev = self._event(ts, hc, line[k + 2:e], line[e + 1:].lstrip(" "), here)
+                if ev is not None:
+                    if prev is not None:
+                        yield prev
+                    prev = ev
+                    continue
+                if not line:
+                    continue
+                o = line.strip()
+                if o.startswith("cpus="):
+                    if o[5:].isdigit():
+                        self.header["cpus"] = int(o[5:])
+                    continue
+                if o.startswith("version ="):
+                    v = o.split("=", 1)[1].strip()
+                    self.header["version"] = int(v) if v.isdigit() else v
+                    continue
+                dm = _DROPPED_RE.match(o)
+                if dm:
                     if prev is not None:
                         yield prev
                         prev = None
-                    yield self._finding("warning", "text_line_unparsed",
-                                        f"not a trace-cmd report line: {other[:80]!r}",
-                                        text, pos, base, line0, ascii_)
+                    cnt = int(dm.group(2)) if dm.group(2) else None
+                    yield self._lost(int(dm.group(1)), cnt, here, lineno - 1)
+                    continue
+                m = _REPORT_RE.match(line)
+                if m is not None and m.group(2) is not None and m.group(10) is not None:
+                    inst, comm, pid, _tgid, cpu, _flags, sec, frac, event, rest = m.groups()[:10]
+                    scale = _SCALE.get(len(frac))
+                    if scale is not None:
+                        ev = self._event(int(sec + frac) * scale, (comm, int(pid), int(cpu), inst),
+                                         event, rest, here)
+                        if ev is not None:
+                            if prev is not None:
+                                yield prev
+                            prev = ev
+                            continue
+                if prev is not None and prev.event == "print":
+                    prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
+                    prev.text = prev.text + "\n" + line  # type: ignore[operator]
                     continue
                 if prev is not None:
                     yield prev
-                scale = _SCALE.get(len(frac), 1)
-                if self.precision_ns is None or scale > self.precision_ns:
-                    self.precision_ns = scale
-                ts = int(sec + frac) * scale
-                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
-                icpu, ipid = int(cpu), int(pid)
-                if event == "print":
-                    if rest.startswith("ip="):  # -R: "ip=<sym> buf=<text>"
-                        sym, _, body = rest[3:].partition(" buf=")
-                    else:
-                        sym, _, body = rest.partition(": ")
-                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", "print",
-                                 {"ip": sym, "buf": body + "\n"}, f"{sym}: {body}", off, inst)
-                elif event == "raw_data":
-                    rm = _RAW_REPORT_RE.match(rest)
-                    if rm is None:
-                        prev = None
-                        yield self._finding("warning", "text_line_unparsed",
-                                            f"bad raw_data payload: {rest[:80]!r}", text, m.start(), base,
-                                            line0, ascii_)
-                        continue
-                    f = _raw_event_fields(rm.group(1), rm.group(2))
-                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", "raw_data", f, _raw_text(f), off, inst)
-                elif event in ("bprint", "bputs"):
-                    sym, _, body = rest.partition(": ")
-                    prev = Event(src, ts, icpu, ipid, comm, "ftrace", event, {"ip": sym},
-                                 f"{sym}: {body}", off, inst)
-                elif event == "sched_switch":
-                    sm = _SWITCH_REPORT_RE.match(rest)
-                    if sm:
-                        prev = Event(src, ts, icpu, ipid, comm, "sched", event, _switch_fields(sm.groups()),
-                                     rest, off, inst)
-                    else:
-                        prev = Event(src, ts, icpu, ipid, comm, "sched", event, _kv_fields(rest), None, off, inst)
-                else:
-                    prev = Event(src, ts, icpu, ipid, comm, _system_of(event), event, _kv_fields(rest),
-                                 None, off, inst)
+                    prev = None
+                yield self._unparsed(line, here, lineno - 1, "a trace-cmd report line")
         if prev is not None:
             yield prev
+
+    def _event(self, ts: int, hc: tuple[str, int, int, str | None], event: str, rest: str,
+               off: int) -> Event | None:
+        comm, pid, cpu, inst = hc
+        src = self.source
+        if event == "print":
+            if rest[:3] == "ip=":  # -R: "ip=<sym> buf=<text>"
+                sym, _, body = rest[3:].partition(" buf=")
+            else:
+                sym, _, body = rest.partition(": ")
+            return Event(src, ts, cpu, pid, comm, "ftrace", "print", {"ip": sym, "buf": body + "\n"},
+                         sym + ": " + body, off, inst)
+        if event == "raw_data":
+            rm = _RAW_REPORT_RE.match(rest)
+            if rm is None:
+                return None
+            f = _raw_event_fields(rm.group(1), rm.group(2))
+            return Event(src, ts, cpu, pid, comm, "ftrace", "raw_data", f, _raw_text(f), off, inst)
+        if event in ("bprint", "bputs"):
+            sym, _, body = rest.partition(": ")
+            return Event(src, ts, cpu, pid, comm, "ftrace", event, {"ip": sym}, f"{sym}: {body}", off, inst)
+        if event == "sched_switch":
+            sm = _SWITCH_REPORT_RE.match(rest)
+            if sm:
+                return Event(src, ts, cpu, pid, comm, "sched", event, _switch_fields(sm.groups()), rest, off, inst)
+        return Event(src, ts, cpu, pid, comm, _system_of(event), event, _kv_fields(rest), None, off, inst)
 
 
 class QemuLog(TextTrace):
@@ -411,35 +491,65 @@ class QemuLog(TextTrace):
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
         iso_cache: dict[str, int] = {}
-        for text, base, line0, ascii_ in self._chunks():
-            for m in _QEMU_RE.finditer(text):
-                self.lines += 1
-                tid, sec, usec, iso, isofrac, name, args, bname, bargs, other = m.groups()
-                off = base + m.start() if ascii_ else self._byte_off(text, m.start(), base, ascii_)
-                if name is not None:
-                    if tid is not None:
-                        ts = int(sec) * 1_000_000_000 + int(usec) * _SCALE.get(len(usec), 1)
-                        scale = _SCALE.get(len(usec), 1)
-                        pid: int | None = int(tid)
-                    else:
-                        secs = iso_cache.get(iso)
-                        if secs is None:
+        scale_of = _SCALE
+        for lines, off, lineno, ascii_ in self._line_chunks():
+            self.lines += len(lines)
+            for line in lines:
+                here = off
+                off += (len(line) if ascii_ else _blen(line)) + 1
+                lineno += 1
+                at = line.find("@", 1, 12)
+                if at > 0:
+                    colon = line.find(":", at)
+                    dot = line.find(".", at, colon)
+                    name, sp, args = line[colon + 1:].partition(" ")
+                    scale = scale_of.get(colon - dot - 1) if dot > 0 else None
+                    if scale is not None and name.isidentifier():
+                        try:
+                            tid = int(line[:at])
+                            ts = int(line[at + 1:dot] + line[dot + 1:colon]) * scale
+                        except ValueError:
+                            tid = -1
+                        if tid >= 0:
+                            if self.precision_ns is None:
+                                self.precision_ns = scale
+                            yield Event(src, ts, None, tid, None, "qemu", name, {},
+                                        line[colon + 1:], here)
+                            continue
+                if not line:
+                    continue
+                m = _QEMU_RE.match(line)
+                tid, sec, usec, iso, isofrac, name, args, bname, bargs, other = m.groups()  # type: ignore[union-attr]
+                if name is not None and iso is not None:
+                    secs = iso_cache.get(iso)
+                    if secs is None:
+                        try:
                             secs = calendar.timegm(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S").timetuple())
-                            iso_cache[iso] = secs
-                        scale = _SCALE.get(len(isofrac), 1) if isofrac else 1_000_000_000
-                        ts = secs * 1_000_000_000 + (int(isofrac) * scale if isofrac else 0)
-                        pid = None
+                        except ValueError:
+                            yield self._unparsed(line, here, lineno - 1, "a QEMU trace line (bad date)")
+                            continue
+                        iso_cache[iso] = secs
+                    scale = scale_of.get(len(isofrac), 1) if isofrac else 1_000_000_000
+                    ts = secs * 1_000_000_000 + (int(isofrac) * scale if isofrac else 0)
                     if self.precision_ns is None or scale > self.precision_ns:
                         self.precision_ns = scale
-                    yield Event(src, ts, None, pid, None, "qemu", name, {},
-                                name + " " + args if args is not None else name, off)
+                    yield Event(src, ts, None, None, None, "qemu", name, {},
+                                name + " " + args if args is not None else name, here)
+                elif name is not None:
+                    scale = scale_of.get(len(usec), 1)
+                    if self.precision_ns is None:
+                        self.precision_ns = scale
+                    yield Event(src, int(sec + usec) * scale, None, int(tid), None, "qemu", name, {},
+                                name + " " + args if args is not None else name, here)
                 elif bname is not None:
                     yield Event(src, None, None, None, None, "qemu", bname, {},  # type: ignore[arg-type]
-                                bname + " " + bargs if bargs is not None else bname, off)
-                elif other:
-                    yield self._finding("info", "text_line_unparsed",
-                                        f"not a QEMU trace line: {other[:80]!r}",
-                                        text, m.start(), base, line0, ascii_)
+                                bname + " " + bargs if bargs is not None else bname, here)
+                else:
+                    f = Finding("info", "text_line_unparsed",
+                                f"line {lineno - 1}: not a QEMU trace line: {line[:80]!r}", here,
+                                {"line": lineno - 1})
+                    self.findings.append(f)
+                    yield f
 
 
 def read_ftrace_text(path: str | os.PathLike | BinaryIO) -> FtraceText:
