@@ -103,8 +103,20 @@ def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     captures.append({"path": "admin-destination.pcapng", "role": "admin"})
     truth = make_truth(tl, bytes_main=bytes_main, bytes_multifd=bytes_multifd)
     manifest = run_manifest(p, seed, captures, truth, clk)
-    (out / "run.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    (out / "run.json").write_text(dump_manifest(manifest))
     return out
+
+
+def dump_manifest(manifest: dict[str, Any]) -> str:
+    """run.json text: one line per top-level field and per truth field (compact, diffable)."""
+    lines = []
+    for k, v in manifest.items():
+        if k == "truth":
+            inner = [f'  {json.dumps(tk)}: {json.dumps(tv, separators=(",", ":"))}' for tk, tv in v.items()]
+            lines.append(f' {json.dumps(k)}: {{\n' + ",\n".join(inner) + "\n }")
+        else:
+            lines.append(f" {json.dumps(k)}: {json.dumps(v)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _ms(ns: int) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dissect.qemu import wire as W
 from dissect.vfio.stream import RecordSplitter
 
 from analysis.simulate.model import MS, RUN_STATE, US, Unit, vf_host_name, vf_idstr
@@ -21,10 +22,9 @@ from analysis.simulate.model import MS, RUN_STATE, US, Unit, vf_host_name, vf_id
 if TYPE_CHECKING:
     from analysis.simulate.model import _Model
 
-MARK = {"END_OF_STATE": 0xFFFFFFFFEF100001, "DEV_CONFIG_STATE": 0xFFFFFFFFEF100002,
-        "DEV_SETUP_STATE": 0xFFFFFFFFEF100003, "DEV_DATA_STATE": 0xFFFFFFFFEF100004,
-        "DEV_INIT_DATA_SENT": 0xFFFFFFFFEF100005}
-SECTION = {"START": 1, "PART": 2, "END": 3, "FULL": 4}
+MARK = {"END_OF_STATE": W.VFIO_MIG_FLAG_END_OF_STATE, "DEV_CONFIG_STATE": W.VFIO_MIG_FLAG_DEV_CONFIG_STATE,
+        "DEV_SETUP_STATE": W.VFIO_MIG_FLAG_DEV_SETUP_STATE, "DEV_DATA_STATE": W.VFIO_MIG_FLAG_DEV_DATA_STATE,
+        "DEV_INIT_DATA_SENT": W.VFIO_MIG_FLAG_DEV_INIT_DATA_SENT}
 
 
 class _DstVf:

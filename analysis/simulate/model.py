@@ -112,6 +112,7 @@ class Chunk:
     size: int
     ts_ns: int
     iteration: int | None
+    unit: "Unit | None" = None
 
 
 @dataclass
@@ -128,6 +129,8 @@ class Unit:
     kind: str
     args: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
+    write: int = 0           # units with the same write id leave in one write()
+    end_ns: int = 0          # capture time of the segment holding the unit's last byte
 
 
 @dataclass
@@ -419,6 +422,8 @@ class _Model:
         self.bw = p.link_gbit_per_s * 1e9 / 8 / 1e9       # bytes per ns
         self.lat = int(p.link_latency_us * US)
         self.wire_free = {"main": 0}                       # time each flow's link is free
+        self.pending: list[tuple[Unit, int]] = []          # QEMUFile buffer of the main channel
+        self.write_id = 0
         self.seq = 0
         self.ram_pages = p.ram_bytes // PAGE
         self.nonzero: set[int] = set()
@@ -445,22 +450,45 @@ class _Model:
         self.ev("source", t, self.sth.mig, event, **args)
 
     def send(self, t: int, kind: str, nbytes: int, flow: str = "main", **args: Any) -> int:
-        """Write a unit on a source→destination flow at ``t``; returns when the
-        last byte has left (``nbytes`` is the pacing estimate of its size)."""
-        start = max(t, self.wire_free.get(flow, 0))
-        # C's writer spaces the segments of one write 1 us apart; never faster
-        nseg = -(-nbytes // self.p.mss)
-        end = start + max(int(nbytes / self.bw), nseg * US) + 1
-        self.wire_free[flow] = end
-        unit = Unit(start, flow, "c2s", kind, args, self.seq)
+        """Queue a unit on a source→destination flow.  The main channel is a
+        buffered QEMUFile: units leave together at the next :meth:`flush`;
+        multifd packets are written at once.  ``nbytes`` is the pacing
+        estimate of the unit's size.  Returns ``t`` (main) or when the packet
+        has left (multifd)."""
+        unit = Unit(t, flow, "c2s", kind, args, self.seq)
+        self.seq += 1
         self.units.append(unit)
         self.last_unit = unit
-        self.seq += 1
-        self.dst.feed(unit, end + self.lat)
         self.window_bytes += nbytes
         self.transferred += nbytes
-        if flow != "main":
-            self.multifd_bytes += nbytes
+        if flow == "main":
+            self.pending.append((unit, nbytes))
+            return t
+        self.multifd_bytes += nbytes
+        return self._write(t, flow, [(unit, nbytes)])
+
+    def flush(self, t: int) -> int:
+        """``qemu_fflush``: the buffered main-channel units leave in one write."""
+        if not self.pending:
+            return t
+        batch, self.pending = self.pending, []
+        return self._write(t, "main", batch)
+
+    def _write(self, t: int, flow: str, batch: list[tuple[Unit, int]]) -> int:
+        start = max(t, self.wire_free.get(flow, 0))
+        # C's writer spaces the segments of one write 1 us apart
+        mss, seg_ns = self.p.mss, US
+        off = 0
+        self.write_id += 1
+        for unit, nbytes in batch:
+            off += nbytes
+            unit.ts_ns, unit.write = start, self.write_id
+            unit.end_ns = start + ((max(off, 1) - 1) // mss) * seg_ns
+        nseg = -(-off // mss)
+        end = start + max(int(off / self.bw), nseg * seg_ns) + 1
+        self.wire_free[flow] = end
+        for unit, _n in batch:
+            self.dst.feed(unit, unit.end_ns + self.lat)
         return end
 
     def rp_send(self, t_dst: int, kind: str, **args: Any) -> int:
@@ -558,8 +586,11 @@ class _Model:
                 self.ev("source", t, (SRC_PID + 10 + ch, f"mig/src/send_{ch}"), "multifd_send_thread_start", id=ch)
                 self.send(t, "multifd_init", 64, flow=f"multifd{ch}", channel=ch)
         self.sev(t, "savevm_state_setup")
-        # RAM START
+        # RAM START (ram_save_setup: the first bitmap sync, all pages dirty)
         self.sev(t, "savevm_section_start", id="ram", section_id=2)
+        self.sev(t, "migration_bitmap_sync_start")
+        t += 100 * US
+        self.sev(t, "migration_bitmap_sync_end", dirty_pages=self.ram_pages)
         t = self.send(t, "ram_start", 40, section_id=2, ram_bytes=p.ram_bytes)
         self.sev(t, "savevm_section_end", id="ram", section_id=2, ret=0)
         # VFIO START per device (vfio_save_setup)
@@ -581,6 +612,7 @@ class _Model:
             self.sev(t, "vfio_save_setup", name=name, data_buffer_size=qv.buffer_size)
             t = self.send(t, "vfio_start", 40, vf=vf, section_id=qv.section_id, idstr=vf_idstr(vf))
             self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
+        t = self.flush(t)
         self.marks["setup_end"] = t
         self.sev(t, "migrate_set_state", new_state="active")
         self.window_start = t
@@ -646,6 +678,7 @@ class _Model:
             dirty_pending = 0
             for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
                 t = self.vfio_iterate(t, vf, kv, qv, it, vfio_it[vf])
+            t = self.flush(t)
             self.iterations.append(Iteration(it, it_start, t, exact, nz + nn, nz, nn, pending,
                                              self.threshold, vfio_it))
             self.window_tick(t)
@@ -707,7 +740,7 @@ class _Model:
         t_end = self.send(t, "vfio_part", nbytes, vf=vf, section_id=qv.section_id,
                           data=data, terminator=term, iteration=it)
         if chunk is not None:
-            chunk.ts_ns = self.last_unit.ts_ns
+            chunk.unit = self.last_unit
             self.chunks[vf].append(chunk)
         self.sev(t, "vfio_save_iterate", name=name, precopy_init_size=qv.init, precopy_dirty_size=qv.dirty)
         self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=1)
@@ -756,8 +789,8 @@ class _Model:
             self.sev(t, "savevm_send_switchover_start")
             self.sev(t, "savevm_command_send", command=11, len=0)
             self.send(t, "cmd_switchover_start", 5)
+            t = self.flush(t)  # the destination starts its load thread on it
             m["wire_t0"] = self.last_unit.ts_ns
-            t = self.wire_free["main"]
         self.sev(t, "savevm_state_complete_precopy")
         # RAM END: final sync and the last dirty pages
         self.sev(t, "migration_bitmap_sync_start")
@@ -768,20 +801,16 @@ class _Model:
         self.sev(t, "savevm_section_start", id="ram", section_id=2)
         ram_t0 = t
         t = self.ram_section(t + 100 * US, "ram_end", zero, normal, section_id=2)
-        if "wire_t0" not in m:
-            m["wire_t0"] = self.last_unit.ts_ns
+        ram_unit = self.last_unit
         self.sev(t, "savevm_section_end", id="ram", section_id=2, ret=0)
         if new:
             self.sev(t, "vmstate_downtime_save", type="iterable", idstr="ram", instance_id=0,
                      downtime=(t - ram_t0) // US)
-        m["ram_end"] = t
         self.ram_final = (len(zero), len(normal))
         # VFIO END per device
+        vfio_units: list[Unit] = []
         for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
-            t = self.vfio_complete(t, vf, kv, qv)
-        m["vfio_end"] = max(t, self.wire_free.get("main", 0), *(self.wire_free.get(f"multifd{c}", 0)
-                                                                 for c in range(q.multifd_channels)))
-        t = m["vfio_end"]
+            t = self.vfio_complete(t, vf, kv, qv, vfio_units)
         if new:
             self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-iterable-saved")
         # FULL sections: VFIO config (in 10.x multifd it travelled in the last packet)
@@ -804,7 +833,16 @@ class _Model:
             self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-non-iterable-saved")
         t = self.send(t, "eof", 1)
         t = self.send(t + 50 * US, "vmdesc", 200, vfs=p.vfs)
-        m["last_src_byte"] = t
+        last = self.last_unit
+        t = self.flush(t)
+        # wire marks: capture times of the first byte after the last PART and of
+        # the segments holding the last byte of RAM END, of the VFIO stop-copy
+        # data (main channel or multifd) and of the vmdesc trailer
+        if "wire_t0" not in m:
+            m["wire_t0"] = ram_unit.ts_ns
+        m["ram_end"] = ram_unit.end_ns
+        m["vfio_end"] = max([m["ram_end"]] + [u.end_ns for u in vfio_units])
+        m["last_src_byte"] = last.end_ns
         self.sev(t, "migration_return_path_end_before")
         # the destination processed every unit as it arrived; its SHUT ends the return path
         shut_arrival = m["shut_arrival"]
@@ -841,7 +879,7 @@ class _Model:
                 self.sev(t, "vfio_save_cleanup", name=vf_host_name(vf))
         m["end"] = t
 
-    def vfio_complete(self, t: int, vf: int, kv: _SrcVf, qv: _QVf) -> int:
+    def vfio_complete(self, t: int, vf: int, kv: _SrcVf, qv: _QVf, out: list[Unit]) -> int:
         """END section: reads until EOF (main channel, or a multifd save thread in 10.x)."""
         name = vf_host_name(vf)
         q = self.q
@@ -852,6 +890,7 @@ class _Model:
         t0 = t
         if multifd:
             t = self.send(t, "vfio_end", 18, vf=vf, section_id=qv.section_id, chunks=[])
+            out.append(self.last_unit)
             self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
             th = (self.sth.dev[0] + vf, f"vfio-save-{vf}")
             td = t
@@ -871,7 +910,8 @@ class _Model:
                           idstr=vf_idstr(vf), idx=idx, data=data, config=None,
                           packet_num=self.multifd_packet_num)
                 self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data),
-                                             self.last_unit.ts_ns, None))
+                                             self.last_unit.ts_ns, None, self.last_unit))
+                out.append(self.last_unit)
                 self.multifd_packet_num += 1
                 idx += 1
             # the config state travels as the last packet
@@ -881,6 +921,7 @@ class _Model:
             end = self.send(td, "multifd_device_state", 276 + 12 + 24 + len(self.config_blobs[vf]),
                             flow=f"multifd{ch}", vf=vf, idstr=vf_idstr(vf), idx=idx, data=None,
                             config=self.config_blobs[vf], packet_num=self.multifd_packet_num)
+            out.append(self.last_unit)
             self.multifd_packet_num += 1
             self.ev("source", end, th, "vfio_save_complete_precopy_thread_end", name=name, ret=0)
             t = max(t, end)
@@ -898,8 +939,9 @@ class _Model:
                 self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data), 0, None))
             t = self.send(t, "vfio_end", 18 + sum(16 + len(c) for c in chunks), vf=vf,
                           section_id=qv.section_id, chunks=chunks)
+            out.append(self.last_unit)
             for c in self.chunks[vf][-len(chunks):] if chunks else []:
-                c.ts_ns = self.last_unit.ts_ns
+                c.unit = self.last_unit
             if self.family == "8.1":
                 self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
             else:
@@ -911,6 +953,10 @@ class _Model:
         return t
 
     def timeline(self) -> Timeline:
+        for cs in self.chunks:
+            for c in cs:
+                if c.unit is not None:
+                    c.ts_ns = c.unit.ts_ns
         recs = [kv.records for kv in self.vfs]
         # phase of each record = phase of the chunk carrying its header
         for vf, rs in enumerate(recs):

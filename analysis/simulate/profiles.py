@@ -153,9 +153,9 @@ class SimProfile:
     kernel: str = "6.16.0"
     trailer_bug: bool = False
     vfs: int = 1
-    ram_bytes: int = 8 * MIB
+    ram_bytes: int = 4 * MIB
     vcpus: int = 2
-    initial_normal_pages: int = 6
+    initial_normal_pages: int = 4
     busy_s: float = 3.5
     busy_dirty_pages_per_s: float = 300.0
     idle_dirty_pages_per_s: float = 0.0
@@ -183,7 +183,7 @@ FIRMWARE_PRESETS: dict[str, FirmwareProfile] = {
     # Changes PRE_COPY behaviour: larger context (2 pairs + RSS), faster growth,
     # METADATA SIZE rounded up to 4 KiB (one read per record).
     "fw-29.0": FirmwareProfile(name="fw-29.0", version="29.0.200", queue_pairs=2,
-                               rss_table_size=16, multicast_growth=4,
+                               rss_table_size=8, multicast_growth=2,
                                metadata_round=4 * KIB),
     # Fails one pre-copy METADATA_GET with EINVAL/INVALID_FIELD (benign).
     "fw-28.40-einval": FirmwareProfile(

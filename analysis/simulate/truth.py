@@ -140,8 +140,13 @@ def truth(tl: Timeline, *, bytes_main: int | None = None, bytes_multifd: int | N
     out["devices"] = devs
     out["marks_ms"] = {k: _ms(v) for k, v in sorted(m.items(), key=lambda kv: kv[1])}
     out["switchover_ack"] = tl.profile.qemu.switchover_ack
-    out["iterations"] = [{"index": i.index, "start_ms": _ms(i.start_ns), "exact": i.exact,
-                          "dirty_pages": i.dirty_pages, "pending_bytes": i.pending_bytes,
-                          "vfio_chunk_bytes": [v["chunk"] for v in i.vfio],
-                          "vfio_snapshots": [v["snapshot"] for v in i.vfio]} for i in its]
+    # per pre-copy iteration, as columns (the last entry is the switchover decision)
+    out["iterations"] = {
+        "start_ms": [round(i.start_ns / MS, 3) for i in its],
+        "exact": [int(i.exact) for i in its],
+        "dirty_pages": [i.dirty_pages for i in its],
+        "pending_bytes": [i.pending_bytes for i in its],
+        "vfio_chunk_bytes": [[v["chunk"] for v in i.vfio] for i in its],
+        "vfio_snapshots": [[v["snapshot"] for v in i.vfio] for i in its],
+    }
     return out
