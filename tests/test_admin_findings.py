@@ -95,7 +95,7 @@ def test_unexpected_result_bytes():
     r, f = decode_result(h(OK + "0102030400000000"), 0x11)
     assert r["result"] == {"raw": "0102030400000000"} and codes(f) == ["admin_unexpected_result"]
     r, f = decode_result(h(OK + "0000000000000000"), 0x11)  # zero surplus: allowed
-    assert codes(f) == []
+    assert r["result"] == {"surplus_bytes": 8} and codes(f) == []
 
 
 def test_metadata_list_count_beyond_buffer():

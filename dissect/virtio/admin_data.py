@@ -23,7 +23,6 @@ from scapy.fields import (
     LEIntField,
     LELongField,
     LEShortEnumField,
-    LEShortField,
     PacketListField,
     StrField,
     StrFixedLenField,

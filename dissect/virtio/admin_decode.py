@@ -29,10 +29,6 @@ AdminDict = dict[str, Any]
 
 # --- helpers ---------------------------------------------------------------------
 
-def _name(value: int, names: dict[int, str]) -> str | None:
-    return names.get(value)
-
-
 def _nonzero(v: Any) -> bool:
     if isinstance(v, (bytes, bytearray)):
         return any(v)
@@ -371,17 +367,20 @@ def decode_result(buf: bytes | bytearray | memoryview, opcode: int, subtype: int
         out["result"] = _dissect(cls, res, 8, findings, "command result", parts_findings)
     else:
         out["result"] = {}
-        if res:
+        known = opcode in A.OPCODES
+        if res and known and R.has_result(opcode):
             out["result"]["raw"] = res.hex()
-            if opcode in A.OPCODES and not any(res):
-                pass  # zero surplus in the writable part is allowed
-            elif opcode in (A.DEV_PARTS_METADATA_GET,) or (opcode in A.OPCODES and R.has_result(opcode)):
-                findings.append(Finding("warning", "admin_unknown_subtype",
-                                        f"{A.OPCODES[opcode]} result layout for subtype {subtype} is not "
-                                        "defined; kept raw", 8, {"subtype": subtype}))
-            elif opcode in A.OPCODES:
-                findings.append(Finding("warning", "admin_unexpected_result",
-                                        f"{A.OPCODES[opcode]} has no result, {len(res)} bytes present", 8))
+            findings.append(Finding("warning", "admin_unknown_subtype",
+                                    f"{A.OPCODES[opcode]} result layout for subtype {subtype} is not "
+                                    "defined; kept raw", 8, {"subtype": subtype}))
+        elif res and known and not any(res):
+            out["result"]["surplus_bytes"] = len(res)  # zeros past the structure are allowed
+        elif res and known:
+            out["result"]["raw"] = res.hex()
+            findings.append(Finding("warning", "admin_unexpected_result",
+                                    f"{A.OPCODES[opcode]} has no result, {len(res)} bytes present", 8))
+        elif res:
+            out["result"]["raw"] = res.hex()
     _check_result(opcode, status, out["result"], findings)
     return out, findings
 
