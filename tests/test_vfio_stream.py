@@ -101,6 +101,16 @@ def test_record_too_large_is_skipped_not_kept():
     assert fs[1].context["missing"] == 2**32 - 64
 
 
+def test_feed_events_orders_stream_findings():
+    sp = RecordSplitter()
+    big = hx("00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00")
+    ev = sp.feed_events(HDR_EXAMPLE + WORKED_EXAMPLE + big + b"\x00" * 3)
+    assert [type(e).__name__ for e in ev] == ["VfioRecord", "Finding"]
+    assert ev[1].code == "vfio_record_too_large" and ev[1].offset == 0xC9
+    assert sp.feed(b"\x00") == []
+    assert [f.code for f in sp.close()] == ["vfio_truncated_payload"]
+
+
 def test_size_wrap_warning():
     hdr = hx("f8 ff ff ff 00 00 00 00 00 00 00 00 00 00 00 00")
     recs, fs = split(hdr + b"\x00" * 4)

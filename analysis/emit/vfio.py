@@ -106,8 +106,7 @@ def stream_objects(chunks: Iterable[bytes], *, device: str | None = None) -> Ite
     """All objects of one device's stream given as successive byte chunks."""
     sp = RecordSplitter(device)
     for chunk in chunks:
-        sp._feed(chunk)
-        for ev in sp._drain():
+        for ev in sp.feed_events(chunk):
             if isinstance(ev, VfioRecord):
                 yield from record_objects(ev, device=device)
             else:

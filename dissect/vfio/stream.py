@@ -97,6 +97,12 @@ class RecordSplitter:
         self._feed(data)
         return [e for e in self._drain() if isinstance(e, VfioRecord)]
 
+    def feed_events(self, data: bytes | bytearray | memoryview) -> list[VfioRecord | Finding]:
+        """Like :meth:`feed`, but also returns the stream-level findings raised by
+        this data (oversized or wrapping record sizes), in stream order."""
+        self._feed(data)
+        return self._drain()
+
     def gap(self, nbytes: int) -> list[Finding]:
         """``nbytes`` of the stream were lost: report and stop decoding this stream."""
         if self._stopped or self._closed:
@@ -261,15 +267,13 @@ def split_records(data: bytes | bytearray | memoryview | BinaryIO,
     """
     sp = RecordSplitter(device)
     if isinstance(data, (bytes, bytearray, memoryview)):
-        sp._feed(data)
-        yield from sp._drain()
+        yield from sp.feed_events(data)
     else:
         while True:
             chunk = data.read(READ_CHUNK)
             if not chunk:
                 break
-            sp._feed(chunk)
-            yield from sp._drain()
+            yield from sp.feed_events(chunk)
     yield from sp.close()
 
 
