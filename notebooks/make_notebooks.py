@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Write the notebooks of this folder (nbformat, no outputs): ``python3 notebooks/make_notebooks.py``.
+
+Keeping the cells here keeps the committed .ipynb files reviewable and
+regenerable; tests/test_notebooks.py executes the .ipynb files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = '''\
+from pathlib import Path
+import matplotlib
+%matplotlib inline
+import pandas as pd
+import analysis
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "traces").is_dir())
+TRACES = ROOT / "traces"
+pd.set_option("display.max_columns", 30)
+
+def sim_runs():
+    """Bundled simulated runs (traces/sim/), else one simulated here into a temp folder."""
+    runs = sorted(p.parent for p in (TRACES / "sim").rglob("run.json"))
+    if runs:
+        return runs
+    import tempfile
+    from analysis.simulate import simulate
+    return [simulate("default", 0, Path(tempfile.mkdtemp()) / "default-0")]
+'''
+
+NOTEBOOKS = {
+    "01-decode-a-capture.ipynb": [
+        ("md", "# Decode a capture\n\n`analysis.load(*captures)` decodes every capture of one migration "
+               "(pcap/pcapng, trace.dat, text traces, QEMU logs, admin captures, `info migrate` output, or a "
+               "run folder) into tidy pandas tables. Column reference: `docs/analysis.md`."),
+        ("code", SETUP),
+        ("md", "## A real QEMU 7.2 migration: QEMU's log-backend trace and `info migrate`"),
+        ("code", "real = analysis.load(TRACES / 'real' / 'qemu-tcp-returnpath.src.log',\n"
+                 "                     TRACES / 'real' / 'qemu-tcp-returnpath.src-info-migrate.txt',\n"
+                 "                     TRACES / 'real' / 'qemu-tcp-returnpath.pcap')\nreal"),
+        ("code", "real.captures"),
+        ("code", "real.events[['ts_ns', 'side', 'qemu_event', 'args']].head(15)"),
+        ("code", "real.events['qemu_event'].value_counts().head(15)"),
+        ("code", "real.qemu_stats['source']"),
+        ("code", "pd.DataFrame(real.findings)[['severity', 'code', 'message']].head(20) if real.findings else 'no findings'"),
+        ("md", "## A simulated migration with a VFIO device: events, admin commands, device parts"),
+        ("code", "m = analysis.load(sim_runs()[0])\nm"),
+        ("code", "pd.DataFrame([a.to_json() for a in m.alignment])"),
+        ("code", "m.admin[['owner', 'opcode_name', 'request_ts_ns', 'latency_ns', 'status_name', 'parts_bytes']].head(12)"),
+        ("code", "m.parts.groupby('part_type_name')['total_bytes'].agg(['count', 'sum'])"),
+        ("code", "m.events[m.events['qemu_event'].fillna('').str.startswith('vfio_')]"
+                 "[['ts_ns', 'side', 'device', 'qemu_event', 'args']].head(12)"),
+    ],
+    "02-precopy-and-downtime.ipynb": [
+        ("md", "# Pre-copy and downtime analysis\n\nPre-copy iterations, convergence, the driver's PRE_COPY "
+               "policy (heuristic of `vfio-virtio-stream.md` §7.3, with its evidence) and the downtime "
+               "estimates: (a) QEMU's own, (b) wire, (c) breakdown of (b), (d) model."),
+        ("code", SETUP + "from analysis import metrics, plots\nm = analysis.load(sim_runs()[0])\nm.manifest.run_id"),
+        ("code", "analysis.summarize(m).T"),
+        ("code", "m.iterations.head(10)"),
+        ("code", "plots.convergence(m)"),
+        ("code", "dev = m.devices[0]\npolicy, evidence = metrics.precopy_policy(m, dev)\npolicy, evidence"),
+        ("code", "m.phases"),
+        ("code", "plots.timeline(m)"),
+        ("code", "d = metrics.downtime(m)\n{k: d[k] for k in ('downtime_qemu_ms', 'downtime_qemu_method', "
+                 "'downtime_wire_ms', 'downtime_breakdown_ms', 'downtime_model_ms', 'downtime_admin_ms')}"),
+        ("code", "plots.downtime_breakdown(m)"),
+        ("md", "Ground truth of the simulator, for comparison:"),
+        ("code", "t = m.manifest.truth\n{k: t.get(k) for k in ('qemu_iterations', 'precopy_chunks', "
+                 "'precopy_snapshots', 'precopy_policy', 'downtime_qemu_ms', 'downtime_wire_ms')}"),
+        ("md", "## The real QEMU 7.2 run: RAM side against QEMU's own counters"),
+        ("code", "real = analysis.load(TRACES / 'real' / 'qemu-tcp-returnpath.src.log',\n"
+                 "                     TRACES / 'real' / 'qemu-tcp-returnpath.src-info-migrate.txt',\n"
+                 "                     TRACES / 'real' / 'qemu-tcp-returnpath.pcap')\n"
+                 "s = analysis.summary_objects(real)[0]\n"
+                 "{'dirty_sync_count': (s['dirty_sync_count'], real.qemu_stats['source'].get('dirty_sync_count')),\n"
+                 " 'downtime_ms': (s['downtime_qemu_ms'], real.qemu_stats['source'].get('downtime_ms')),\n"
+                 " 'downtime_wire_ms': s['downtime_wire_ms']}"),
+    ],
+    "03-what-if-simulator.ipynb": [
+        ("md", "# What-if study with the simulator\n\nHow do the driver's PRE_COPY policy and the firmware's "
+               "device context change pre-copy and downtime? Each scenario is simulated "
+               "(`analysis.simulate`), then analysed exactly like a real capture."),
+        ("code", SETUP + "import tempfile\nfrom dataclasses import replace\n"
+                 "from analysis.simulate import simulate, PRESETS, FIRMWARE_PRESETS\nfrom analysis import metrics\n"
+                 "out = Path(tempfile.mkdtemp())\nsorted(PRESETS), sorted(FIRMWARE_PRESETS)"),
+        ("code", "rows = []\nfor name in ('default', 'cap128', 'trailer'):\n"
+                 "    m = analysis.load(simulate(name, 1, out / name))\n"
+                 "    row = analysis.summarize(m).iloc[0].to_dict()\n"
+                 "    row['scenario'] = name\n    rows.append(row)\n"
+                 "table = pd.DataFrame(rows).set_index('scenario')\n"
+                 "table[['precopy_policy', 'precopy_snapshots', 'precopy_chunks', 'qemu_iterations', "
+                 "'downtime_qemu_ms', 'total_ms']]"),
+        ("code", "ax = table[['downtime_qemu_ms']].plot.bar(rot=0, legend=False)\n"
+                 "ax.set_ylabel('downtime (ms, QEMU)');"),
+        ("md", "## Model what-ifs on one run\n\n`metrics.downtime_model` takes the stop-copy bytes and bandwidth "
+               "of the run and lets you change them. It needs the stream (stop-copy bytes); with traces "
+               "only the model is null."),
+        ("code", "m = analysis.load(out / 'default')\nbase = metrics.downtime_model(m)\n"
+                 "doubled = metrics.downtime_model(m, vfio_bytes=2 * base['bytes_by_kind']['vfio'])\n"
+                 "slow = metrics.downtime_model(m, bandwidth_bytes_per_s=1.25e9)\n"
+                 "pd.DataFrame({'base': base, 'device context x2': doubled, '10 Gbit/s': slow}).T"
+                 "[['downtime_model_ms', 'stopcopy_bytes', 'bandwidth_bytes_per_s', 'fixed_ms']]"),
+    ],
+}
+
+
+def build() -> list[Path]:
+    paths = []
+    for name, cells in NOTEBOOKS.items():
+        nb = nbf.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
+                    for kind, src in cells]
+        path = HERE / name
+        nbf.write(nb, path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in build():
+        print(p)
