@@ -305,7 +305,8 @@ class CaptureReader:
                               f"file ends inside a block of type 0x{btype:x}: {n - i} of {total} bytes present",
                               base + i, missing=total - (n - i))
                 if btype in (F.PCAPNG_EPB, F.PCAPNG_OPB) and n - i >= 28:
-                    pkt = self._pcapng_packet(btype, bo, buf, mv, i, n, ifaces, section_ifaces, base)
+                    pkt = self._pcapng_packet(btype, bo, buf, mv, i, n, ifaces, section_ifaces, base,
+                                              cut=True)
                     if pkt is not None:
                         count += 1
                         yield pkt
@@ -413,8 +414,10 @@ class CaptureReader:
         return _Interface(linktype, snaplen, units, offset_ns)
 
     def _pcapng_packet(self, btype: int, bo: str, buf: bytes, mv: memoryview, i: int, end: int,
-                       ifaces: list[_Interface], section_ifaces: list[int], base: int) -> RawPacket | None:
-        """EPB/OPB slow path: validated, also used for a block cut by the end of the file."""
+                       ifaces: list[_Interface], section_ifaces: list[int], base: int,
+                       cut: bool = False) -> RawPacket | None:
+        """EPB/OPB slow path: validated, also used for a block ``cut`` by the end of the file
+        (whose missing bytes the caller has reported)."""
         if btype == F.PCAPNG_EPB:
             iface, hi, lo, cap, orig = F.pcapng_epb_body(bo).unpack_from(buf, i + 8)
         else:
@@ -424,8 +427,11 @@ class CaptureReader:
                           f"packet block for interface {iface}, but the section declares "
                           f"{len(section_ifaces)}", base + i, interface=iface)
             return None
-        room = end - (i + 28) - (4 if end - i >= 32 else 0)
-        if cap > room:
+        room = end - (i + 28) - (0 if cut else 4)
+        if cut and cap > room:
+            orig = max(orig, cap)
+            cap = max(room, 0)
+        elif cap > room:
             self._finding("error", "pcapng_bad_captured_length",
                           f"captured length {cap} exceeds the {max(room, 0)} bytes the block holds",
                           base + i, missing=cap - max(room, 0))
