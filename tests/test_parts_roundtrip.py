@@ -18,7 +18,8 @@ from dissect.virtio.netparts import (NetAnnounceAckValue, NetHashConfigValue, Ne
 from dissect.virtio.parts import (DevFeaturesValue, DeviceStatusValue, VirtioDevPart,
                                   VirtioDevPartList, VqCfgValue, VqNotifyCfgValue,
                                   pci_common_cfg_value_class)
-from dissect.virtio.parts_fast import decode_parts
+from dissect.common.findings import DecodeError
+from dissect.virtio.parts_fast import decode_parts, decode_parts_strict
 from tests.test_parts_paths import PATHS, _fuzz_part, parts_path  # noqa: F401
 
 u16 = st.integers(0, 0xFFFF)
@@ -152,6 +153,13 @@ def test_random_bytes_never_raise(buf):
         selector_object(p)
     validate_parts(parts, snapshot=True, metadata_size=0)
     VirtioDevPartList(buf).show2(dump=True)
+    try:
+        strict = decode_parts_strict(buf)
+    except DecodeError as e:  # the only exception bad input may raise, with its finding
+        assert e.finding.code in ("part_truncated_header", "part_truncated_value")
+        assert e.finding.offset == stop
+    else:
+        assert strict == parts
 
 
 def test_huge_claimed_lengths_do_not_allocate():

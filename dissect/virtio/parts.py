@@ -24,10 +24,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldLenField,
-                          FieldListField, FlagsField, LEIntField, LELongField,
-                          LEShortEnumField, LEShortField, MACField, PacketListField,
-                          StrFixedLenField, StrLenField)
+from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldListField,
+                          FlagsField, LEIntField, LELongField, LEShortEnumField, LEShortField,
+                          PacketListField, StrFixedLenField)
 from scapy.packet import NoPayload, Packet, Raw
 
 from dissect.virtio import names as N

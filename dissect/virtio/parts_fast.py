@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any, NamedTuple, Sequence
 
-from dissect.common.findings import Finding
+from dissect.common.findings import DecodeError, Finding
 from dissect.virtio import names as N
 
 #: ``struct virtio_dev_part_hdr``: part_type, flags, reserved, selector, length.
@@ -99,6 +99,16 @@ def decode_parts(buf: bytes | bytearray | memoryview, base_offset: int = 0,
             f"({HDR_LEN - rest} missing) (DP-01)",
             base_offset + pos, {"rule": "DP-01", "missing": HDR_LEN - rest}))
     return parts, pos, findings
+
+
+def decode_parts_strict(buf: bytes | bytearray | memoryview, base_offset: int = 0) -> list[PartTuple]:
+    """Parts of a blob that must be well formed: raises :class:`DecodeError`
+    (carrying the finding) on truncation; the 8-byte trailer is tolerated."""
+    parts, _stop, findings = decode_parts(buf, base_offset)
+    for f in findings:
+        if f.severity == "error":
+            raise DecodeError(f)
+    return parts
 
 
 # --------------------------------------------------------------------------
