@@ -270,9 +270,9 @@ class Catalogue:
         if truncated:
             best: tuple[int, EventDecl, dict[str, Any]] | None = None
             for d, cf in entries:
-                args = cf.match_prefix(rest)
-                if args is not None and (best is None or len(args) > best[0]):
-                    best = (len(args), d, args)
+                got = cf.match_prefix(rest)
+                if got is not None and (best is None or got[1] > best[0]):
+                    best = (got[1], d, got[0])
             if best is not None:
                 return QemuEvent(name, best[2], best[1].variant, rest, True, True, best[1].versions)
         return QemuEvent(name, {}, None, rest, truncated, False)

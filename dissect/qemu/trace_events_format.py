@@ -184,15 +184,18 @@ class CompiledFormat:
         except ValueError:
             return None
 
-    def match_prefix(self, text: str) -> dict[str, Any] | None:
-        """Arguments of a line cut short (ftrace's 511-byte limit).
+    def match_prefix(self, text: str) -> tuple[dict[str, Any], int] | None:
+        """Arguments of a line cut short (ftrace's 511-byte limit), and a score.
 
         Walks the tokens: literals must match (the last one may be cut), each
         conversion takes what its pattern allows.  A number that runs into
         the cut is dropped (its digits may be incomplete); a string that runs
         into the cut is kept as the prefix it is.  None when the text
-        contradicts the format before the cut.
+        contradicts the format before the cut.  The score is the number of
+        literal characters matched: the variant that explains more of the
+        text is the better guess.
         """
+        score = 0
         pos = 0
         n = len(text)
         args: dict[str, Any] = {}
@@ -204,8 +207,10 @@ class CompiledFormat:
             if isinstance(t, str):
                 if text.startswith(t, pos):
                     pos += len(t)
+                    score += len(t)
                     continue
                 if t.startswith(text[pos:]):
+                    score += n - pos
                     pos = n
                     break
                 return None
@@ -232,7 +237,7 @@ class CompiledFormat:
             except ValueError:
                 return None
             pos = m.end()
-        return args
+        return args, score
 
     # -- rendering -----------------------------------------------------------
     def render(self, args: dict[str, Any]) -> str:
