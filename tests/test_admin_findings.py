@@ -166,9 +166,13 @@ def test_resource_obj_reading_switch():
         assert r["opcode_name"] == "RESOURCE_OBJ_QUERY" and r["result"] == {"type": 1, "type_name": "SET"}
         r, f = decode_result(h(OK), 0xB, 0)
         assert r["opcode_name"] == "RESOURCE_OBJ_MODIFY" and r["result"] == {}
+        # the scapy layers follow the switch too
+        assert A.VirtioAdminCmd(modify).sprintf("%opcode%") == "RESOURCE_OBJ_MODIFY"
+        assert A.VirtioAdminCmd(opcode="RESOURCE_OBJ_QUERY").opcode == 0xC
     finally:
         A.set_resource_obj_reading("table")
     assert A.OPCODES[0xB] == "RESOURCE_OBJ_QUERY"
+    assert A.VirtioAdminCmd(query).sprintf("%opcode%") == "RESOURCE_OBJ_QUERY"
     with pytest.raises(ValueError):
         A.set_resource_obj_reading("neither")
 

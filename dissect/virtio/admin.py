@@ -129,6 +129,24 @@ def set_resource_obj_reading(reading: Reading) -> None:
     q, m = (0xB, 0xC) if reading == "table" else (0xC, 0xB)
     OPCODES[q] = "RESOURCE_OBJ_QUERY"
     OPCODES[m] = "RESOURCE_OBJ_MODIFY"
+    _OPCODE_S2I.update({"RESOURCE_OBJ_QUERY": q, "RESOURCE_OBJ_MODIFY": m})
+
+
+_OPCODE_S2I: dict[str, int] = {v: k for k, v in OPCODES.items()}
+
+
+class OpcodeField(LEShortEnumField):
+    """le16 ``opcode`` named from the live :data:`OPCODES` (so the 0xb/0xc switch applies).
+
+    scapy's enum fields copy their dict at class creation; this one reads
+    the module's tables instead.
+    """
+
+    i2s = property(lambda self: OPCODES, lambda self, v: None)  # type: ignore[assignment]
+    s2i = property(lambda self: _OPCODE_S2I, lambda self, v: None)  # type: ignore[assignment]
+
+    def __init__(self, name: str, default: int) -> None:
+        super().__init__(name, default, OPCODES)
 
 
 def resource_obj_reading() -> Reading:
@@ -208,7 +226,7 @@ class VirtioAdminCmd(AdminLayer):
     name = "virtio_admin_cmd"
     min_len = 24
     fields_desc = [
-        LEShortEnumField("opcode", 0, OPCODES),
+        OpcodeField("opcode", 0),
         LEShortEnumField("group_type", GROUP_TYPE_SRIOV, GROUP_TYPES),
         StrFixedLenField("reserved1", b"\0" * 12, 12),
         LELongField("group_member_id", 0),

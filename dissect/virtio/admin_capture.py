@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from scapy.config import conf
-from scapy.fields import ByteEnumField, ByteField, LEIntField, LEShortEnumField, LEShortField
+from scapy.fields import ByteEnumField, ByteField, LEIntField, LEShortField
 from scapy.packet import Packet
 
 from dissect.capture import formats as F
 from dissect.capture.reader import CaptureReader
 from dissect.capture.writer import PcapngWriter, PcapWriter
 from dissect.common.findings import Finding
-from dissect.virtio.admin import OPCODES, VirtioAdminCmd, VirtioAdminCmdResult, owner_str
+from dissect.virtio.admin import OPCODES, OpcodeField, VirtioAdminCmd, VirtioAdminCmdResult, owner_str
 
 VERSION = 1
 REQUEST = 0
@@ -68,7 +68,7 @@ class AdminCaptureHdr(Packet):
         LEShortField("reserved", 0),
         LEIntField("tag", 0),
         PciOwnerField("owner", 0),
-        LEShortEnumField("opcode", 0, OPCODES),
+        OpcodeField("opcode", 0),
         LEShortField("subtype", 0),
     ]
 
