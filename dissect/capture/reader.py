@@ -91,6 +91,14 @@ class CaptureReader:
         self.findings.append(Finding(severity, code, message, offset, ctx))  # type: ignore[arg-type]
 
     def packets(self) -> Iterator[RawPacket]:
+        """The packets as :class:`RawPacket`."""
+        new = tuple.__new__
+        for t in self.records():
+            yield new(RawPacket, t)
+
+    def records(self) -> Iterator[tuple]:
+        """The packets as plain tuples with :class:`RawPacket`'s fields (faster:
+        building a NamedTuple per packet costs more than reading it)."""
         with open(self.path, "rb", buffering=0) as f:
             if self.format == "pcap":
                 yield from self._pcap(f)
@@ -176,13 +184,13 @@ class CaptureReader:
                               f"file ends inside a record: {have} of {incl} captured bytes present",
                               base + i, missing=incl - have)
                 count += 1
-                yield RawPacket((sec * _NS + frac * mult) + zone_ns, linktype, mv[i + 16:n],
+                yield ((sec * _NS + frac * mult) + zone_ns, linktype, mv[i + 16:n],
                                 max(orig, incl), 0, base + i)
                 break
             prev_sec = sec
             prev_off = base + i
             count += 1
-            yield RawPacket(sec * _NS + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, base + i)
+            yield (sec * _NS + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, base + i)
             i = end
         self.packet_count = count
 
@@ -331,11 +339,11 @@ class CaptureReader:
                     ts_ns = (ts if itf.units == _NS else ts * _NS // itf.units) + itf.offset_ns
                     last_ts = ts_ns
                     count += 1
-                    yield RawPacket(ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
+                    yield (ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
                 else:
                     pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
                     if pkt is not None:
-                        last_ts = pkt.ts_ns
+                        last_ts = pkt[0]
                         count += 1
                         yield pkt
             elif btype == F.PCAPNG_SHB:
@@ -355,7 +363,7 @@ class CaptureReader:
             elif btype == F.PCAPNG_OPB:
                 pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
                 if pkt is not None:
-                    last_ts = pkt.ts_ns
+                    last_ts = pkt[0]
                     count += 1
                     yield pkt
             elif btype == F.PCAPNG_SPB:
@@ -378,7 +386,7 @@ class CaptureReader:
                                       "simple packet blocks carry no timestamp; they get the timestamp "
                                       "of the preceding packet", base + i)
                     count += 1
-                    yield RawPacket(last_ts, itf.linktype, mv[i + 12:i + 12 + cap], orig, g, base + i)
+                    yield (last_ts, itf.linktype, mv[i + 12:i + 12 + cap], orig, g, base + i)
             elif btype not in _KNOWN_SKIPPED and btype not in unknown_types:
                 unknown_types.add(btype)
                 self._finding("info", "pcapng_unknown_block",
@@ -415,7 +423,7 @@ class CaptureReader:
 
     def _pcapng_packet(self, btype: int, bo: str, buf: bytes, mv: memoryview, i: int, end: int,
                        ifaces: list[_Interface], section_ifaces: list[int], base: int,
-                       cut: bool = False) -> RawPacket | None:
+                       cut: bool = False) -> tuple | None:
         """EPB/OPB slow path: validated, also used for a block ``cut`` by the end of the file
         (whose missing bytes the caller has reported)."""
         if btype == F.PCAPNG_EPB:
@@ -441,7 +449,7 @@ class CaptureReader:
         itf = ifaces[g]
         ts = (hi << 32) | lo
         ts_ns = (ts if itf.units == _NS else ts * _NS // itf.units) + itf.offset_ns
-        return RawPacket(ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
+        return (ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
 
     def _pcapng_resync(self, f: BinaryIO, start: int, size: int, bo: str) -> int | None:
         """Next 4-aligned (relative to the bad block) offset holding a consistent block."""

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import heapq
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Protocol
 
+from dissect.capture import formats as F
 from dissect.capture import link as L
 from dissect.capture.flows import CLASSIFY_BYTES, classify
 from dissect.capture.reader import CaptureReader, RawPacket
@@ -125,7 +127,7 @@ class _Dir:
 
     __slots__ = ("name", "flow", "base", "nxt", "pending", "heap", "pending_bytes", "consumer",
                  "state", "head", "head_off", "head_ts", "ring", "ring_len", "delivered",
-                 "max_end", "fin_off", "trunc_hole", "acked", "before_start", "peer")
+                 "max_end", "fin_off", "trunc_hole", "last_ack", "before_start", "peer")
 
     def __init__(self, name: Direction, flow: "_Flow") -> None:
         self.name = name
@@ -146,7 +148,7 @@ class _Dir:
         self.max_end = 0  # highest stream offset a captured header proved was sent
         self.fin_off: int | None = None
         self.trunc_hole: tuple[int, int] | None = None
-        self.acked: int | None = None  # highest offset the peer acknowledged
+        self.last_ack: int | None = None  # the peer's latest ACK number (raw sequence space)
         self.before_start = 0
         self.peer: _Dir  # set by _Flow
 
@@ -209,10 +211,8 @@ class Reassembler:
         st = fl.stats
         st.packets += 1
         st.last_ts_ns = ts_ns
-        if flags & _ACK and d.peer.base is not None:
-            a = d.peer.unwrap(ack)
-            if d.peer.acked is None or a > d.peer.acked:
-                d.peer.acked = a
+        if flags & _ACK:
+            d.peer.last_ack = ack
         if flags & (_SYN | _FIN | _RST):
             if flags & _SYN:
                 st.syn_seen = True
@@ -260,6 +260,69 @@ class Reassembler:
                 d.trunc_hole = (off + cap, end_decl)
             return
         self._segment(d, off, payload, plen, ts_ns, file_offset)
+
+    def feed(self, records: Iterable[tuple]) -> None:
+        """Feed ``(ts_ns, linktype, data, orig_len, interface, file_offset)`` tuples
+        (:meth:`CaptureReader.records` or :class:`RawPacket`).
+
+        In-order data and pure ACKs of known Ethernet/Linux-cooked IPv4 flows
+        take an inlined path; every other packet goes through :meth:`packet`.
+        tests/test_capture_reassembly.py checks both paths give the same result.
+        """
+        table = self.table
+        slow = self.packet
+        history = self.history
+        fast = _FAST
+        n = 0
+        for rec in records:
+            ts, lt, data, _orig, _iface, foff = rec
+            spec = fast.get(lt)
+            if spec is None or len(data) < spec[1]:
+                slow(ts, lt, data, foff)
+                continue
+            et, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = spec[0](data, 0)
+            if (et != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF or flags & 0x07
+                    or doff < 0x50):
+                slow(ts, lt, data, foff)
+                continue
+            hit = table.get((src, sport, dst, dport))
+            if hit is None:
+                slow(ts, lt, data, foff)
+                continue
+            fl, d = hit
+            hl = (doff >> 4) << 2
+            plen = total - 20 - hl
+            if plen:
+                p = spec[2] + 20 + hl
+                base = d.base
+                if (plen < 0 or base is None or d.pending or not fl.client_fixed or len(data) < p + plen
+                        or (seq - base - d.nxt) & 0xFFFFFFFF):
+                    slow(ts, lt, data, foff)
+                    continue
+                n += 1
+                st = fl.stats
+                st.packets += 1
+                st.last_ts_ns = ts
+                if flags & 0x10:
+                    d.peer.last_ack = ack
+                off = d.nxt
+                payload = data[p:p + plen]
+                d.nxt = off + plen
+                if d.state == 1 and not history:
+                    d.delivered += plen
+                    c = d.consumer
+                    if c is not None:
+                        c.data(off, payload, ts)
+                else:
+                    self._deliver(d, off, payload, ts)
+            else:
+                n += 1
+                st = fl.stats
+                st.packets += 1
+                st.last_ts_ns = ts
+                if flags & 0x10:
+                    d.peer.last_ack = ack
+        self.packets += n
 
     def _note(self, code: str, file_offset: int | None) -> None:
         rec = self.notes.get(code)
@@ -516,9 +579,12 @@ class Reassembler:
                 tail = d.max_end
                 if d.fin_off is not None and d.fin_off > tail:
                     tail = d.fin_off
-                if d.acked is not None and d.acked > tail:
-                    # The peer acknowledged bytes the capture never showed.
-                    tail = d.acked - (1 if d.fin_off is not None and d.acked == d.fin_off + 1 else 0)
+                if d.last_ack is not None and d.base is not None:
+                    acked = d.unwrap(d.last_ack)
+                    if d.fin_off is not None and acked == d.fin_off + 1:
+                        acked -= 1  # the FIN's sequence number is no data
+                    if acked > tail:
+                        tail = acked  # the peer acknowledged bytes the capture never showed
                 if tail > d.nxt and d.base is not None:
                     self._gap(d, d.nxt, tail)
                 if d.head:
@@ -539,6 +605,17 @@ class Reassembler:
                                          first, {"count": count}))
         return ReassemblyResult([fl.stats for fl in self.flows], list(self.findings), self.packets)
 
+
+# Link types of the inlined path: (unpack_from, bytes needed, IP header offset).
+# One big-endian struct from the link layer's EtherType to the TCP flags:
+# EtherType, IPv4 version/IHL, total length, flags/fragment offset, protocol,
+# source, destination (IHL 5 only), then sport, dport, seq, ack, data offset, flags.
+_FAST = {
+    lt: (struct.Struct("!" + (f"{et_at}x" if et_at else "") + "H" + (f"{ip - et_at - 2}x" if ip - et_at - 2 else "")
+                       + "BxH2xHxB2x4s4sHHIIBB").unpack_from, ip + 40, ip)
+    for lt, et_at, ip in ((F.LINKTYPE_ETHERNET, 12, 14), (F.LINKTYPE_LINUX_SLL, 14, 16),
+                          (F.LINKTYPE_LINUX_SLL2, 0, 20))
+}
 
 _NOTE_FINDINGS = {
     L.NOTE_TRUNCATED: ("warning", "packet_truncated_header"),
@@ -576,15 +653,12 @@ def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: 
     the reader's findings followed by the reassembly's.
     """
     r = Reassembler(consumer_factory, window=window, history=history, check_overlaps=check_overlaps)
-    pkt = r.packet
     if isinstance(path, (str, os.PathLike)):
         reader = CaptureReader(path)
-        for p in reader.packets():
-            pkt(p.ts_ns, p.linktype, p.data, p.offset)
+        r.feed(reader.records())
         res = r.close()
         res.findings[:0] = reader.findings
         res.linktypes = list(reader.linktypes)
         return res
-    for p in path:
-        pkt(p.ts_ns, p.linktype, p.data, p.offset)
+    r.feed(path)
     return r.close()
