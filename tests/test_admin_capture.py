@@ -351,3 +351,30 @@ def test_admin_trace_decoder_objects():
     assert get["ts_ns"] == 3_000 and get["latency_ns"] is None and get["result"]["parts"] == 2
     assert [o["part_type_name"] for o in out if o["kind"] == "dev_part"] == ["PCI_COMMON_CFG", "DEVICE_STATUS"]
     assert "admin_completion_unmatched" in [o["code"] for o in out if o["kind"] == "finding"]
+
+
+def test_admin_objects_dev_parts_set_and_cap_get():
+    from analysis.emit.admin import admin_objects
+
+    set_req = h("1000 0100 000000000000000000000000 0100000000000000"   # DEV_PARTS_SET, VF 1
+                "0000 0000 01000000"                                     # object 1
+                "0201 00 00 12000000 00000000 02000000 0300"             # num_queues = 3
+                "0301 00 00 0000000000000000 01000000 0f")               # DEVICE_STATUS
+    rec = C.request_record(44, "0001:02:03.4", set_req, 5)
+    assert rec.owner == 0x0001021C and rec.opcode == 0x10  # 1 << 16 | 2 << 8 | 3 << 3 | 4
+    objs = list(admin_objects(rec))
+    assert objs[0]["kind"] == "admin_cmd" and objs[0]["owner"] == "0001:02:03.4"
+    assert objs[0]["data"] == {"resource_obj_type": 0, "resource_obj_type_name": "DEV_PARTS",
+                               "resource_obj_id": 1, "parts": 2, "parts_offset": 32, "parts_length": 35}
+    parts = [o for o in objs if o["kind"] == "dev_part"]
+    assert [(p["admin_tag"], p["offset"], p["part_type_name"]) for p in parts] == \
+        [(44, 32, "PCI_COMMON_CFG"), (44, 50, "DEVICE_STATUS")]
+    # DEVICE_CAP_GET for a flow-filter capability: the result decodes against the request's id
+    req = C.request_record(3, 0, h("0800 0000 000000000000000000000000 0000000000000000 0008 000000000000"))
+    cpl = C.completion_record(3, 0, 0x8, h("0000 0000 00000000 0102030400000000"))
+    objs = list(admin_objects(cpl, req))
+    assert objs[0]["result"] == {"raw": "0102030400000000"}
+    assert [o["code"] for o in objs if o["kind"] == "finding"] == ["admin_unknown_subtype"]
+    objs = list(admin_objects(cpl))  # unpaired: subtype 0 = DEV_PARTS_CAP
+    assert objs[0]["result"] == {"get_parts_resource_objects_limit": 1, "set_parts_resource_objects_limit": 2,
+                                 "surplus_bytes": 6}
