@@ -25,7 +25,7 @@ import struct
 from typing import Any
 
 from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldListField,
-                          FlagsField, LEIntField, LELongField, LEShortEnumField, LEShortField,
+                          FlagsField, LEIntEnumField, LEIntField, LELongField, LEShortEnumField, LEShortField,
                           PacketListField, StrFixedLenField)
 from scapy.packet import NoPayload, Packet, Raw
 
@@ -44,6 +44,7 @@ def _is(*types: int):
     return lambda p: p.part_type in types
 
 
+_PCI_FIELD_NAMES = {off: name for off, (name, _size) in N.PCI_COMMON_CFG_FIELDS.items()}
 _NO_VIEW = (N.PCI_COMMON_CFG, N.VQ_CFG, N.VQ_NOTIFY_CFG, N.NET_CVQ_CFG)
 
 #: ``struct virtio_dev_part_hdr`` (§2) with the selector union (§2.1), declared once.
@@ -51,7 +52,7 @@ _HDR_FIELDS = [
     LEShortEnumField("part_type", N.DEV_FEATURES, N.PART_TYPES),
     FlagsField("flags", 0, 8, ["OPTIONAL"]),
     ByteField("reserved", 0),
-    ConditionalField(LEIntField("cfg_offset", 0), _is(N.PCI_COMMON_CFG)),
+    ConditionalField(LEIntEnumField("cfg_offset", 0, _PCI_FIELD_NAMES), _is(N.PCI_COMMON_CFG)),
     ConditionalField(LEIntField("cfg_reserved", 0), _is(N.PCI_COMMON_CFG)),
     ConditionalField(LEShortField("vq_index", 0), _is(N.VQ_CFG, N.VQ_NOTIFY_CFG)),
     ConditionalField(StrFixedLenField("vq_reserved", _Z6, 6), _is(N.VQ_CFG, N.VQ_NOTIFY_CFG)),
