@@ -400,40 +400,104 @@ def _date_offset(cap: Capture) -> int | None:
     return None
 
 
+def _admin_keys(units: list[dict[str, Any]]) -> tuple[list, list]:
+    """Device-context sizes moved by admin commands: 16 + parts bytes of each
+    DEV_PARTS_GET result / DEV_PARTS_SET request (one record's payload each,
+    vfio-virtio-stream.md §4.1, §5), at the command's request time."""
+    acc: dict[Any, list] = {}
+    order: list[Any] = []
+    req_ts: dict[Any, int] = {}
+    last: Any = None
+    for u in units:
+        k = u.get("kind")
+        if k in ("admin_cmd", "admin_result"):
+            key = (u.get("owner"), u.get("tag"))
+            if k == "admin_cmd":
+                t = ts_ns_of(u)
+                if t is not None:
+                    req_ts[key] = t
+                last = (key, len(order))
+                order.append([key, u.get("opcode_name"), 0, req_ts.get(key)])
+            else:
+                last = (key, len(order))
+                order.append([key, u.get("opcode_name"), 0, req_ts.get(key, ts_ns_of(u))])
+        elif k == "dev_part" and u.get("admin_tag") is not None and last is not None:
+            order[last[1]][2] += 16 + int(u.get("length") or 0)
+    keys, ts = [], []
+    for key, op, nbytes, t in order:
+        if op in ("DEV_PARTS_GET", "DEV_PARTS_SET") and nbytes and t is not None:
+            keys.append(16 + nbytes)
+            ts.append(t)
+    return keys, ts
+
+
+def _match_boundaries(a_sizes: list, a_ts: list, b_sizes: list, b_ts: list) -> tuple[int, int, int] | None:
+    """Match cumulative byte positions: where both sequences end a unit at the
+    same offset of the device's data.  Admin GET/SET sizes are whole records;
+    chunks (reads) may split records anywhere, but a chunk ending on a record
+    boundary is the read that completed that record."""
+    import numpy as np
+
+    b_end = np.cumsum(np.asarray(b_sizes, dtype=np.int64))
+    best = None
+    for extra in (0, 8):  # 8: the kernel 6.13.0-6.15.2 trailer after every record (CVE-2025-38314)
+        a_end = np.cumsum(np.asarray(a_sizes, dtype=np.int64) + extra)
+        common, ia, ib = np.intersect1d(a_end, b_end, assume_unique=False, return_indices=True)
+        if len(common) >= 2 and (best is None or len(common) > best[0]):
+            best = (len(common), common, ia, ib)
+    if best is None:
+        return None
+    _, common, ia, ib = best
+    return A.match_sequences(list(common), [a_ts[i] for i in ia], list(common), [b_ts[i] for i in ib],
+                             min_match=2)
+
+
+def _keys(cap: Capture, units: list[dict[str, Any]], is_stream: bool) -> tuple[tuple[list, list], tuple[list, list]]:
+    if is_stream:
+        return _stream_keys(units)
+    if cap.kind in TRACE_KINDS:
+        return _trace_keys(units, cap.side)
+    return _admin_keys(units), ([], [])
+
+
 def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> list[A.Alignment]:
     timed = [c for c in caps if _unit_ts(per_cap.get(c.index, [])[:2000])]
     if not timed:
         return []
-    streams = [c for c in timed if c.kind in STREAM_KINDS
-               and any(u.get("kind") in ("section", "vfio_chunk", "flow") for u in per_cap[c.index][:5000])]
-    ref = streams[0] if streams else timed[0]
+    stream_ix = {c.index for c in timed if c.kind in STREAM_KINDS
+                 and any(u.get("kind") in ("section", "vfio_chunk", "flow") for u in per_cap[c.index][:5000])}
+    src_traces = [c for c in timed if c.kind in TRACE_KINDS and c.side == "source"]
+    ref = next((c for c in timed if c.index in stream_ix), None) or (src_traces[0] if src_traces else timed[0])
     ref_units = per_cap[ref.index]
     ref_wall = A.is_wall_clock(_unit_ts(ref_units[:2000]))
-    (rck, rct), (rsk, rst) = _stream_keys(ref_units) if ref in streams else ((
-        [], []), ([], []))
+    (rck, rct), (rsk, rst) = _keys(ref, ref_units, ref.index in stream_ix)
     out = [A.Alignment(ref.index, None, "reference", 0, 0, 0)]
     for c in timed:
         if c is ref:
             continue
         units = per_cap[c.index]
-        if c.kind in STREAM_KINDS:
-            (ck, ct), (sk, st) = _stream_keys(units)
-        else:
-            (ck, ct), (sk, st) = _trace_keys(units, c.side)
+        (ck, ct), (sk, st) = _keys(c, units, c.index in stream_ix)
         match, basis = None, None
         if ck and rck:
-            match, basis = A.match_sequences(ck, ct, rck, rct, min_match=2), "chunk-sizes"
+            basis = "chunk-sizes" if c.kind in TRACE_KINDS or c.index in stream_ix else "admin-parts-sizes"
+            match = A.match_sequences(ck, ct, rck, rct, min_match=2)
+        if match is None and ck and rck and (basis == "admin-parts-sizes" or ref.kind not in TRACE_KINDS
+                                             and not c.kind in TRACE_KINDS and ref.index not in stream_ix):
+            # records split over chunks differently: match cumulative record ends instead
+            match, basis = _match_boundaries(ck, ct, rck, rct), "record-boundaries"
         if match is None and sk and rsk:
-            if c.kind not in STREAM_KINDS and c.side != "destination":
+            if (c.kind in TRACE_KINDS and c.side != "destination") or (ref.kind in TRACE_KINDS):
                 # savevm_section_start gives no type: match on section ids only
-                rsk_ids = [k[1] for k in rsk]
-                match, basis = A.match_sequences([k[1] for k in sk], st, rsk_ids, rst, min_match=2), "sections"
+                match, basis = A.match_sequences([k[1] for k in sk], st, [k[1] for k in rsk], rst,
+                                                 min_match=2), "sections"
             else:
                 match, basis = A.match_sequences(sk, st, rsk, rst, min_match=2), "sections"
         wall = A.is_wall_clock(_unit_ts(units[:2000]))
         date = _date_offset(c)
         if ref_wall and wall:
-            resid = None if match is None else _residual_at(0, ck or sk, ct or st, rck if ck else rsk, rct if ck else rst, basis)
+            resid = None if match is None else _residual_at(
+                0, ck if basis != "sections" else sk, ct if basis != "sections" else st,
+                rck if basis != "sections" else rsk, rct if basis != "sections" else rst, basis)
             out.append(A.Alignment(c.index, ref.index, "wall-clock", 0, resid,
                                    match[2] if match else 0, basis if match else None))
         elif ref_wall and date is not None:
@@ -447,7 +511,7 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
 
 def _residual_at(offset: int, keys: list, ts: list, rkeys: list, rts: list, basis: str | None) -> int | None:
     """Median |ref − (ts + offset)| of the matched pairs, for an anchored offset."""
-    if basis == "sections" and keys and keys[0][0] == "?":
+    if basis == "sections" and keys and isinstance(keys[0], tuple) and keys[0][0] == "?":
         keys, rkeys = [k[1] for k in keys], [k[1] for k in rkeys]
     m = A.match_sequences(keys, [t + offset for t in ts], rkeys, rts)
     if m is None:

@@ -57,3 +57,20 @@ def test_stream_metrics_when_the_stream_is_there(run):
               "bytes_by_part_type"):
         assert dev[k] == truth[k], k
     assert mig["downtime_wire_ms"] == pytest.approx(truth["downtime_wire_ms"], rel=0.02)
+
+
+def test_clock_alignment_against_the_simulators_clocks(run):
+    _, d, truth, m, _, _ = run
+    clk = truth["clock"]
+    names = {c.index: c.path.name for c in m.captures}
+    by_name = {names[a.capture]: a for a in m.alignment}
+    ref = next(a for a in m.alignment if a.method == "reference")
+    if names[ref.capture] != "source.dat":
+        pytest.skip("a stream is the reference in this run")
+    # true offset of each capture relative to the source trace clock
+    dst = by_name["destination.dat"]
+    assert dst.method == "sequence" and dst.basis == "chunk-sizes"
+    assert abs(dst.offset_ns - (clk["source_trace_ns"] - clk["destination_trace_ns"])) < 5_000_000
+    adm = by_name["admin-destination.pcapng"]
+    assert adm.basis == "record-boundaries"
+    assert abs(adm.offset_ns - (clk["source_trace_ns"] - clk["admin_epoch_ns"])) < 1_000_000
