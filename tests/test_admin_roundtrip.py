@@ -153,3 +153,57 @@ def test_builders_match_spec_examples():
     # metadata LIST result: count follows the list
     lst = R.VirtioAdminDevPartsMetadataList(hdrs=[VirtioDevPartHdr(HDR_FEAT)])
     assert raw(lst) == bytes.fromhex("0100000000000000") + HDR_FEAT
+
+
+def _scalar_fields(cls):
+    return [f for f in cls.fields_desc
+            if not f.name.startswith(("reserved", "padding"))
+            and not isinstance(f, (PacketListField, FieldListField, StrField, FieldLenField))]
+
+
+@pytest.mark.parametrize("opcode", sorted(D.DATA_LAYERS), ids=lambda o: A.OPCODES[o])
+def test_dict_api_reports_built_fields(opcode):
+    """parse(build(fields)) == fields through decode_request's dicts as well."""
+    cls = D.DATA_LAYERS[opcode]
+
+    @SETTINGS
+    @given(_fields(cls), st.integers(1, 2**64 - 1))
+    def check(fields, member):
+        pkt = A.VirtioAdminCmd(opcode=opcode, group_type=1, group_member_id=member) / cls(**fields)
+        d, _ = A.decode_request(raw(pkt))
+        assert (d["opcode"], d["group_type"], d["group_member_id"]) == (opcode, 1, member)
+        for f in _scalar_fields(cls):
+            assert d["data"][f.name] == fields[f.name], f.name
+        if cls is D.VirtioAdminCmdList:
+            assert d["data"]["opcodes"] == D.bitmap_bits(fields["device_admin_cmd_opcodes"])
+        if cls is D.VirtioAdminLegacyWrData:
+            assert d["data"]["registers"] == fields["registers"].hex()
+        if cls is D.VirtioAdminDevPartsGetData:
+            assert [x["part_type"] for x in d["data"]["hdr_list"]] == [p.part_type for p in fields["hdr_list"]]
+        if cls is D.VirtioAdminDevPartsSetData:
+            assert d["data"]["parts"] == len(fields["parts"])
+    check()
+
+
+RESULT_CASES = [(op, sub) for (op, sub) in R.RESULT_LAYERS] + [(0xB, 0)]
+
+
+@pytest.mark.parametrize("opcode,subtype", RESULT_CASES, ids=lambda v: str(v))
+def test_dict_api_reports_built_result_fields(opcode, subtype):
+    cls = R.result_layer(opcode, subtype or 0)
+
+    @SETTINGS
+    @given(_fields(cls))
+    def check(fields):
+        pkt = A.VirtioAdminCmdResult() / cls(**fields)
+        d, _ = A.decode_result(raw(pkt), opcode, subtype or 0)
+        assert (d["status"], d["status_name"]) == (0, "OK")
+        for f in _scalar_fields(cls):
+            assert d["result"][f.name] == fields[f.name], f.name
+        if "entries" in fields:
+            assert [e["offset"] for e in d["result"]["entries"]] == [e.offset for e in fields["entries"]]
+        if "hdrs" in fields:
+            assert d["result"]["count"] == len(fields["hdrs"]) == len(d["result"]["hdrs"])
+        if "parts" in fields:
+            assert d["result"]["parts"] == len(fields["parts"])
+    check()
