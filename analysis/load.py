@@ -431,7 +431,8 @@ def _admin_keys(units: list[dict[str, Any]]) -> tuple[list, list]:
     return keys, ts
 
 
-def _match_boundaries(a_sizes: list, a_ts: list, b_sizes: list, b_ts: list) -> tuple[int, int, int] | None:
+def _match_boundaries(a_sizes: list, a_ts: list, b_sizes: list, b_ts: list
+                      ) -> tuple[int, int, int, int] | None:
     """Match cumulative byte positions: where both sequences end a unit at the
     same offset of the device's data.  Admin GET/SET sizes are whole records;
     chunks (reads) may split records anywhere, but a chunk ending on a record
@@ -444,12 +445,13 @@ def _match_boundaries(a_sizes: list, a_ts: list, b_sizes: list, b_ts: list) -> t
         a_end = np.cumsum(np.asarray(a_sizes, dtype=np.int64) + extra)
         common, ia, ib = np.intersect1d(a_end, b_end, assume_unique=False, return_indices=True)
         if len(common) >= 2 and (best is None or len(common) > best[0]):
-            best = (len(common), common, ia, ib)
+            best = (len(common), common, ia, ib, extra)
     if best is None:
         return None
-    _, common, ia, ib = best
-    return A.match_sequences(list(common), [a_ts[i] for i in ia], list(common), [b_ts[i] for i in ib],
-                             min_match=2)
+    _, common, ia, ib, _extra = best
+    got = A.match_sequences(list(common), [a_ts[i] for i in ia], list(common), [b_ts[i] for i in ib],
+                            min_match=2)
+    return None if got is None else (*got, best[4])
 
 
 def _keys(cap: Capture, units: list[dict[str, Any]], is_stream: bool) -> tuple[tuple[list, list], tuple[list, list]]:
@@ -485,6 +487,8 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
                                              and not c.kind in TRACE_KINDS and ref.index not in stream_ix):
             # records split over chunks differently: match cumulative record ends instead
             match, basis = _match_boundaries(ck, ct, rck, rct), "record-boundaries"
+            if match is not None and match[3] == 8:
+                basis = "record-boundaries+trailer"  # records are 8 bytes longer on the wire than in the admin capture
         if match is None and sk and rsk:
             if (c.kind in TRACE_KINDS and c.side != "destination") or (ref.kind in TRACE_KINDS):
                 # savevm_section_start gives no type: match on section ids only
