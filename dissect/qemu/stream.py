@@ -1,0 +1,871 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Incremental parser of QEMU's main migration channel (qemu-migration-stream.md).
+
+:class:`StreamParser` is a ``StreamConsumer`` (INTERFACES.md, C): it is fed
+the reassembled bytes as they arrive (``data``), told about missing ranges
+(``gap``) and the end (``close``).  It never waits for the whole stream:
+state survives between calls; the only bytes it keeps are an unfinished
+record header (a few hundred bytes), an unfinished FULL section whose end
+is found by footer resynchronisation, or the vmdesc JSON.  RAM page bodies
+are skipped without copying and VFIO chunk data is handed to a
+:class:`DeviceSink` piece by piece as it arrives.
+
+Units go to ``sink(item)``: contract dicts (``section``, ``command``,
+``ram``, ``vfio_marker``, ``vfio_chunk``, ``vmdesc`` plus ``configuration``
+and ``eof``), :class:`~dissect.common.findings.Finding` objects, and
+whatever the device sink returns (decoded VFIO records).  The units of a
+section are delivered when the section ends, the ``section`` unit first,
+so the output is in byte-stream order of section starts.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from dissect.common.findings import Finding
+from dissect.qemu import ram as _ram
+from dissect.qemu import wire as W
+from dissect.qemu.vmdesc import MAX_VMDESC, VmDesc
+
+# parser states
+S_HEADER, S_RECORD, S_RAM, S_VFIO, S_FOOTER, S_SCAN, S_VFIO_CFG, S_FIXED, S_LOST, S_DONE = range(10)
+
+#: Bytes we are willing to hold while looking for the end of one FULL section or config blob.
+MAX_SCAN = 64 * 1024 * 1024
+#: Bytes after a candidate footer needed to judge the record that follows it.
+LOOKAHEAD = 1 + 4 + 1 + 255 + 8 + 8
+
+
+class DeviceSink(Protocol):
+    """Receives VFIO device data in stream order (session.DeviceAssembler)."""
+
+    def data(self, device: str, phase: str, data: bytes, ts_ns: int, offset: int) -> list[Any]: ...
+
+    def lost(self, device: str, nbytes: int, offset: int) -> list[Any]: ...
+
+    def config(self, device: str, blob: bytes, ts_ns: int, offset: int) -> list[Any]: ...
+
+
+class _Section:
+    __slots__ = ("type", "id", "idstr", "instance_id", "version_id", "offset", "ts", "units",
+                 "payload_start", "handler", "ram", "delimited_by", "packaged", "nth")
+
+    def __init__(self, stype: int, sid: int, idstr: str | None, inst: int | None, ver: int | None,
+                 offset: int, ts: int, packaged: int) -> None:
+        self.type = stype
+        self.id = sid
+        self.idstr = idstr
+        self.instance_id = inst
+        self.version_id = ver
+        self.offset = offset
+        self.ts = ts
+        self.units: list[Any] = []
+        self.payload_start = 0
+        self.handler = ""
+        self.ram: _ram.RamSection | None = None
+        self.delimited_by = "payload"
+        self.packaged = packaged
+        self.nth = 0
+
+
+def _ts(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e9
+
+
+class StreamParser:
+    """Main-channel parser; a ``StreamConsumer``.
+
+    ``sink`` receives units; ``devices`` (optional) receives VFIO chunk data;
+    ``vmdesc`` (optional, e.g. read from the end of a stream file first) lets
+    FULL sections of ordinary devices be delimited by their described size.
+    ``flow`` is copied into every unit; ``expect_header`` is False for a
+    nested stream or one captured after its start.
+    """
+
+    def __init__(self, sink: Callable[[Any], None], *, flow: int | None = None,
+                 devices: DeviceSink | None = None, vmdesc: VmDesc | None = None,
+                 expect_header: bool = True, page_size: int = W.DEFAULT_PAGE_SIZE) -> None:
+        self.sink = sink
+        self.flow = flow
+        self.devices = devices
+        self.vmdesc = vmdesc
+        self.page_size = page_size
+        self.ram = _ram.RamState(page_size)
+        self.footers: bool | None = None
+        self.sections: dict[int, tuple[str, int, int]] = {}
+        self.full_seen: dict[tuple[str, int], int] = {}
+        self.footer_delimited: list[tuple[str, int, int, int]] = []  # idstr, inst, nth, payload len
+        self.capabilities: list[str] = []
+        self.machine_type: str | None = None
+        self.eof_offset: int | None = None
+        self.findings: list[Finding] = []
+        self.vmdesc_seen: VmDesc | None = None
+        self._state = S_HEADER if expect_header else S_RECORD
+        self._pos = 0
+        self._buf = bytearray()
+        self._buf_off = 0
+        self._marks: list[tuple[int, int]] = [(0, 0)]
+        self._ts = 0
+        self._skip = 0
+        self._dev_left = 0
+        self._dev_off = 0
+        self._sec: _Section | None = None
+        self._pkg_ends: list[int] = []
+        self._scan_from = 0
+        self._fixed_len = 0
+        self._closed = False
+        self._lost_since: int | None = None
+        self._vfio_cfg_start = 0
+
+    # ---- StreamConsumer -------------------------------------------------
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None:
+        if self._closed:
+            return
+        n = len(data)
+        if offset != self._pos:
+            if offset > self._pos:
+                self.gap(self._pos, offset)
+            else:
+                cut = self._pos - offset
+                if cut >= n:
+                    return
+                data = memoryview(data)[cut:]
+                offset += cut
+                n -= cut
+        self._ts = ts_ns
+        self._pos = offset + n
+        i = 0
+        if self._skip:
+            k = self._skip if self._skip < n else n
+            self._skip -= k
+            if self._skip:
+                return
+            i = k
+        if self._dev_left:
+            k = self._dev_left if self._dev_left < n - i else n - i
+            self._route(bytes(data[i:i + k]), offset + i, ts_ns)
+            self._dev_left -= k
+            i += k
+            if self._dev_left:
+                return
+        if i == n:
+            return
+        if self._buf:
+            self._buf += data[i:] if i else data
+            self._marks.append((offset + i, ts_ns))
+            b: Any = self._buf
+            base = self._buf_off
+            p = 0
+        else:
+            b = data if isinstance(data, memoryview) else memoryview(data)
+            base = offset
+            p = i
+            self._marks = [(offset + i, ts_ns)]
+        q = self._run(b, p, base)
+        if q < len(b):
+            self._buf = bytearray(b[q:])
+            off = self._buf_off = base + q
+            if len(self._marks) > 1:
+                self._marks = [(off, self._ts_at(off))] + [m for m in self._marks if m[0] > off]
+        else:
+            self._buf = bytearray()
+
+    def gap(self, start: int, end: int) -> None:
+        """Bytes [start, end) are missing: keep going where the structure allows."""
+        if self._closed or end <= start:
+            return
+        if start > self._pos:
+            start = self._pos
+        n = end - start
+        self._pos = max(self._pos, end)
+        if self._skip and not self._buf and n <= self._skip:
+            # Inside page data (or a described FULL payload): structure is intact.
+            self._skip -= n
+            self._finding("warning", "stream_gap", f"{n} bytes missing at {start}..{end} inside skipped data; "
+                          "structure intact, parsing continues", start, gap_end=end)
+            return
+        if self._dev_left and not self._buf and n <= self._dev_left:
+            self._dev_left -= n
+            sec = self._sec
+            self._finding("error", "stream_gap", f"{n} bytes of VFIO chunk data missing at {start}..{end}",
+                          start, gap_end=end, device=sec.idstr if sec else None)
+            if self.devices and sec and sec.idstr:
+                self._emit_many(self.devices.lost(sec.idstr, n, self._dev_off))
+            self._dev_off += n
+            return
+        if self._dev_left and self.devices and self._sec and self._sec.idstr:
+            self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
+        self._finding("error", "stream_gap", f"{n} bytes missing at {start}..{end}; "
+                      "resynchronising on the next section footer", start, gap_end=end)
+        self._abandon_section("gap")
+        self._skip = 0
+        self._dev_left = 0
+        self._buf = bytearray()
+        self._buf_off = end
+        self._marks = [(end, self._ts)]
+        self._lost_since = end
+        self._state = S_LOST
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._buf and self._state in (S_SCAN, S_VFIO_CFG):
+            # The stream ended: a footer at the very end needs no lookahead.
+            b = self._buf
+            self._closing = True
+            q = self._run(b, 0, self._buf_off)
+            self._buf = bytearray(b[q:])
+            self._buf_off += q
+        pending = len(self._buf) + self._skip + self._dev_left
+        if self._state == S_LOST:
+            self._finding("error", "resync_failed", "no section footer found after the gap until the end "
+                          "of the stream", self._lost_since)
+        elif self._state == S_HEADER and self._pos == 0:
+            self._finding("error", "empty_stream", "the stream holds no bytes", 0)
+        elif pending or self._sec is not None or self._state not in (S_RECORD, S_DONE):
+            off = self._buf_off if self._buf else self._pos
+            self._finding("error", "stream_truncated",
+                          f"stream ends inside a record ({pending} bytes pending or missing)", off)
+            if self._dev_left and self.devices and self._sec and self._sec.idstr:
+                self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
+        self._abandon_section("truncated")
+        if self.eof_offset is None and self._state != S_LOST:
+            self._finding("warning", "no_eof", "the stream has no QEMU_VM_EOF", self._pos)
+        self._closed = True
+
+    # ---- helpers ----------------------------------------------------------
+    _closing = False
+
+    def _ts_at(self, off: int) -> int:
+        marks = self._marks
+        for i in range(len(marks) - 1, -1, -1):
+            if marks[i][0] <= off:
+                return marks[i][1]
+        return marks[0][1]
+
+    def _emit(self, obj: Any) -> None:
+        if self._sec is not None:
+            self._sec.units.append(obj)
+        else:
+            self.sink(obj)
+
+    def _emit_many(self, objs: list[Any] | None) -> None:
+        if objs:
+            for o in objs:
+                self._emit(o)
+
+    def _finding(self, severity: str, code: str, msg: str, offset: int | None, **ctx: Any) -> None:
+        if self.flow is not None:
+            ctx.setdefault("flow", self.flow)
+        sec = self._sec
+        if sec is not None:
+            ctx.setdefault("section_id", sec.id)
+        f = Finding(severity, code, msg, offset, ctx)  # type: ignore[arg-type]
+        self.findings.append(f)
+        self._emit(f)
+
+    def _unit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        obj: dict[str, Any] = {"kind": kind, "flow": self.flow}
+        obj.update(fields)
+        return obj
+
+    def _route(self, data: bytes, offset: int, ts: int) -> None:
+        sec = self._sec
+        if self.devices is not None and sec is not None and sec.idstr:
+            self._emit_many(self.devices.data(sec.idstr, W.VFIO_PHASE.get(sec.type, "precopy"), data, ts, offset))
+        self._dev_off += len(data)
+
+    # ---- the loop ---------------------------------------------------------
+    def _run(self, b: Any, p: int, base: int) -> int:
+        end = len(b)
+        while p < end:
+            st = self._state
+            if st == S_RAM:
+                q = self._ram(b, p, end, base)
+            elif st == S_RECORD:
+                q = self._record(b, p, end, base)
+            elif st == S_VFIO:
+                q = self._vfio(b, p, end, base)
+            elif st == S_FOOTER:
+                q = self._footer(b, p, end, base)
+            elif st == S_SCAN:
+                q = self._scan(b, p, end, base)
+            elif st == S_VFIO_CFG:
+                q = self._vfio_cfg(b, p, end, base)
+            elif st == S_FIXED:
+                q = self._fixed(b, p, end, base)
+            elif st == S_HEADER:
+                q = self._header(b, p, end, base)
+            elif st == S_LOST:
+                q = self._lost(b, p, end, base)
+            else:  # S_DONE: bytes after the trailer
+                self._finding("warning", "trailing_data", f"{end - p} bytes after the vmdesc trailer", base + p)
+                self._state = S_RECORD
+                q = p
+            if q < 0:
+                return -q - 1
+            p = q
+            if self._skip or self._dev_left:
+                return end
+        return p
+
+    # ---- header, records ----------------------------------------------------
+    def _header(self, b: Any, p: int, end: int, base: int) -> int:
+        if end - p < 8:
+            return -p - 1
+        magic, version = W.FILE_HEADER.unpack_from(b, p)
+        if magic != W.QEMU_VM_FILE_MAGIC:
+            self._finding("error", "bad_magic", f"file magic 0x{magic:08x} is not QEVM", base + p)
+            self._state = S_LOST
+            self._lost_since = base + p
+            return p + 1
+        if version != W.QEMU_VM_FILE_VERSION:
+            self._finding("error" if version == W.QEMU_VM_FILE_VERSION_COMPAT else "warning", "bad_version",
+                          f"file version {version} (expected 3)", base + p + 4)
+        self._emit(self._unit("header", offset=base + p, magic="QEVM", version=version, ts=_ts(self._ts_at(base + p))))
+        self._state = S_RECORD
+        return p + 8
+
+    def _record(self, b: Any, p: int, end: int, base: int) -> int:
+        off = base + p
+        while self._pkg_ends and off >= self._pkg_ends[-1]:
+            if off > self._pkg_ends[-1]:
+                self._finding("error", "packaged_overrun", "a record crossed the end of its PACKAGED blob", off)
+            self._pkg_ends.pop()
+        t = b[p]
+        if t in (W.QEMU_VM_SECTION_START, W.QEMU_VM_SECTION_FULL):
+            if end - p < 6:
+                return -p - 1
+            (sid,) = W.SECTION_ID.unpack_from(b, p + 1)
+            ln = b[p + 5]
+            hl = 6 + ln + 8
+            if end - p < hl:
+                return -p - 1
+            idstr = bytes(b[p + 6:p + 6 + ln]).decode("utf-8", "replace")
+            inst, ver = W.SECTION_TAIL.unpack_from(b, p + 6 + ln)
+            self.sections[sid] = (idstr, inst, ver)
+            self._begin_section(t, sid, idstr, inst, ver, off)
+            return p + hl
+        if t in (W.QEMU_VM_SECTION_PART, W.QEMU_VM_SECTION_END):
+            if end - p < 5:
+                return -p - 1
+            (sid,) = W.SECTION_ID.unpack_from(b, p + 1)
+            known = self.sections.get(sid)
+            if known is None:
+                self._sec = None
+                self._finding("error", "unknown_section_id", f"{W.SECTION_TYPES[t]} for section {sid} "
+                              "that no START/FULL announced", off, section_id=sid)
+                self._begin_section(t, sid, None, None, None, off)
+            else:
+                self._begin_section(t, sid, known[0], known[1], known[2], off)
+            return p + 5
+        if t == W.QEMU_VM_COMMAND:
+            return self._command(b, p, end, base)
+        if t == W.QEMU_VM_EOF:
+            self.eof_offset = off
+            self._emit(self._unit("eof", offset=off, packaged=len(self._pkg_ends) or None,
+                                  ts=_ts(self._ts_at(off))))
+            return p + 1
+        if t == W.QEMU_VM_VMDESCRIPTION:
+            if end - p < 5:
+                return -p - 1
+            (n,) = W.VMDESC_LEN.unpack_from(b, p + 1)
+            if n > MAX_VMDESC:
+                self._finding("error", "vmdesc_too_large", f"vmdesc length {n} exceeds {MAX_VMDESC}", off)
+                return self._go_lost(p + 1, base)
+            if end - p < 5 + n:
+                return -p - 1
+            self._vmdesc(bytes(b[p + 5:p + 5 + n]), off)
+            self._state = S_DONE
+            return p + 5 + n
+        if t == W.QEMU_VM_CONFIGURATION:
+            return self._configuration(b, p, end, base)
+        self._finding("error", "unknown_record_type", f"record type byte 0x{t:02x} is not a QEMU_VM_* value", off)
+        return self._go_lost(p, base)
+
+    def _go_lost(self, p: int, base: int) -> int:
+        self._state = S_LOST
+        self._lost_since = base + p
+        return p
+
+    def _begin_section(self, t: int, sid: int, idstr: str | None, inst: int | None, ver: int | None,
+                       off: int) -> None:
+        sec = _Section(t, sid, idstr, inst, ver, off, self._ts_at(off), len(self._pkg_ends))
+        self._sec = sec
+        hdr_len = 6 + len((idstr or "").encode()) + 8 if t in (1, 4) else 5
+        sec.payload_start = off + hdr_len
+        if idstr == "ram":
+            if ver != 4:
+                self._finding("warning", "ram_version", f"RAM section version {ver} (decoder knows 4)", off)
+            sec.handler = "ram"
+            sec.ram = self.ram.begin(t, sid)
+            self._state = S_RAM
+        elif idstr is not None and W.is_vfio_idstr(idstr):
+            sec.handler = "vfio"
+            self._state = S_VFIO
+        elif t == W.QEMU_VM_SECTION_FULL and idstr is not None:
+            sec.handler = "vmsd"
+            key = (idstr, inst or 0)
+            sec.nth = self.full_seen.get(key, 0)
+            self.full_seen[key] = sec.nth + 1
+            n = self.vmdesc.payload_length(idstr, inst or 0, sec.nth) if self.vmdesc else None
+            if n is not None:
+                sec.delimited_by = "vmdesc"
+                self._fixed_len = n
+                self._state = S_FIXED
+            else:
+                sec.delimited_by = "footer"
+                self._scan_from = sec.payload_start
+                self._state = S_SCAN
+        else:
+            # A live handler this decoder does not walk (e.g. block-dirty-bitmap): footer resync.
+            sec.handler = "opaque"
+            sec.delimited_by = "footer"
+            self._scan_from = sec.payload_start
+            self._state = S_SCAN
+
+    def _end_section(self, end_off: int | None, reason: str | None = None) -> None:
+        sec = self._sec
+        if sec is None:
+            return
+        self._sec = None
+        obj = self._unit("section", offset=sec.offset,
+                         length=None if end_off is None else end_off - sec.offset,
+                         type=W.SECTION_TYPES[sec.type], section_id=sec.id, idstr=sec.idstr,
+                         instance_id=sec.instance_id, version_id=sec.version_id, ts=_ts(sec.ts),
+                         delimited_by=sec.delimited_by)
+        if sec.packaged:
+            obj["packaged"] = sec.packaged
+        if reason:
+            obj["incomplete"] = reason
+        self.sink(obj)
+        if sec.ram is not None:
+            self.sink(self.ram.unit(sec.ram, self.flow, sec.type))
+        for u in sec.units:
+            self.sink(u)
+
+    def _abandon_section(self, reason: str) -> None:
+        if self._sec is not None:
+            if self._sec.ram is not None:
+                self.ram.flush(self._sec.ram)
+            self._end_section(None, reason)
+
+    def _payload_done(self, p: int, base: int) -> None:
+        """The handler's payload ended at ``p``: a footer (or the next record) follows."""
+        self._state = S_FOOTER
+
+    def _footer(self, b: Any, p: int, end: int, base: int) -> int:
+        sec = self._sec
+        off = base + p
+        if self.footers is False:
+            self._end_section(off)
+            self._state = S_RECORD
+            return p
+        if b[p] != W.QEMU_VM_SECTION_FOOTER:
+            if self.footers is None:
+                self.footers = False
+                self._end_section(off)
+            else:
+                self._finding("error", "footer_missing", f"section {sec.id if sec else '?'}: byte 0x{b[p]:02x} "
+                              "where the section footer 0x7e belongs", off)
+                self._end_section(off)
+            self._state = S_RECORD
+            return p
+        if end - p < 5:
+            return -p - 1
+        _, fid = W.FOOTER.unpack_from(b, p)
+        self.footers = True
+        if sec is not None and fid != sec.id:
+            self._finding("error", "footer_mismatch", f"footer names section {fid}, the section is {sec.id}", off)
+        self._end_section(off + 5)
+        self._state = S_RECORD
+        return p + 5
+
+    # ---- commands, configuration, vmdesc ------------------------------------
+    def _command(self, b: Any, p: int, end: int, base: int) -> int:
+        if end - p < 5:
+            return -p - 1
+        off = base + p
+        cmd, ln = W.COMMAND_HDR.unpack_from(b, p + 1)
+        if end - p < 5 + ln:
+            return -p - 1
+        payload = bytes(b[p + 5:p + 5 + ln])
+        name = W.COMMANDS.get(cmd)
+        value: Any = None
+        want = W.COMMAND_LEN.get(cmd, ())
+        if name is None or cmd == 0:
+            self._finding("error", "unknown_command", f"MIG_CMD value {cmd}", off)
+        elif want is not None and ln not in want:
+            self._finding("error", "bad_command_length", f"{name} with len {ln} (expected {want})", off)
+        else:
+            value = _command_value(cmd, payload)
+        self._emit(self._unit("command", offset=off, cmd=cmd, cmd_name=name if cmd else "INVALID", len=ln,
+                              value=value, ts=_ts(self._ts_at(off))))
+        if cmd == W.MIG_CMD_PACKAGED and isinstance(value, dict):
+            self._pkg_ends.append(off + 5 + ln + value["length"])
+        if name is None:
+            return self._go_lost(p + 5 + ln, base)
+        return p + 5 + ln
+
+    def _configuration(self, b: Any, p: int, end: int, base: int) -> int:
+        off = base + p
+        if end - p < 5:
+            return -p - 1
+        (n,) = W.BE32.unpack_from(b, p + 1)
+        if n > 1024:
+            self._finding("error", "bad_configuration", f"machine type length {n}", off)
+            return self._go_lost(p + 1, base)
+        q = p + 5 + n
+        if q > end:
+            return -p - 1
+        machine = bytes(b[p + 5:q]).decode("utf-8", "replace")
+        subs: dict[str, Any] = {}
+        while True:
+            if q >= end:
+                if self._closing:
+                    break
+                return -p - 1
+            if b[q] != W.QEMU_VM_SUBSECTION:
+                break
+            if q + 2 > end:
+                return -p - 1
+            ln = b[q + 1]
+            if q + 2 + ln + 4 > end:
+                return -p - 1
+            name = bytes(b[q + 2:q + 2 + ln]).decode("utf-8", "replace")
+            r = q + 2 + ln + 4
+            if name == "configuration/target-page-bits":
+                if r + 4 > end:
+                    return -p - 1
+                bits = W.BE32.unpack_from(b, r)[0]
+                subs["target_page_bits"] = bits
+                if 10 <= bits <= 24:
+                    self.page_size = 1 << bits
+                    self.ram.set_page_size(self.page_size)
+                r += 4
+            elif name == "configuration/capabilities":
+                if r + 4 > end:
+                    return -p - 1
+                count = W.BE32.unpack_from(b, r)[0]
+                r += 4
+                caps = []
+                for _ in range(min(count, 256)):
+                    if r >= end:
+                        return -p - 1
+                    cl = b[r]
+                    if r + 1 + cl > end:
+                        return -p - 1
+                    caps.append(bytes(b[r + 1:r + 1 + cl]).decode("utf-8", "replace"))
+                    r += 1 + cl
+                subs["capabilities"] = caps
+                self.capabilities = caps
+                if "x-ignore-shared" in caps:
+                    self.ram.ignore_shared = True
+            elif name == "configuration/uuid":
+                if r + 16 > end:
+                    return -p - 1
+                subs["uuid"] = bytes(b[r:r + 16]).hex()
+                r += 16
+            else:
+                self._finding("error", "unknown_subsection", f"configuration subsection {name!r}", base + q)
+                self.machine_type = machine
+                self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs,
+                                      ts=_ts(self._ts_at(off))))
+                return self._go_lost(r, base)
+            q = r
+        self.machine_type = machine
+        self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs, ts=_ts(self._ts_at(off))))
+        return q
+
+    def _vmdesc(self, raw: bytes, off: int) -> None:
+        try:
+            vd = VmDesc.from_json(raw, offset=off)
+        except (ValueError, UnicodeDecodeError) as e:
+            self._finding("error", "bad_vmdesc", f"vmdesc JSON does not parse: {e}", off + 5)
+            return
+        self.vmdesc_seen = vd
+        self._emit(self._unit("vmdesc", offset=off, page_size=vd.page_size, devices=len(vd.devices),
+                              length=len(raw), ts=_ts(self._ts_at(off))))
+        if vd.page_size and vd.page_size != self.page_size:
+            self._finding("warning", "page_size_mismatch", f"vmdesc page_size {vd.page_size}, "
+                          f"parser used {self.page_size}", off)
+        # Check the FULL sections delimited by footer resync against the description.
+        bad = 0
+        for idstr, inst, nth, n in self.footer_delimited:
+            want = vd.payload_length(idstr, inst, nth)
+            if want is not None and want != n:
+                bad += 1
+                self._finding("warning", "full_section_length_mismatch",
+                              f"FULL {idstr} instance {inst}: footer resync found {n} payload bytes, "
+                              f"vmdesc describes {want}", None, idstr=idstr)
+        if self.footer_delimited:
+            self._finding("info", "full_sections_by_footer",
+                          f"{len(self.footer_delimited)} FULL sections were delimited by footer "
+                          f"resynchronisation; the vmdesc trailer confirms {len(self.footer_delimited) - bad}",
+                          off)
+
+    # ---- FULL sections: described length or footer scan ----------------------
+    def _fixed(self, b: Any, p: int, end: int, base: int) -> int:
+        n = self._fixed_len
+        sec = self._sec
+        need = n + (5 if self.footers is not False else 0)
+        if need > MAX_SCAN:
+            self._skip = max(0, n - (end - p))
+            self._state = S_FOOTER
+            return min(end, p + n)
+        if end - p < need:
+            if self._closing:
+                self._finding("error", "stream_truncated", "stream ends inside a FULL section", base + p)
+                return self._go_lost(end, base)
+            return -p - 1
+        if self.footers is not False and (b[p + n] != W.QEMU_VM_SECTION_FOOTER
+                                          or W.SECTION_ID.unpack_from(b, p + n + 1)[0] != sec.id):
+            self._finding("warning", "vmdesc_length_mismatch", f"FULL {sec.idstr}: no footer after the "
+                          f"{n} payload bytes vmdesc describes; resynchronising on the footer", base + p)
+            sec.delimited_by = "footer"
+            self._scan_from = base + p
+            self._state = S_SCAN
+            return p
+        self._state = S_FOOTER
+        return p + n
+
+    def _scan(self, b: Any, p: int, end: int, base: int) -> int:
+        sec = self._sec
+        sig = bytes([W.QEMU_VM_SECTION_FOOTER]) + W.SECTION_ID.pack(sec.id)
+        start = max(p, self._scan_from - base - 4)
+        hb = bytes(b) if isinstance(b, memoryview) else b
+        while True:
+            c = hb.find(sig, start)
+            if c < 0:
+                self._scan_from = base + max(p, end - 4)
+                if end - p > MAX_SCAN:
+                    self._finding("error", "footer_not_found", f"no footer for section {sec.id} within "
+                                  f"{MAX_SCAN} bytes", sec.offset)
+                    self._abandon_section("footer_not_found")
+                    return self._go_lost(end, base)
+                return -p - 1
+            ok = self._plausible(b, c + 5, end)
+            if ok is None:
+                if self._closing:
+                    ok = end == c + 5
+                else:
+                    self._scan_from = base + c
+                    return -p - 1
+            if ok:
+                n = c - p
+                sec.delimited_by = "footer"
+                if sec.handler == "vmsd":
+                    self.footer_delimited.append((sec.idstr or "", sec.instance_id or 0, sec.nth, c - (sec.payload_start - base)))
+                self.footers = True
+                self._state = S_FOOTER
+                return p + n
+            start = c + 1
+
+    def _plausible(self, b: Any, p: int, end: int) -> bool | None:
+        """Could a record start at ``p``?  None = need more bytes to tell."""
+        if p >= end:
+            return None
+        t = b[p]
+        if t == W.QEMU_VM_EOF:
+            if p + 1 >= end:
+                return None
+            return b[p + 1] == W.QEMU_VM_VMDESCRIPTION or b[p + 1] in (1, 2, 3, 4, 8)
+        if t in (2, 3):
+            if end - p < 5:
+                return None
+            return W.SECTION_ID.unpack_from(b, p + 1)[0] in self.sections
+        if t in (1, 4):
+            if end - p < 6:
+                return None
+            sid = W.SECTION_ID.unpack_from(b, p + 1)[0]
+            ln = b[p + 5]
+            if ln == 0 or sid > 0xFFFF:
+                return False
+            if end - p < 6 + ln + 8:
+                return None
+            name = bytes(b[p + 6:p + 6 + ln])
+            if not all(0x20 < c < 0x7F for c in name):
+                return False
+            known = self.sections.get(sid)
+            return known is None or known[0] == name.decode()
+        if t == W.QEMU_VM_COMMAND:
+            if end - p < 5:
+                return None
+            cmd, ln = W.COMMAND_HDR.unpack_from(b, p + 1)
+            want = W.COMMAND_LEN.get(cmd, ())
+            return cmd in W.COMMANDS and cmd != 0 and (want is None or ln in want)
+        return False
+
+    def _lost(self, b: Any, p: int, end: int, base: int) -> int:
+        """After a gap or garbage: find ``7e`` + known section id + a plausible record."""
+        q = p
+        hb = bytes(b) if isinstance(b, memoryview) else b
+        while True:
+            c = hb.find(b"\x7e", q)
+            if c < 0:
+                return -max(p, end - 1) - 1 if end - p > 0 else -p - 1
+            if end - c < 5:
+                return -c - 1
+            sid = W.SECTION_ID.unpack_from(b, c + 1)[0]
+            if sid in self.sections or not self.sections:
+                ok = self._plausible(b, c + 5, end)
+                if ok is None:
+                    if self._closing:
+                        return end
+                    return -c - 1
+                if ok:
+                    self._finding("warning", "resync", f"resynchronised on the footer of section {sid} after "
+                                  f"{base + c + 5 - (self._lost_since or 0)} bytes", base + c + 5,
+                                  method="footer")
+                    self._lost_since = None
+                    self._state = S_RECORD
+                    return c + 5
+            q = c + 1
+
+    # ---- VFIO ---------------------------------------------------------------
+    def _vfio(self, b: Any, p: int, end: int, base: int) -> int:
+        sec = self._sec
+        dev = sec.idstr or ""
+        phase = W.VFIO_PHASE.get(sec.type, "precopy")
+        while True:
+            if end - p < 8:
+                return -p - 1
+            (v,) = W.BE64.unpack_from(b, p)
+            name = W.VFIO_MARKERS.get(v)
+            off = base + p
+            if name is None:
+                self._finding("error", "vfio_unknown_marker", f"0x{v:016x} is not a VFIO_MIG_FLAG value", off,
+                              device=dev)
+                sec.delimited_by = "footer"
+                self._scan_from = off
+                self._state = S_SCAN
+                return p
+            if v == W.VFIO_MIG_FLAG_DEV_DATA_STATE:
+                if end - p < 16:
+                    return -p - 1
+                (size,) = W.BE64.unpack_from(b, p + 8)
+                ts = self._ts_at(off)
+                self._emit(self._unit("vfio_marker", device=dev, section_id=sec.id, offset=off, marker=name,
+                                      value=v))
+                data_off = self.devices_offset(dev)
+                self._emit(self._unit("vfio_chunk", device=dev, section_id=sec.id, phase=phase, offset=off,
+                                      data_offset=data_off, size=size, ts=_ts(ts)))
+                if size > W.VFIO_MIG_DEFAULT_DATA_BUFFER_SIZE:
+                    self._finding("info", "vfio_chunk_large", f"chunk of {size} bytes exceeds QEMU's 1 MiB "
+                                  "buffer", off, device=dev)
+                p += 16
+                avail = end - p
+                k = size if size < avail else avail
+                if k:
+                    self._route(bytes(b[p:p + k]), base + p, self._ts_at(base + p))
+                p += k
+                if k < size:
+                    self._dev_left = size - k
+                    return end
+                continue
+            self._emit(self._unit("vfio_marker", device=dev, section_id=sec.id, offset=off, marker=name, value=v))
+            p += 8
+            if v == W.VFIO_MIG_FLAG_DEV_CONFIG_STATE:
+                self._vfio_cfg_start = base + p
+                self._scan_from = base + p
+                self._state = S_VFIO_CFG
+                return p
+            if v == W.VFIO_MIG_FLAG_DEV_SETUP_STATE:
+                continue
+            # END_OF_STATE, INIT_DATA_SENT, CONFIG_LOAD_READY end a chunk loop: a footer,
+            # another marker, or (no footers) the next record follows.
+            if p >= end:
+                return -p - 1
+            if b[p] == 0xFF:
+                continue
+            self._state = S_FOOTER
+            return p
+
+    def devices_offset(self, dev: str) -> int | None:
+        get = getattr(self.devices, "data_offset", None)
+        return get(dev) if get else None
+
+    def _vfio_cfg(self, b: Any, p: int, end: int, base: int) -> int:
+        sec = self._sec
+        eos = W.BE64.pack(W.VFIO_MIG_FLAG_END_OF_STATE)
+        sig = eos + (bytes([W.QEMU_VM_SECTION_FOOTER]) + W.SECTION_ID.pack(sec.id) if self.footers else b"")
+        start = max(p, self._scan_from - base - len(sig))
+        hay = bytes(b[start:end])
+        while True:
+            c = hay.find(sig)
+            if c < 0:
+                self._scan_from = base + end
+                if end - p > MAX_SCAN:
+                    self._finding("error", "vfio_config_unterminated", "no END_OF_STATE after the config state "
+                                  f"within {MAX_SCAN} bytes", base + p, device=sec.idstr)
+                    self._abandon_section("config_unterminated")
+                    return self._go_lost(end, base)
+                return -p - 1
+            c += start
+            if not self.footers:
+                ok = self._plausible(b, c + 8, end)
+                if ok is None and not self._closing:
+                    self._scan_from = base + c
+                    return -p - 1
+                if not ok and not (ok is None and c + 8 == end):
+                    hay = hay[c - start + 1:]
+                    start = c + 1
+                    continue
+            blob = bytes(b[p:c])
+            off = base + p
+            self._emit(self._unit("vfio_chunk", device=sec.idstr, section_id=sec.id, phase="config",
+                                  offset=off - 8, data_offset=None, size=len(blob), ts=_ts(self._ts_at(off)),
+                                  data=blob.hex()))
+            if self.devices is not None:
+                self._emit_many(self.devices.config(sec.idstr or "", blob, self._ts_at(off), off))
+            self._emit(self._unit("vfio_marker", device=sec.idstr, section_id=sec.id, offset=base + c,
+                                  marker="END_OF_STATE", value=W.VFIO_MIG_FLAG_END_OF_STATE))
+            if self.vmdesc is not None:
+                want = self.vmdesc.payload_length(sec.idstr or "", sec.instance_id or 0, 0)
+                if want is not None and want != len(blob) + 16:
+                    self._finding("warning", "vmdesc_length_mismatch", f"VFIO config payload is {len(blob) + 16} "
+                                  f"bytes, vmdesc describes {want}", off, device=sec.idstr)
+            self._state = S_FOOTER
+            return c + 8
+
+    # ---- RAM ----------------------------------------------------------------
+    def _ram(self, b: Any, p: int, end: int, base: int) -> int:
+        sec = self._sec
+        q, skip, status = self.ram.walk(sec.ram, b, p, end, base, self._finding)
+        if skip:
+            self._skip = skip
+            return end
+        if status == _ram.NEED:
+            return -q - 1
+        if status == _ram.EOS:
+            sec.ram.bytes = base + q - sec.payload_start
+            self._state = S_FOOTER
+            return q
+        # bad RAM data: find the section footer
+        sec.delimited_by = "footer"
+        self._scan_from = base + q
+        self._state = S_SCAN
+        return q
+
+
+def _command_value(cmd: int, payload: bytes) -> Any:
+    """The contract's ``command.value``: the decoded payload (None when empty)."""
+    if cmd == W.MIG_CMD_PING:
+        return W.BE32.unpack(payload)[0]
+    if cmd == W.MIG_CMD_PACKAGED:
+        return {"length": W.BE32.unpack(payload)[0]}
+    if cmd == W.MIG_CMD_POSTCOPY_ADVISE and len(payload) == 16:
+        a, t = W.BE64.unpack_from(payload, 0)[0], W.BE64.unpack_from(payload, 8)[0]
+        return {"ram_pagesize_summary": a, "target_page_size": t}
+    if cmd == W.MIG_CMD_POSTCOPY_RAM_DISCARD and len(payload) >= 3:
+        ln = payload[1]
+        name = payload[2:2 + ln].decode("utf-8", "replace")
+        rest = payload[2 + ln + 1:]
+        ranges = [list(W.BE64.unpack_from(rest, i)) + [W.BE64.unpack_from(rest, i + 8)[0]]
+                  for i in range(0, len(rest) - 15, 16)]
+        return {"version": payload[0], "block": name, "ranges": ranges}
+    if cmd == W.MIG_CMD_RECV_BITMAP and payload:
+        return {"block": payload[1:1 + payload[0]].decode("utf-8", "replace")}
+    return None
+
+
+__all__ = ["StreamParser", "DeviceSink"]
