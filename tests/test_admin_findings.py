@@ -212,3 +212,18 @@ def test_decoded_short_layer_builds_zero_filled():
     p = A.VirtioAdminCmdResult.for_request(0xE, 0)(h(OK + "b9"))
     assert p.payload.size == 0xB9 and p.payload.zero_filled == 7
     assert raw(p) == h(OK + "b900000000000000")
+
+
+def test_hostile_lists_are_bounded():
+    # 2 MiB of 0x01: a metadata LIST claiming 0x01010101 headers, a GET SELECTED list and a
+    # LIST_USE bitmap of that size decode to bounded lists (no scapy packet or dict per claimed item)
+    blob = b"\x01" * (2 << 20)
+    r, f = decode_result(h(OK + "01010101 00000000") + blob, 0xE, 2)
+    assert len(r["result"]["hdrs"]) == A.MAX_HDRS and r["result"]["count"] == 0x01010101
+    assert codes(f) == ["admin_list_truncated", "admin_surplus_bytes", "admin_list_count_mismatch"]
+    d, f = decode_request(h("0f00" + SRIOV_M1 + "0000 0000 00000000 00 00000000000000") + blob)
+    assert len(d["data"]["hdr_list"]) == A.MAX_HDRS
+    assert d["data"]["surplus_bytes"] == len(blob) - 16 * A.MAX_HDRS
+    d, f = decode_request(h("0100 0100 000000000000000000000000 0000000000000000") + blob)
+    assert len(d["data"]["opcodes"]) == 65536 // 64 * 8  # eight bits set per 0x01-filled word
+    assert d["data"]["surplus_bytes"] == len(blob) - 8192 and codes(f) == ["admin_surplus_bytes"]

@@ -216,6 +216,9 @@ def _rest(pkt: AdminLayer, fixed: int, elem: int = 1) -> int:
 
 #: Bound for list fields: lists are bounded by the buffer, never by a count.
 MAX_ITEMS = 1 << 24
+#: Most part headers decoded from one header list (METADATA LIST result, GET
+#: SELECTED data); a real VF has a few hundred parts.  Bytes beyond are surplus.
+MAX_HDRS = 65536
 
 
 # --- 3.1 struct virtio_admin_cmd_hdr -----------------------------------------

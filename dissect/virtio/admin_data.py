@@ -42,6 +42,7 @@ from dissect.virtio.admin import (
     LEGACY_DEV_CFG_READ,
     LEGACY_DEV_CFG_WRITE,
     LIST_USE,
+    MAX_HDRS,
     MAX_ITEMS,
     RESOURCE_OBJ_CREATE,
     RESOURCE_OBJ_DESTROY,
@@ -93,17 +94,24 @@ DEV_MODE_F_STOPPED = 0x01
 
 # --- 7.1 struct virtio_admin_cmd_list ------------------------------------------
 
+#: Opcodes and capability ids are le16, so a bitmap has at most 1024 meaningful
+#: le64 words; bytes beyond them are surplus (reported when non-zero), which
+#: keeps a hostile multi-megabyte bitmap from becoming millions of list items.
+MAX_BITMAP_WORDS = 65536 // 64
+
+
 class VirtioAdminCmdList(AdminLayer):
     """``le64 device_admin_cmd_opcodes[]``: bit n of element n/64 = opcode n.
 
-    Also the LIST_QUERY result.  :meth:`opcodes` / :meth:`from_opcodes`
-    convert between the bitmap and a list of opcodes.
+    Also the LIST_QUERY result.  :meth:`bits` / :meth:`from_bits` convert
+    between the bitmap and a list of opcodes.
     """
 
     name = "virtio_admin_cmd_list"
     fields_desc = [
         FieldListField("device_admin_cmd_opcodes", [], LELongField("", 0),
-                       length_from=lambda p: _rest(p, 0, 8), max_count=MAX_ITEMS),
+                       length_from=lambda p: min(_rest(p, 0, 8), 8 * MAX_BITMAP_WORDS),
+                       max_count=MAX_BITMAP_WORDS),
     ]
     bitmap_field = "device_admin_cmd_opcodes"
 
@@ -268,11 +276,13 @@ class VirtioAdminDevPartsGetData(AdminLayer):
 
     name = "virtio_admin_cmd_dev_parts_get_data"
     min_len = 16
+    hdr_list_offset = 16
+    hdr_list_name = "hdr_list"
     fields_desc = VirtioAdminResourceObjCmdHdr.fields_desc + [
         ByteEnumField("type", GET_ALL, GET_TYPES),
         StrFixedLenField("reserved", b"\0" * 7, 7),
         PacketListField("hdr_list", [], VirtioDevPartHdr,
-                        length_from=lambda p: _rest(p, 16, 16), max_count=MAX_ITEMS),
+                        length_from=lambda p: min(_rest(p, 16, 16), 16 * MAX_HDRS), max_count=MAX_HDRS),
     ]
 
 

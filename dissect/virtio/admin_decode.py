@@ -95,7 +95,6 @@ def _list_field(layer: Packet, f: PacketListField, items: list[Packet], pos: int
                 out: AdminDict, findings: list[Finding]) -> None:
     name = f.name
     good = [p for p in items if not isinstance(p, conf.raw_layer)]
-    bad = [p for p in items if isinstance(p, conf.raw_layer)]
     if name == "parts":
         out["parts"] = len(good)
         out["parts_offset"] = pos
@@ -109,14 +108,8 @@ def _list_field(layer: Packet, f: PacketListField, items: list[Packet], pos: int
             entries.append(d)
             p_off += 16
         out[name] = entries
-    else:  # bare part-header lists (hdr_list, hdrs)
+    else:  # bare part-header lists (hdr_list, hdrs): filled by _dissect's fast path
         out[name] = [_hdr_dict(bytes(p)) for p in good]
-    if bad:
-        off = pos + sum(len(p) for p in good)
-        findings.append(Finding(
-            "error", "admin_list_undecodable",
-            f"{layer.name}.{name}: {sum(len(p) for p in bad)} bytes after {len(good)} "
-            "elements do not form a complete element", off, {"field": name}))
 
 
 def _walk(first: Packet, offset: int, findings: list[Finding], what: str) -> AdminDict:
@@ -161,7 +154,9 @@ def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding]
     """
     min_len = getattr(cls, "min_len", 0)
     parts_at = getattr(cls, "parts_offset", None)
-    head = buf if parts_at is None else buf[:parts_at]
+    hdrs_at = getattr(cls, "hdr_list_offset", None)
+    split = parts_at if parts_at is not None else hdrs_at
+    head = buf if split is None else buf[:split]
     try:
         if head:
             layer = cls(head)
@@ -181,7 +176,36 @@ def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding]
         out["parts_length"] = max(len(buf) - parts_at, 0)
         if parts_findings:
             findings.extend(pf)
+    elif hdrs_at is not None:
+        rest = buf[hdrs_at:]
+        name = cls.hdr_list_name
+        count = out.get("count") if name == "hdrs" else None
+        out[name], used = _hdr_list(rest, count, offset + hdrs_at, findings)
+        if len(rest) > used:
+            out["surplus_bytes"] = len(rest) - used
+            if any(rest[used:]):
+                findings.append(Finding(
+                    "info", "admin_surplus_bytes",
+                    f"{len(rest) - used} bytes after the header list are not zero "
+                    "(a device ignores them)", offset + hdrs_at + used))
     return out
+
+
+def _hdr_list(buf: bytes, count: int | None, offset: int,
+              findings: list[Finding]) -> tuple[list[dict[str, Any]], int]:
+    """Bare part headers of a header list, without a scapy packet per header.
+
+    Bounded by the bytes present, by ``count`` when the structure has one,
+    and by :data:`~dissect.virtio.admin.MAX_HDRS`.
+    """
+    n = len(buf) // 16
+    if count is not None:
+        n = min(n, count)
+    if n > A.MAX_HDRS:
+        findings.append(Finding("warning", "admin_list_truncated",
+                                f"{n} part headers; only the first {A.MAX_HDRS} are decoded", offset))
+        n = A.MAX_HDRS
+    return [_hdr_dict(buf[i:i + 16]) for i in range(0, 16 * n, 16)], 16 * n
 
 
 # --- requests --------------------------------------------------------------------

@@ -37,6 +37,7 @@ from dissect.virtio.admin import (
     LEGACY_DEV_CFG_READ,
     LEGACY_NOTIFY_INFO,
     LIST_QUERY,
+    MAX_HDRS,
     MAX_ITEMS,
     OPCODES,
     AdminLayer,
@@ -45,6 +46,7 @@ from dissect.virtio.admin import (
 )
 from dissect.virtio.admin_data import (
     DEV_PARTS_CAP,
+    MAX_BITMAP_WORDS,
     METADATA_COUNT,
     METADATA_LIST,
     METADATA_SIZE,
@@ -105,7 +107,8 @@ class VirtioAdminCapIdList(VirtioAdminCmdList):
     bitmap_field = "supported_caps"
     fields_desc = [
         FieldListField("supported_caps", [], LELongField("", 0),
-                       length_from=lambda p: _rest(p, 0, 8), max_count=MAX_ITEMS),
+                       length_from=lambda p: min(_rest(p, 0, 8), 8 * MAX_BITMAP_WORDS),
+                       max_count=MAX_BITMAP_WORDS),
     ]
 
 
@@ -136,12 +139,14 @@ class VirtioAdminDevPartsMetadataList(AdminLayer):
 
     name = "virtio_admin_cmd_dev_parts_metadata_result.hdr_list"
     min_len = 8
+    hdr_list_offset = 8
+    hdr_list_name = "hdrs"
     fields_desc = [
         FieldLenField("count", None, count_of="hdrs", fmt="<I"),
         StrFixedLenField("reserved", b"\0" * 4, 4),
         PacketListField("hdrs", [], VirtioDevPartHdr,
-                        length_from=lambda p: min(p.count * 16, _rest(p, 8, 16)),
-                        max_count=MAX_ITEMS),
+                        length_from=lambda p: min(p.count * 16, _rest(p, 8, 16), 16 * MAX_HDRS),
+                        max_count=MAX_HDRS),
     ]
 
 
