@@ -227,3 +227,22 @@ def test_hostile_lists_are_bounded():
     d, f = decode_request(h("0100 0100 000000000000000000000000 0000000000000000") + blob)
     assert len(d["data"]["opcodes"]) == 65536 // 64 * 8  # eight bits set per 0x01-filled word
     assert d["data"]["surplus_bytes"] == len(blob) - 8192 and codes(f) == ["admin_surplus_bytes"]
+
+
+def test_linux_result_size_semantics():
+    from dissect.virtio.admin_decode import decode_linux_result
+
+    status = h(OK)
+    result = h("b9000000 00000000") + b"\xee" * 8  # the buffer is larger than what the device wrote
+    d, f = decode_linux_result(status, result, 8, 0xE, 0)
+    assert d["result"] == {"size": 0xB9} and codes(f) == []
+    # 6.13.0-6.15.2: res_size = used length incl. the status
+    d, f = decode_linux_result(status, result, 16, 0xE, 0, size_includes_status=True)
+    assert d["result"] == {"size": 0xB9} and d["result_size_bug"] is True and codes(f) == []
+    # read with the wrong semantics the 8 junk bytes show up as surplus
+    d, f = decode_linux_result(status, result, 16, 0xE, 0)
+    assert d["result"]["surplus_bytes"] == 8 and codes(f) == ["admin_surplus_bytes"]
+    d, f = decode_linux_result(status, result, 40, 0xE, 0)
+    assert codes(f) == ["admin_result_size_invalid", "admin_surplus_bytes"]
+    d, f = decode_linux_result(status, b"", 4, 0x11, 0, size_includes_status=True)
+    assert codes(f) == ["admin_result_size_invalid"] and d["result"] == {}

@@ -419,3 +419,29 @@ def _check_result(opcode: int, status: int, result: AdminDict, findings: list[Fi
         findings.append(Finding("error", "admin_list_count_mismatch",
                                 f"metadata count {result['count']} but {len(result['hdrs'])} headers present",
                                 16 + 16 * len(result["hdrs"]), {"count": result["count"]}))
+
+
+def decode_linux_result(status: bytes, result: bytes, res_size: int, opcode: int, subtype: int = 0, *,
+                        size_includes_status: bool = False) -> tuple[AdminDict, list[Finding]]:
+    """Decode a completion known only as Linux's status buffer, result buffer and result size.
+
+    Spec §3.4/§3.5, §10.2: Linux 6.13.0–6.15.2 (before ``9ef41ebf``,
+    CVE-2025-38314) reported the whole used length, status included, as the
+    result size; ``size_includes_status=True`` subtracts those 8 bytes.  The
+    result is cut to the size (never extended past the buffer) and decoded
+    like a device-writable part.
+    """
+    findings: list[Finding] = []
+    size = res_size - 8 if size_includes_status else res_size
+    if size < 0:
+        findings.append(Finding("warning", "admin_result_size_invalid",
+                                f"result size {res_size} is below the 8-byte status it includes", None))
+        size = 0
+    if size > len(result):
+        findings.append(Finding("error", "admin_result_size_invalid",
+                                f"result size {size} exceeds the {len(result)}-byte result buffer", None,
+                                {"missing": size - len(result)}))
+    d, more = decode_result(bytes(status[:8]) + bytes(result[:size]), opcode, subtype)
+    if size_includes_status:
+        d["result_size_bug"] = True  # kernel 6.13.0-6.15.2 semantics applied
+    return d, findings + more
