@@ -336,7 +336,7 @@ def _stream_keys(units: list[dict[str, Any]]) -> tuple[tuple[list, list], tuple[
         t = ts_ns_of(u)
         if t is None:
             continue
-        if u.get("kind") == "vfio_chunk":
+        if u.get("kind") == "vfio_chunk" and u.get("phase") != "config":
             ck.append(int(u.get("size") or 0))
             ct.append(t)
         elif u.get("kind") == "section":

@@ -481,16 +481,23 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
     # QEMU-reported sizes: permanently zero from some report on?
     rep = qemu_events(m, ("vfio_save_iterate", "vfio_state_pending_exact", "vfio_state_pending_estimate"),
                       device=device)
-    zero_from = None
+    zero_from = zero_tail_s = None
     if len(rep):
-        sizes = [(_arg(r, "precopy_init_size") or 0) + (_arg(r, "precopy_dirty_size") or 0)
+        pairs = [((_arg(r, "precopy_init_size") or 0) + (_arg(r, "precopy_dirty_size") or 0), r["ts_ns"])
                  for _, r in rep.iterrows() if _arg(r, "precopy_init_size") is not None
                  or _arg(r, "precopy_dirty_size") is not None]
+        sizes = [p[0] for p in pairs]
         nz = [i for i, v in enumerate(sizes) if v]
         if nz and nz[-1] + 1 < len(sizes) and len(sizes) - nz[-1] - 1 >= 2:
             zero_from = nz[-1] + 1
+            t_first, t_last = pairs[zero_from][1], pairs[-1][1]
+            if pd.notna(t_first) and pd.notna(t_last):
+                zero_tail_s = (int(t_last) - int(t_first)) / _NS
+        elif nz:
+            zero_tail_s = 0.0
         ev["reported_sizes"] = len(sizes)
         ev["reported_zero_from"] = zero_from
+        ev["reported_zero_tail_s"] = zero_tail_s
     s = main_sections(m)
     parts = s[(s["idstr"] == device) & (s["type"] == "PART")] if len(s) else s
     ev["vfio_part_sections"] = int(len(parts))
@@ -508,6 +515,11 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
         return "ratelimited", ev
     if len(ts) >= RATELIMIT_MIN_RECORDS and spacing.min() >= RATELIMIT_MIN_SPACING_S:
         ev["rule"] = f">= {RATELIMIT_MIN_RECORDS} pre-copy snapshots never closer than {RATELIMIT_MIN_SPACING_S} s"
+        return "ratelimited", ev
+    if (len(ts) == 2 and spacing.min() >= RATELIMIT_MIN_SPACING_S and zero_tail_s is not None
+            and zero_tail_s < 1.0 + (1 - RATELIMIT_MIN_SPACING_S)):
+        ev["rule"] = ("2 pre-copy snapshots >= 0.9 s apart and QEMU's reported pre-copy sizes never zero for "
+                      "longer than the 1 s rate-limit interval")
         return "ratelimited", ev
     if sub_second and zero_from is not None:
         ev["rule"] = "sub-second snapshot spacing, then QEMU-reported pre-copy sizes permanently 0"
@@ -713,6 +725,11 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
     out["ram_zero_pages"] = int(ram["ram_zero_pages"].fillna(0).sum()) if has_ram else None
     out["ram_normal_pages"] = int(ram["ram_normal_pages"].fillna(0).sum()) if has_ram else None
     out["ram_bytes"] = int(ram["ram_bytes"].fillna(0).sum()) if has_ram else None
+    # QEMU's "transferred ram" (7.2: RAM section bytes + multifd packets, i.e. the multifd channels'
+    # bytes after their 64-byte MultiFDInit_t, qemu-migration-stream.md §12.1)
+    mf_flows = flows[flows["role"] == "multifd"] if len(flows) else flows
+    mf_bytes = int(mf_flows["c2s_bytes"].fillna(0).sum()) - 64 * len(mf_flows) if len(mf_flows) else 0
+    out["ram_transferred_bytes"] = None if out["ram_bytes"] is None else out["ram_bytes"] + max(0, mf_bytes)
     if len(m.multifd):
         mf = _primary(m, m.multifd)
         if out["ram_normal_pages"] is not None:
@@ -754,7 +771,10 @@ def _check_chunk_sizes(m: "Migration") -> None:
         if not len(blocks):
             continue
         trace = [int(a.get("data_size", -1)) for a in blocks["args"]]
-        wire = [int(x) for x in device_chunks(m, dev).sort_values("data_offset")["size_bytes"].dropna()]
+        dc = device_chunks(m, dev)
+        # the config blob (DEV_CONFIG_STATE) is carried as a chunk too, but no vfio_save_block fires for it
+        dc = dc[(dc["phase"] != "config") & dc["data_offset"].notna()]
+        wire = [int(x) for x in dc.sort_values("data_offset")["size_bytes"].dropna()]
         if trace == wire:
             continue
         first = next((i for i, (x, y) in enumerate(zip(trace, wire)) if x != y), min(len(trace), len(wire)))
