@@ -131,4 +131,105 @@ def test_cli_simulate_writes_a_run(tmp_path: Path) -> None:
     assert "downtime" in proc.stdout
     assert run_cli("simulate", "--help").returncode == 0
     assert "migtrace simulate --profile" in run_cli("simulate", "--help").stdout
-    assert resolve("default", policy="cap128").busy_s > 6
+    assert resolve("default", policy="cap128").busy_s > 8
+
+
+class _DeviceBytes:
+    """DeviceSink collecting each VFIO device's concatenated data (D's parser interface)."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, bytearray] = {}
+        self.configs: dict[str, bytes] = {}
+
+    def data_offset(self, device: str) -> int:
+        return len(self.streams.get(device, b""))
+
+    def data(self, device, phase, data, ts_ns, offset):
+        self.streams.setdefault(device, bytearray()).extend(data)
+        return []
+
+    def lost(self, device, nbytes, offset):
+        raise AssertionError(f"{device}: {nbytes} bytes lost at {offset}")
+
+    def config(self, device, blob, ts_ns, offset):
+        self.configs[device] = bytes(blob)
+        return []
+
+
+def _parse_main(path: Path):
+    from dissect.capture.tcp import reassemble
+    from dissect.qemu.stream import StreamParser
+
+    units: list = []
+    sink = _DeviceBytes()
+    parsers = []
+
+    def factory(flow, direction):
+        if direction != "c2s" or flow.index != 0:
+            return None
+        p = StreamParser(units.append, flow=flow.index, devices=sink)
+        parsers.append(p)
+        return p
+
+    res = reassemble(path, factory)
+    return res, units, sink, parsers
+
+
+@pytest.mark.parametrize("name", ["default", "qemu81", "trailer"])
+def test_source_pcapng_gives_back_the_records(runs: dict[str, Path], name: str) -> None:
+    from dissect.vfio.stream import split_records
+
+    folder = runs[name]
+    tl = build_timeline(PRESETS[name], 3)
+    res, units, sink, parsers = _parse_main(folder / "source.pcapng")
+    assert not res.findings and not parsers[0].findings
+    assert [f.gaps for f in res.flows] == [[]]
+    kinds = [u["kind"] for u in units if isinstance(u, dict)]
+    assert "finding" not in kinds and kinds.count("vmdesc") == 1 and kinds.count("eof") == 1
+    chunks = [(u["phase"], u["size"]) for u in units if isinstance(u, dict) and u["kind"] == "vfio_chunk"
+              and u["phase"] != "config"]
+    assert chunks == [(c.phase, c.size) for c in tl.chunks[0]]
+    stream = bytes(sink.streams["0000:00:05.0/vfio"])
+    assert stream == b"".join(r.data for r in tl.records[0])
+    recs = [r for r in split_records(stream) if not hasattr(r, "severity")]
+    assert [r.record_size for r in recs] == [r.record_size for r in tl.records[0]]
+    assert [r.trailer_bytes for r in recs] == [len(r.trailer) for r in tl.records[0]]
+    assert [len(r.parts) for r in recs] == [len(r.part_types) for r in tl.records[0]]
+    assert sink.configs["0000:00:05.0/vfio"] == tl.config_blobs[0]
+    truth = json.loads((folder / "run.json").read_text())["truth"]
+    assert truth["bytes_main"] == res.flows[0].c2s_bytes
+    rp = res.flows[0].s2c_bytes
+    assert rp == 8 + 4 + 8  # PONG(1), SWITCHOVER_ACK, SHUT(0)
+
+
+def test_qemu10_pcapng_has_multifd_flows(runs: dict[str, Path]) -> None:
+    from dissect.capture.flows import classify
+
+    res, units, sink, parsers = _parse_main(runs["qemu10"] / "source.pcapng")
+    assert not res.findings and not parsers[0].findings
+    assert len(res.flows) == 3
+    truth = json.loads((runs["qemu10"] / "run.json").read_text())["truth"]
+    assert truth["bytes_multifd"] == sum(f.c2s_bytes for f in res.flows[1:])
+    # the main channel carries only the pre-copy part of the device stream
+    tl = build_timeline(PRESETS["qemu10"], 3)
+    pre = b"".join(r.data for r in tl.records[0] if r.phase == "precopy")
+    assert bytes(sink.streams["0000:00:05.0/vfio"]) == pre
+    commands = [u["cmd_name"] for u in units if isinstance(u, dict) and u["kind"] == "command"]
+    assert commands == ["OPEN_RETURN_PATH", "PING", "SWITCHOVER_START"]
+    with open(runs["qemu10"] / "source.pcapng", "rb") as f:
+        assert f.read(4) == b"\x0a\x0d\x0d\x0a"
+    assert classify(bytes.fromhex("1122334400000001")) == "multifd"
+
+
+def test_tshark_reads_the_source_pcapng(runs: dict[str, Path]) -> None:
+    import subprocess
+
+    tool = require_tool("tshark")
+    out = subprocess.run([tool, "-r", str(runs["qemu10"] / "source.pcapng"), "-q", "-z", "conv,tcp"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    assert out.stdout.count("192.168.100.2:49152") == 3
+    # no expert infos of severity warning or error (bad checksums, malformed, lost segments)
+    exp = subprocess.run([tool, "-r", str(runs["default"] / "source.pcapng"), "-q", "-z", "expert,warn"],
+                         capture_output=True, text=True, timeout=120)
+    assert exp.returncode == 0 and "Warns" not in exp.stdout and "Errors" not in exp.stdout

@@ -547,13 +547,16 @@ class _Model:
         """Choose ``n`` dirty page indexes; a few become (or stay) non-zero."""
         if n <= 0:
             return [], []
-        idx = sorted(int(x) for x in self.rng.choice(self.ram_pages, size=n, replace=False))
+        # the workload writes a buffer in the upper half of RAM; the pages that were
+        # non-zero at the start (kernel, page tables) sit in the lower half
+        half = self.ram_pages // 2
+        n = min(n, self.ram_pages - half)
+        idx = sorted(half + int(x) for x in self.rng.choice(self.ram_pages - half, size=n, replace=False))
         normal = []
         zero = []
         for i in idx:
-            if self.rng.random() < self.p.dirty_normal_fraction:
-                self.nonzero.add(i)
-            (normal if i in self.nonzero else zero).append(i)
+            # the workload mostly writes zeros: each dirtied page holds data with this probability
+            (normal if self.rng.random() < self.p.dirty_normal_fraction else zero).append(i)
         return zero, normal
 
     def ram_section(self, t: int, kind: str, zero: list[int], normal: list[int], **extra: Any) -> int:
@@ -582,6 +585,8 @@ class _Model:
             self.sev(t, "savevm_command_send", command=2, len=4)
             t = self.send(t, "cmd_ping", 9, value=1)
         if q.multifd_channels:
+            # the main channel's first bytes leave before the multifd channels connect
+            t = self.flush(t)
             for ch in range(q.multifd_channels):
                 self.ev("source", t, (SRC_PID + 10 + ch, f"mig/src/send_{ch}"), "multifd_send_thread_start", id=ch)
                 self.send(t, "multifd_init", 64, flow=f"multifd{ch}", channel=ch)
@@ -690,7 +695,7 @@ class _Model:
 
     def bulk_pages(self) -> tuple[list[int], list[int]]:
         n0 = min(self.p.initial_normal_pages, self.ram_pages)
-        normal = sorted(int(x) for x in self.rng.choice(self.ram_pages, size=n0, replace=False))
+        normal = sorted(int(x) for x in self.rng.choice(self.ram_pages // 2, size=n0, replace=False))
         self.nonzero.update(normal)
         ns = set(normal)
         zero = [i for i in range(self.ram_pages) if i not in ns]
@@ -792,7 +797,13 @@ class _Model:
             t = self.flush(t)  # the destination starts its load thread on it
             m["wire_t0"] = self.last_unit.ts_ns
         self.sev(t, "savevm_state_complete_precopy")
-        # RAM END: final sync and the last dirty pages
+        vfio_units: list[Unit] = []
+        multifd = fam == "10.x" and q.multifd_channels > 0
+        threads_end = t
+        if multifd:  # 10.x: device-state save threads are spawned before the END sections
+            for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
+                threads_end = max(threads_end, self.vfio_thread(t + 20 * US, vf, kv, qv, vfio_units))
+        # RAM END: final sync and the last dirty pages (ram_save_complete flushes)
         self.sev(t, "migration_bitmap_sync_start")
         t += 150 * US
         n = self.dirty_since(last_sync, t, busy_end)
@@ -807,10 +818,11 @@ class _Model:
             self.sev(t, "vmstate_downtime_save", type="iterable", idstr="ram", instance_id=0,
                      downtime=(t - ram_t0) // US)
         self.ram_final = (len(zero), len(normal))
+        t = self.flush(t)
         # VFIO END per device
-        vfio_units: list[Unit] = []
         for vf, (kv, qv) in enumerate(zip(self.vfs, self.qv)):
             t = self.vfio_complete(t, vf, kv, qv, vfio_units)
+        t = max(t, threads_end)  # join the device-state save threads
         if new:
             self.sev(t, "vmstate_downtime_checkpoint", checkpoint="src-iterable-saved")
         # FULL sections: VFIO config (in 10.x multifd it travelled in the last packet)
@@ -879,6 +891,42 @@ class _Model:
                 self.sev(t, "vfio_save_cleanup", name=vf_host_name(vf))
         m["end"] = t
 
+    def vfio_thread(self, td: int, vf: int, kv: _SrcVf, qv: _QVf, out: list[Unit]) -> int:
+        """10.x multifd device state: the save thread reads until EOF and queues one
+        device-state packet per read, the config state last (§10.6)."""
+        name = vf_host_name(vf)
+        q = self.q
+        th = (self.sth.dev[0] + vf, f"vfio-save-{vf}")
+        self.ev("source", td, th, "vfio_save_complete_precopy_thread_start", name=name,
+                idstr=vf_idstr(vf), instance_id=0)
+        idx = 0
+        while True:
+            data = kv.read(qv.buffer_size)
+            self.ioctl("source", th, td, td + 12 * US, "read", 40 + vf, None, len(data) if data else 0,
+                       qv.buffer_size)
+            td += 12 * US
+            if not data:
+                break
+            ch = idx % q.multifd_channels
+            self.ev("source", td, th, "vfio_save_block", name=name, data_size=len(data))
+            self.send(td, "multifd_device_state", 276 + 12 + len(data), flow=f"multifd{ch}", vf=vf,
+                      idstr=vf_idstr(vf), idx=idx, data=data, config=None, packet_num=self.multifd_packet_num)
+            self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data),
+                                         self.last_unit.ts_ns, None, self.last_unit))
+            out.append(self.last_unit)
+            self.multifd_packet_num += 1
+            idx += 1
+        ch = idx % q.multifd_channels
+        td += 300 * US
+        self.ev("source", td, th, "vfio_save_device_config_state", name=name)
+        end = self.send(td, "multifd_device_state", 276 + 12 + 24 + len(self.config_blobs[vf]),
+                        flow=f"multifd{ch}", vf=vf, idstr=vf_idstr(vf), idx=idx, data=None,
+                        config=self.config_blobs[vf], packet_num=self.multifd_packet_num)
+        out.append(self.last_unit)
+        self.multifd_packet_num += 1
+        self.ev("source", end, th, "vfio_save_complete_precopy_thread_end", name=name, ret=0)
+        return end
+
     def vfio_complete(self, t: int, vf: int, kv: _SrcVf, qv: _QVf, out: list[Unit]) -> int:
         """END section: reads until EOF (main channel, or a multifd save thread in 10.x)."""
         name = vf_host_name(vf)
@@ -890,41 +938,7 @@ class _Model:
         t0 = t
         if multifd:
             t = self.send(t, "vfio_end", 18, vf=vf, section_id=qv.section_id, chunks=[])
-            out.append(self.last_unit)
             self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
-            th = (self.sth.dev[0] + vf, f"vfio-save-{vf}")
-            td = t
-            self.ev("source", td, th, "vfio_save_complete_precopy_thread_start", name=name,
-                    idstr=vf_idstr(vf), instance_id=0)
-            idx = 0
-            while True:
-                data = kv.read(qv.buffer_size)
-                self.ioctl("source", th, td, td + 12 * US, "read", 40 + vf, None, len(data) if data else 0,
-                           qv.buffer_size)
-                td += 12 * US
-                if not data:
-                    break
-                ch = idx % q.multifd_channels
-                self.ev("source", td, th, "vfio_save_block", name=name, data_size=len(data))
-                self.send(td, "multifd_device_state", 276 + 12 + len(data), flow=f"multifd{ch}", vf=vf,
-                          idstr=vf_idstr(vf), idx=idx, data=data, config=None,
-                          packet_num=self.multifd_packet_num)
-                self.chunks[vf].append(Chunk(vf, "stopcopy", kv.pos - len(data), len(data),
-                                             self.last_unit.ts_ns, None, self.last_unit))
-                out.append(self.last_unit)
-                self.multifd_packet_num += 1
-                idx += 1
-            # the config state travels as the last packet
-            ch = idx % q.multifd_channels
-            td += 300 * US
-            self.sev(td, "vfio_save_device_config_state", name=name)
-            end = self.send(td, "multifd_device_state", 276 + 12 + 24 + len(self.config_blobs[vf]),
-                            flow=f"multifd{ch}", vf=vf, idstr=vf_idstr(vf), idx=idx, data=None,
-                            config=self.config_blobs[vf], packet_num=self.multifd_packet_num)
-            out.append(self.last_unit)
-            self.multifd_packet_num += 1
-            self.ev("source", end, th, "vfio_save_complete_precopy_thread_end", name=name, ret=0)
-            t = max(t, end)
         else:
             chunks = []
             while True:

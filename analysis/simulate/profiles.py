@@ -85,7 +85,7 @@ class FirmwareProfile:
     vlans: int = 0
     multicast_macs: int = 2
     multicast_growth: int = 1
-    multicast_max: int = 64
+    multicast_max: int = 24
     metadata_slack: int = 0
     metadata_round: int = 1
     obj_create_ms: float = 0.15
@@ -125,7 +125,7 @@ class QemuProfile:
     #: avail-switchover-bandwidth as printed by migrate_transferred (0 = unset)
     switchover_bandwidth: int = 0
     #: pacing of one pre-copy iteration (bitmap sync, dirty-log collection)
-    iteration_ms: float = 40.0
+    iteration_ms: float = 60.0
     iteration_sigma: float = 0.15
     #: destination cost of loading the non-VFIO FULL sections and starting the VM
     dst_devices_load_ms: float = 3.0
@@ -153,13 +153,13 @@ class SimProfile:
     kernel: str = "6.16.0"
     trailer_bug: bool = False
     vfs: int = 1
-    ram_bytes: int = 4 * MIB
+    ram_bytes: int = 2 * MIB
     vcpus: int = 2
-    initial_normal_pages: int = 4
+    initial_normal_pages: int = 1
     busy_s: float = 3.5
     busy_dirty_pages_per_s: float = 300.0
     idle_dirty_pages_per_s: float = 0.0
-    dirty_normal_fraction: float = 0.004
+    dirty_normal_fraction: float = 0.002
     link_gbit_per_s: float = 10.0
     link_latency_us: float = 60.0
     mss: int = 1448
@@ -180,10 +180,10 @@ FIRMWARE_PRESETS: dict[str, FirmwareProfile] = {
     # Same device; regresses stop-copy: slower DEV_MODE_SET stop and DEV_PARTS_SET.
     "fw-28.41": FirmwareProfile(name="fw-28.41", version="28.41.1000",
                                 mode_stop_ms=9.0, parts_set_ms=14.0, parts_get_ms=3.5),
-    # Changes PRE_COPY behaviour: larger context (2 pairs + RSS), faster growth,
-    # METADATA SIZE rounded up to 4 KiB (one read per record).
-    "fw-29.0": FirmwareProfile(name="fw-29.0", version="29.0.200", queue_pairs=2,
-                               rss_table_size=8, multicast_growth=2,
+    # Changes PRE_COPY behaviour: METADATA SIZE rounded up to 4 KiB (QEMU reads a
+    # record in one chunk: pre-copy chunks halve, cap128 re-snapshots double);
+    # adds RSS (8-entry table) to the context.
+    "fw-29.0": FirmwareProfile(name="fw-29.0", version="29.0.200", rss_table_size=8, multicast_max=16,
                                metadata_round=4 * KIB),
     # Fails one pre-copy METADATA_GET with EINVAL/INVALID_FIELD (benign).
     "fw-28.40-einval": FirmwareProfile(
@@ -212,11 +212,12 @@ PRESETS: dict[str, SimProfile] = {
     "default": _p("default"),
     # Posted V0 series on a vendor kernel: 128-call cap; pre-copy long enough
     # to exhaust the cap (>128 info calls).
-    "cap128": _p("cap128", policy="cap128", kernel="6.12.0-vfio-virtio-v0", busy_s=6.5),
+    "cap128": _p("cap128", policy="cap128", kernel="6.12.0-vfio-virtio-v0", busy_s=9.0),
     # Kernel 6.14.2 (6.13.0–6.15.2): 8-byte trailer per record.
     "trailer": _p("trailer", kernel="6.14.2", trailer_bug=True),
     "qemu81": _p("qemu81", qemu="8.1"),
-    "qemu10": _p("qemu10", qemu="10.x"),
+    # multifd sends a SYNC packet per channel per RAM pass: a shorter pre-copy keeps it small
+    "qemu10": _p("qemu10", qemu="10.x", busy_s=2.0),
     "two-vfs": _p("two-vfs", vfs=2),
     "no-ack": SimProfile(name="no-ack", qemu=replace(QEMU_PRESETS["9.x"], switchover_ack=False),
                          firmware=FIRMWARE_PRESETS["fw-28.40"]),
@@ -241,8 +242,8 @@ def resolve(profile: str | SimProfile, *, firmware: str | None = None, policy: s
         if policy not in ("cap128", "ratelimited"):
             raise ValueError(f"unknown policy {policy!r}")
         p = replace(p, policy=policy)
-        if policy == "cap128" and p.busy_s < 6.0:
-            p = replace(p, busy_s=6.5)
+        if policy == "cap128" and p.busy_s < 8.5:
+            p = replace(p, busy_s=9.0)
     if trailer_bug is not None and trailer_bug != p.trailer_bug:
         kernel = p.kernel
         if trailer_bug and not kernel_has_trailer_bug(kernel):
