@@ -115,6 +115,7 @@ class StreamParser:
         self._closed = False
         self._lost_since: int | None = None
         self._vfio_cfg_start = 0
+        self._vfio_term = False
 
     # ---- StreamConsumer -------------------------------------------------
     def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None:
@@ -444,6 +445,7 @@ class StreamParser:
             self.sink(u)
 
     def _abandon_section(self, reason: str) -> None:
+        self._vfio_term = False
         if self._sec is not None:
             if self._sec.ram is not None:
                 self.ram.flush(self._sec.ram)
@@ -646,7 +648,7 @@ class StreamParser:
             ok = self._plausible(b, c + 5, end)
             if ok is None:
                 if self._closing:
-                    ok = end == c + 5
+                    ok = True  # the stream ends before the next record could be judged
                 else:
                     self._scan_from = base + c
                     return -p - 1
@@ -727,6 +729,14 @@ class StreamParser:
         dev = sec.idstr or ""
         phase = W.VFIO_PHASE.get(sec.type, "precopy")
         while True:
+            if self._vfio_term:
+                # After END_OF_STATE / INIT_DATA_SENT / CONFIG_LOAD_READY: another marker
+                # (0xff…), a footer, or (no footers) the next record follows.
+                if b[p] != 0xFF:
+                    self._vfio_term = False
+                    self._state = S_FOOTER
+                    return p
+                self._vfio_term = False
             if end - p < 8:
                 return -p - 1
             (v,) = W.BE64.unpack_from(b, p)
@@ -771,14 +781,9 @@ class StreamParser:
                 return p
             if v == W.VFIO_MIG_FLAG_DEV_SETUP_STATE:
                 continue
-            # END_OF_STATE, INIT_DATA_SENT, CONFIG_LOAD_READY end a chunk loop: a footer,
-            # another marker, or (no footers) the next record follows.
+            self._vfio_term = True
             if p >= end:
-                return -p - 1
-            if b[p] == 0xFF:
-                continue
-            self._state = S_FOOTER
-            return p
+                return p
 
     def devices_offset(self, dev: str) -> int | None:
         get = getattr(self.devices, "data_offset", None)
@@ -806,7 +811,7 @@ class StreamParser:
                 if ok is None and not self._closing:
                     self._scan_from = base + c
                     return -p - 1
-                if not ok and not (ok is None and c + 8 == end):
+                if ok is False:
                     hay = hay[c - start + 1:]
                     start = c + 1
                     continue
