@@ -39,6 +39,7 @@ CHUNK = 4 << 20
 MAX_RESYNC = 64 << 20
 
 _NS = 1_000_000_000
+_YEAR = 86400 * 366
 
 
 class RawPacket(NamedTuple):
@@ -134,7 +135,12 @@ class CaptureReader:
         base = 24  # file offset of buf[0]
         i = 0
         n = 0
-        prev_sec = None
+        ns = _NS
+        # Timestamps must stay within a year of the last good record's; the
+        # window moves at every refill, not per packet (cheaper, as loose).
+        lo_sec, hi_sec = 0, 0xFFFFFFFF
+        prev_sec: int | None = None
+        resynced = False
         prev_off = None
         count = 0
         while True:
@@ -146,6 +152,10 @@ class CaptureReader:
                     i = 0
                     n = len(buf)
                     mv = memoryview(buf)
+                    if count and not resynced:  # sec: the last record parsed, a plausible one
+                        prev_sec = sec
+                        lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
+                    resynced = False
                     continue
                 if n - i:
                     self._finding("error", "pcap_truncated_record",
@@ -153,8 +163,7 @@ class CaptureReader:
                                   base + i, missing=16 - (n - i))
                 break
             sec, frac, incl, orig = unpack(buf, i)
-            if incl > max_rec or frac >= frac_limit or (
-                    prev_sec is not None and not (prev_sec - 86400 * 366 <= sec <= prev_sec + 86400 * 366)):
+            if incl > max_rec or frac >= frac_limit or sec < lo_sec or sec > hi_sec:
                 # Corrupt header: find the next plausible record.
                 self._finding("error", "pcap_bad_record_header",
                               f"implausible record header (incl_len {incl}, orig_len {orig}, "
@@ -165,6 +174,7 @@ class CaptureReader:
                     break
                 f.seek(pos)
                 buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
+                resynced = True  # `sec` is the bad header's: keep the old window
                 continue
             end = i + 16 + incl
             if end > n:
@@ -176,6 +186,10 @@ class CaptureReader:
                     i = 0
                     n = len(buf)
                     mv = memoryview(buf)
+                    if count and not resynced:  # sec: the last record parsed, a plausible one
+                        prev_sec = sec
+                        lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
+                    resynced = False
                     continue
                 # File cut inside the packet data: hand out what there is,
                 # keeping orig_len, so the missing tail is a measurable gap.
@@ -187,10 +201,9 @@ class CaptureReader:
                 yield ((sec * _NS + frac * mult) + zone_ns, linktype, mv[i + 16:n],
                                 max(orig, incl), 0, base + i)
                 break
-            prev_sec = sec
             prev_off = base + i
             count += 1
-            yield (sec * _NS + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, base + i)
+            yield (sec * ns + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, prev_off)
             i = end
         self.packet_count = count
 

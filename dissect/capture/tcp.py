@@ -383,7 +383,6 @@ class Reassembler:
         if off < nxt:
             if off < 0 and nxt == 0 and not d.flow.stats.syn_seen:
                 d.before_start += -off
-                self._note("tcp_data_before_capture_start", file_offset)
             else:
                 self._retransmitted(d, off, payload[:nxt - off], file_offset)
             payload = payload[nxt - off:]
@@ -463,7 +462,7 @@ class Reassembler:
         if ring is None or n == 0:
             return
         size = len(ring)
-        lo = max(off, d.ring_len - size)
+        lo = max(off, 0, d.ring_len - size)
         hi = min(off + n, d.ring_len)
         if lo >= hi:
             return
@@ -624,7 +623,6 @@ _NOTE_FINDINGS = {
     L.NOTE_BAD_TCP: ("warning", "tcp_bad_header"),
     L.NOTE_LINKTYPE: ("warning", "unsupported_linktype"),
     "tcp_segment_truncated": ("info", "tcp_segment_truncated"),
-    "tcp_data_before_capture_start": ("info", "tcp_data_before_first_segment"),
 }
 
 _NOTE_TEXT = {
@@ -634,7 +632,6 @@ _NOTE_TEXT = {
     L.NOTE_BAD_TCP: "packets with an invalid TCP header were skipped",
     L.NOTE_LINKTYPE: "packets of a link type migtrace does not decode were skipped",
     "tcp_segment_truncated": "TCP segments cut by the snap length; their missing bytes are gaps",
-    "tcp_data_before_capture_start": "segments whose data precedes the stream start chosen without a SYN",
 }
 
 
