@@ -30,12 +30,15 @@ What text keeps and what it loses (decisions, docs/trace-events.md):
 """
 from __future__ import annotations
 
+import bisect
 import calendar
 import os
 import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
+
+import numpy as np
 
 from dissect.common.findings import Finding
 from dissect.ftrace.event import Event
@@ -139,6 +142,7 @@ class TextTrace:
 
     def __init__(self, path: str | os.PathLike | BinaryIO):
         self.path = path
+        self._chunk: tuple[list[int], int] = ([0], 1)
         self.findings: list[Finding] = []
         self.lost_events: dict[int, int] = {}
         self.header: dict[str, Any] = {}
@@ -146,13 +150,14 @@ class TextTrace:
         self.precision_ns: int | None = None
         self._it: Iterator[Event | Finding] | None = None
 
-    def __iter__(self) -> "TextTrace":
-        return self
-
-    def __next__(self) -> Event | Finding:
+    def __iter__(self) -> Iterator[Event | Finding]:
+        # the generator itself, so a for loop does not pay a Python-level __next__ per item
         if self._it is None:
             self._it = self._run()
-        return next(self._it)
+        return self._it
+
+    def __next__(self) -> Event | Finding:
+        return next(iter(self))
 
     def events(self) -> Iterator[Event]:
         """Only the events (findings still collect in ``findings``)."""
@@ -161,56 +166,70 @@ class TextTrace:
                 yield x
 
     # -- chunked line input -------------------------------------------------
-    def _line_chunks(self) -> Iterator[tuple[list[str], int, int, bool]]:
-        """(lines, byte offset of the first, its line number, all ASCII), whole lines only."""
+    def _line_chunks(self) -> Iterator[tuple[list[str], list[int]]]:
+        """(lines, byte offset of each line), whole lines only.
+
+        Offsets come from the bytes (exact for any encoding), summed by
+        NumPy; ``_lineno`` maps an offset of the current chunk back to its
+        line number for findings.
+        """
         fh = open(self.path, "rb") if not hasattr(self.path, "read") else self.path  # type: ignore[arg-type]
         try:
             carry = b""
             base = 0
-            lineno = 1
+            first = 1
             while True:
                 data = fh.read(CHUNK)
-                if not data:
-                    break
-                data = carry + data if carry else data
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    carry = data
-                    continue
-                piece, carry = data[:cut], data[cut + 1:]
+                last = not data
+                if last:
+                    if not carry:
+                        break
+                    piece, carry = carry, b""
+                else:
+                    data = carry + data if carry else data
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        carry = data
+                        continue
+                    piece, carry = data[:cut], data[cut + 1:]
+                blines = piece.split(b"\n")
+                lens = np.fromiter(map(len, blines), np.int64, len(blines)) + 1
+                ends = np.cumsum(lens)
+                starts = (ends - lens + base).tolist()
+                self._chunk = (starts, first)
                 lines = piece.decode("utf-8", "surrogateescape").split("\n")
-                yield lines, base, lineno, piece.isascii()
-                base += cut + 1
-                lineno += len(lines)
-            if carry:
-                lines = carry.decode("utf-8", "surrogateescape").split("\n")
-                yield lines, base, lineno, carry.isascii()
+                self.lines += len(lines)
+                yield lines, starts
+                base += int(ends[-1])
+                first += len(lines)
+                if last:
+                    break
         finally:
             if fh is not self.path:
                 fh.close()
 
-    def _finding(self, sev: str, code: str, msg: str, off: int, lineno: int, **ctx: Any) -> Finding:
-        f = Finding(sev, code, msg, off, {"line": lineno, **ctx})  # type: ignore[arg-type]
+    def _lineno(self, off: int) -> int:
+        starts, first = self._chunk
+        return first + bisect.bisect_left(starts, off)
+
+    def _finding(self, sev: str, code: str, msg: str, off: int, **ctx: Any) -> Finding:
+        f = Finding(sev, code, msg, off, {"line": self._lineno(off), **ctx})  # type: ignore[arg-type]
         self.findings.append(f)
         return f
 
-    def _lost(self, cpu: int, count: int | None, off: int, lineno: int) -> Finding:
+    def _lost(self, cpu: int, count: int | None, off: int) -> Finding:
         if count is not None:
             self.lost_events[cpu] = self.lost_events.get(cpu, 0) + count
         what = f"{count} events" if count is not None else "events (count not recorded)"
         return self._finding("warning", "lost_events", f"CPU {cpu}: the kernel lost {what} here",
-                             off, lineno, cpu=cpu, count=count)
+                             off, cpu=cpu, count=count)
 
-    def _unparsed(self, line: str, off: int, lineno: int, what: str) -> Finding:
-        return self._finding("warning", "text_line_unparsed", f"line {lineno}: not {what}: {line[:80]!r}",
-                             off, lineno)
+    def _unparsed(self, line: str, off: int, what: str) -> Finding:
+        return self._finding("warning", "text_line_unparsed",
+                             f"line {self._lineno(off)}: not {what}: {line[:80]!r}", off)
 
     def _run(self) -> Iterator[Event | Finding]:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def _blen(s: str) -> int:
-    return len(s.encode("utf-8", "surrogateescape"))
 
 
 _HEAD_TRACE = re.compile(r"^[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)$")
@@ -231,12 +250,8 @@ class FtraceText(TextTrace):
         Ev = Event
         prev: Event | None = None   # held back: the next line may continue a marker's text
         header_done = False
-        for lines, off, lineno, ascii_ in self._line_chunks():
-            self.lines += len(lines)
-            for line in lines:
-                here = off
-                off += (len(line) if ascii_ else _blen(line)) + 1
-                lineno += 1
+        for lines, starts in self._line_chunks():
+            for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
                 ev: Event | None = None
@@ -250,13 +265,12 @@ class FtraceText(TextTrace):
                             heads.clear()
                         heads[key] = hc
                     if hc:
-                        mid = line[i + 2:k]
-                        tsx = mid[mid.rfind(" ") + 1:]
+                        tsx = line[line.rfind(" ", i, k) + 1:k]
                         dot = tsx.find(".")
                         scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
                         if scale is not None:
                             try:
-                                ts = int(tsx[:dot] + tsx[dot + 1:]) * scale
+                                ts = int(tsx.replace(".", "", 1)) * scale
                             except ValueError:
                                 ts = -1
                             if ts >= 0:
@@ -289,7 +303,7 @@ class FtraceText(TextTrace):
                     if prev is not None:
                         yield prev
                         prev = None
-                    yield self._lost(int(lm.group(1)), int(lm.group(2)), here, lineno - 1)
+                    yield self._lost(int(lm.group(1)), int(lm.group(2)), here)
                     continue
                 m = _FTRACE_RE.match(line)
                 if m is not None and m.group(1) is not None and m.group(8) is not None:
@@ -307,7 +321,7 @@ class FtraceText(TextTrace):
                 if prev is not None:
                     yield prev
                     prev = None
-                yield self._unparsed(line, here, lineno - 1, "an ftrace text line")
+                yield self._unparsed(line, here, "an ftrace text line")
         if prev is not None:
             yield prev
 
@@ -376,12 +390,8 @@ class ReportText(TextTrace):
         scale_of = _SCALE
         heads: dict[str, Any] = {}
         prev: Event | None = None
-        for lines, off, lineno, ascii_ in self._line_chunks():
-            self.lines += len(lines)
-            for line in lines:
-                here = off
-                off += (len(line) if ascii_ else _blen(line)) + 1
-                lineno += 1
+        for lines, starts in self._line_chunks():
+            for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
                 e = line.find(":", k + 2) if k > 0 else -1
@@ -396,13 +406,12 @@ class ReportText(TextTrace):
                             heads.clear()
                         heads[key] = hc
                     if hc:
-                        mid = line[i + 2:k]
-                        tsx = mid[mid.rfind(" ") + 1:]
+                        tsx = line[line.rfind(" ", i, k) + 1:k]
                         dot = tsx.find(".")
                         scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
                         if scale is not None:
                             try:
-                                ts = int(tsx[:dot] + tsx[dot + 1:]) * scale
+                                ts = int(tsx.replace(".", "", 1)) * scale
                             except ValueError:
                                 ts = -1
                             if ts >= 0:
@@ -431,7 +440,7 @@ class ReportText(TextTrace):
                         yield prev
                         prev = None
                     cnt = int(dm.group(2)) if dm.group(2) else None
-                    yield self._lost(int(dm.group(1)), cnt, here, lineno - 1)
+                    yield self._lost(int(dm.group(1)), cnt, here)
                     continue
                 m = _REPORT_RE.match(line)
                 if m is not None and m.group(2) is not None and m.group(10) is not None:
@@ -452,7 +461,7 @@ class ReportText(TextTrace):
                 if prev is not None:
                     yield prev
                     prev = None
-                yield self._unparsed(line, here, lineno - 1, "a trace-cmd report line")
+                yield self._unparsed(line, here, "a trace-cmd report line")
         if prev is not None:
             yield prev
 
@@ -492,12 +501,8 @@ class QemuLog(TextTrace):
         src = self.source
         iso_cache: dict[str, int] = {}
         scale_of = _SCALE
-        for lines, off, lineno, ascii_ in self._line_chunks():
-            self.lines += len(lines)
-            for line in lines:
-                here = off
-                off += (len(line) if ascii_ else _blen(line)) + 1
-                lineno += 1
+        for lines, starts in self._line_chunks():
+            for line, here in zip(lines, starts):
                 at = line.find("@", 1, 12)
                 if at > 0:
                     colon = line.find(":", at)
@@ -526,7 +531,7 @@ class QemuLog(TextTrace):
                         try:
                             secs = calendar.timegm(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S").timetuple())
                         except ValueError:
-                            yield self._unparsed(line, here, lineno - 1, "a QEMU trace line (bad date)")
+                            yield self._unparsed(line, here, "a QEMU trace line (bad date)")
                             continue
                         iso_cache[iso] = secs
                     scale = scale_of.get(len(isofrac), 1) if isofrac else 1_000_000_000
@@ -545,9 +550,9 @@ class QemuLog(TextTrace):
                     yield Event(src, None, None, None, None, "qemu", bname, {},  # type: ignore[arg-type]
                                 bname + " " + bargs if bargs is not None else bname, here)
                 else:
+                    ln = self._lineno(here)
                     f = Finding("info", "text_line_unparsed",
-                                f"line {lineno - 1}: not a QEMU trace line: {line[:80]!r}", here,
-                                {"line": lineno - 1})
+                                f"line {ln}: not a QEMU trace line: {line[:80]!r}", here, {"line": ln})
                     self.findings.append(f)
                     yield f
 
