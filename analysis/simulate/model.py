@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from dissect.qemu.build import vfio_pci_config_blob
 from dissect.vfio.stream import build_record
 
 from analysis.simulate import device as D
@@ -434,7 +435,9 @@ class _Model:
         self.multifd_bytes = 0
         self.multifd_packet_num = 0
         self.outcome = "completed"
-        self.config_blobs = [bytes(self.rng.integers(0, 256, 256 + 64, dtype=np.uint8)) for _ in range(p.vfs)]
+        # VFIOPCIDevice state (PCI config space, IRQ state, MSI-X table, PBA) from D's builder
+        self.config_blobs = [vfio_pci_config_blob(config_size=256, msix_entries=2 * p.firmware.queue_pairs + 2,
+                                                  seed=vf) for vf in range(p.vfs)]
         self.threshold = self.q.threshold_bytes
         self.ack_needed = self.q.switchover_ack
         self.ack_arrival: int | None = None
