@@ -100,112 +100,120 @@ class CaptureReader:
     def records(self) -> Iterator[tuple]:
         """The packets as plain tuples with :class:`RawPacket`'s fields (faster:
         building a NamedTuple per packet costs more than reading it)."""
-        with open(self.path, "rb", buffering=0) as f:
-            if self.format == "pcap":
-                yield from self._pcap(f)
-            elif self.format == "pcapng":
-                yield from self._pcapng(f)
-            else:
-                self._finding("error", "capture_unknown_format",
-                              "not a pcap or pcapng file (magic not recognised)", 0)
+        if self.format == "pcap":
+            return self._opened(self._pcap)
+        if self.format == "pcapng":
+            return self._opened(self._pcapng)
+        self._finding("error", "capture_unknown_format",
+                      "not a pcap or pcapng file (magic not recognised)", 0)
+        return iter(())
+
+    def _opened(self, walk):
+        """The walker's generator over the opened file (no extra generator layer
+        per packet: the walker closes the file when it finishes)."""
+        f = open(self.path, "rb", buffering=0)
+        return walk(f)
 
     # -- pcap -----------------------------------------------------------------
 
-    def _pcap(self, f: BinaryIO) -> Iterator[RawPacket]:
-        hdr = f.read(24)
-        if len(hdr) < 24:
-            self._finding("error", "pcap_truncated_header",
-                          f"file ends inside the 24-byte pcap header ({len(hdr)} bytes)", 0)
-            return
-        magic4 = hdr[:4]
-        bo = "<" if magic4 in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-        magic, _vmaj, _vmin, thiszone, _sig, snaplen, network = F.pcap_file_header(bo).unpack(hdr)
-        linktype = network & 0xFFFF
-        mult = 1 if magic == F.PCAP_MAGIC_NS else 1000
-        frac_limit = _NS if magic == F.PCAP_MAGIC_NS else 1_000_000
-        zone_ns = thiszone * _NS
-        unpack = F.pcap_record_header(bo).unpack_from
-        size = os.fstat(f.fileno()).st_size
-        # A record longer than the snap length is legal in practice (some
-        # writers set snaplen 65535 yet store 64 KiB+ loopback frames);
-        # only MAX_RECORD is a hard limit.
-        max_rec = MAX_RECORD
-        buf = b""
-        mv = memoryview(buf)
-        base = 24  # file offset of buf[0]
-        i = 0
-        n = 0
-        ns = _NS
-        # Timestamps must stay within a year of the last good record's; the
-        # window moves at every refill, not per packet (cheaper, as loose).
-        lo_sec, hi_sec = 0, 0xFFFFFFFF
-        prev_sec: int | None = None
-        resynced = False
-        prev_off = None
-        count = 0
-        while True:
-            if n - i < 16:
-                more = f.read(CHUNK)
-                if more:
-                    buf = buf[i:] + more
-                    base += i
-                    i = 0
-                    n = len(buf)
-                    mv = memoryview(buf)
-                    if count and not resynced:  # sec: the last record parsed, a plausible one
-                        prev_sec = sec
-                        lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
-                    resynced = False
-                    continue
-                if n - i:
-                    self._finding("error", "pcap_truncated_record",
-                                  f"file ends inside a record header ({n - i} of 16 bytes)",
-                                  base + i, missing=16 - (n - i))
-                break
-            sec, frac, incl, orig = unpack(buf, i)
-            if incl > max_rec or frac >= frac_limit or sec < lo_sec or sec > hi_sec:
-                # Corrupt header: find the next plausible record.
-                self._finding("error", "pcap_bad_record_header",
-                              f"implausible record header (incl_len {incl}, orig_len {orig}, "
-                              f"ts {sec}.{frac}); the previous record's length may be wrong; "
-                              "resynchronising", base + i, previous_record=prev_off)
-                pos = self._pcap_resync(f, base + i + 1, unpack, frac_limit, max_rec, prev_sec)
-                if pos is None:
+    def _pcap(self, f: BinaryIO) -> Iterator[tuple]:
+        try:
+            hdr = f.read(24)
+            if len(hdr) < 24:
+                self._finding("error", "pcap_truncated_header",
+                              f"file ends inside the 24-byte pcap header ({len(hdr)} bytes)", 0)
+                return
+            magic4 = hdr[:4]
+            bo = "<" if magic4 in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+            magic, _vmaj, _vmin, thiszone, _sig, snaplen, network = F.pcap_file_header(bo).unpack(hdr)
+            linktype = network & 0xFFFF
+            mult = 1 if magic == F.PCAP_MAGIC_NS else 1000
+            frac_limit = _NS if magic == F.PCAP_MAGIC_NS else 1_000_000
+            zone_ns = thiszone * _NS
+            unpack = F.pcap_record_header(bo).unpack_from
+            size = os.fstat(f.fileno()).st_size
+            # A record longer than the snap length is legal in practice (some
+            # writers set snaplen 65535 yet store 64 KiB+ loopback frames);
+            # only MAX_RECORD is a hard limit.
+            max_rec = MAX_RECORD
+            buf = b""
+            mv = memoryview(buf)
+            base = 24  # file offset of buf[0]
+            i = 0
+            n = 0
+            ns = _NS
+            # Timestamps must stay within a year of the last good record's; the
+            # window moves at every refill, not per packet (cheaper, as loose).
+            lo_sec, hi_sec = 0, 0xFFFFFFFF
+            prev_sec: int | None = None
+            resynced = False
+            prev_off = None
+            count = 0
+            while True:
+                if n - i < 16:
+                    more = f.read(CHUNK)
+                    if more:
+                        buf = buf[i:] + more
+                        base += i
+                        i = 0
+                        n = len(buf)
+                        mv = memoryview(buf)
+                        if count and not resynced:  # sec: the last record parsed, a plausible one
+                            prev_sec = sec
+                            lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
+                        resynced = False
+                        continue
+                    if n - i:
+                        self._finding("error", "pcap_truncated_record",
+                                      f"file ends inside a record header ({n - i} of 16 bytes)",
+                                      base + i, missing=16 - (n - i))
                     break
-                f.seek(pos)
-                buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
-                resynced = True  # `sec` is the bad header's: keep the old window
-                continue
-            end = i + 16 + incl
-            if end > n:
-                # Never read more than the file holds: incl is untrusted.
-                more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
-                if more:
-                    buf = buf[i:] + more
-                    base += i
-                    i = 0
-                    n = len(buf)
-                    mv = memoryview(buf)
-                    if count and not resynced:  # sec: the last record parsed, a plausible one
-                        prev_sec = sec
-                        lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
-                    resynced = False
+                sec, frac, incl, orig = unpack(buf, i)
+                if incl > max_rec or frac >= frac_limit or sec < lo_sec or sec > hi_sec:
+                    # Corrupt header: find the next plausible record.
+                    self._finding("error", "pcap_bad_record_header",
+                                  f"implausible record header (incl_len {incl}, orig_len {orig}, "
+                                  f"ts {sec}.{frac}); the previous record's length may be wrong; "
+                                  "resynchronising", base + i, previous_record=prev_off)
+                    pos = self._pcap_resync(f, base + i + 1, unpack, frac_limit, max_rec, prev_sec)
+                    if pos is None:
+                        break
+                    f.seek(pos)
+                    buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
+                    resynced = True  # `sec` is the bad header's: keep the old window
                     continue
-                # File cut inside the packet data: hand out what there is,
-                # keeping orig_len, so the missing tail is a measurable gap.
-                have = n - i - 16
-                self._finding("error", "pcap_truncated_record",
-                              f"file ends inside a record: {have} of {incl} captured bytes present",
-                              base + i, missing=incl - have)
+                end = i + 16 + incl
+                if end > n:
+                    # Never read more than the file holds: incl is untrusted.
+                    more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
+                    if more:
+                        buf = buf[i:] + more
+                        base += i
+                        i = 0
+                        n = len(buf)
+                        mv = memoryview(buf)
+                        if count and not resynced:  # sec: the last record parsed, a plausible one
+                            prev_sec = sec
+                            lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
+                        resynced = False
+                        continue
+                    # File cut inside the packet data: hand out what there is,
+                    # keeping orig_len, so the missing tail is a measurable gap.
+                    have = n - i - 16
+                    self._finding("error", "pcap_truncated_record",
+                                  f"file ends inside a record: {have} of {incl} captured bytes present",
+                                  base + i, missing=incl - have)
+                    count += 1
+                    yield ((sec * _NS + frac * mult) + zone_ns, linktype, mv[i + 16:n],
+                                    max(orig, incl), 0, base + i)
+                    break
+                prev_off = base + i
                 count += 1
-                yield ((sec * _NS + frac * mult) + zone_ns, linktype, mv[i + 16:n],
-                                max(orig, incl), 0, base + i)
-                break
-            prev_off = base + i
-            count += 1
-            yield (sec * ns + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, prev_off)
-            i = end
-        self.packet_count = count
+                yield (sec * ns + frac * mult + zone_ns, linktype, mv[i + 16:end], orig, 0, prev_off)
+                i = end
+            self.packet_count = count
+        finally:
+            f.close()
 
     def _pcap_resync(self, f: BinaryIO, start: int, unpack, frac_limit: int, max_rec: int,
                      prev_sec: int | None) -> int | None:
@@ -252,160 +260,163 @@ class CaptureReader:
     # -- pcapng ---------------------------------------------------------------
 
     def _pcapng(self, f: BinaryIO) -> Iterator[RawPacket]:
-        size = os.fstat(f.fileno()).st_size
-        bo = "<"
-        bh = F.pcapng_block_header(bo)
-        u32 = struct.Struct(bo + "I")
-        epb = F.pcapng_epb_body(bo)
-        section_ifaces: list[int] = []  # section-local id -> file-wide interface number
-        ifaces: list[_Interface] = []  # file-wide
-        buf = b""
-        mv = memoryview(buf)
-        base = 0
-        i = 0
-        n = 0
-        last_ts = 0
-        spb_noted = False
-        count = 0
-        unknown_types: set[int] = set()
-        while True:
-            if n - i < 12:
-                more = f.read(CHUNK)
-                if more:
-                    buf = buf[i:] + more
-                    base += i
-                    i = 0
-                    n = len(buf)
-                    mv = memoryview(buf)
-                    continue
-                if n - i:
-                    self._finding("error", "pcapng_truncated_block",
-                                  f"file ends inside a block header ({n - i} bytes)", base + i)
-                break
-            if buf[i:i + 4] == b"\x0a\x0d\x0d\x0a":
-                magic = buf[i + 8:i + 12]
-                if magic == b"\x4d\x3c\x2b\x1a":
-                    bo = "<"
-                elif magic == b"\x1a\x2b\x3c\x4d":
-                    bo = ">"
-                else:
-                    self._finding("error", "pcapng_bad_byte_order_magic",
-                                  f"section header with byte-order magic {bytes(magic).hex()}", base + i)
+        try:
+            size = os.fstat(f.fileno()).st_size
+            bo = "<"
+            bh = F.pcapng_block_header(bo)
+            u32 = struct.Struct(bo + "I")
+            epb = F.pcapng_epb_body(bo)
+            section_ifaces: list[int] = []  # section-local id -> file-wide interface number
+            ifaces: list[_Interface] = []  # file-wide
+            buf = b""
+            mv = memoryview(buf)
+            base = 0
+            i = 0
+            n = 0
+            last_ts = 0
+            spb_noted = False
+            count = 0
+            unknown_types: set[int] = set()
+            while True:
+                if n - i < 12:
+                    more = f.read(CHUNK)
+                    if more:
+                        buf = buf[i:] + more
+                        base += i
+                        i = 0
+                        n = len(buf)
+                        mv = memoryview(buf)
+                        continue
+                    if n - i:
+                        self._finding("error", "pcapng_truncated_block",
+                                      f"file ends inside a block header ({n - i} bytes)", base + i)
+                    break
+                if buf[i:i + 4] == b"\x0a\x0d\x0d\x0a":
+                    magic = buf[i + 8:i + 12]
+                    if magic == b"\x4d\x3c\x2b\x1a":
+                        bo = "<"
+                    elif magic == b"\x1a\x2b\x3c\x4d":
+                        bo = ">"
+                    else:
+                        self._finding("error", "pcapng_bad_byte_order_magic",
+                                      f"section header with byte-order magic {bytes(magic).hex()}", base + i)
+                        pos = self._pcapng_resync(f, base + i + 4, size, bo)
+                        if pos is None:
+                            break
+                        f.seek(pos)
+                        buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
+                        continue
+                    bh = F.pcapng_block_header(bo)
+                    u32 = struct.Struct(bo + "I")
+                    epb = F.pcapng_epb_body(bo)
+                    section_ifaces = []
+                btype, total = bh.unpack_from(buf, i)
+                if total < 12 or total & 3 or total > MAX_RECORD:
+                    self._finding("error", "pcapng_bad_block_length",
+                                  f"block type 0x{btype:x} with total length {total}; resynchronising", base + i)
                     pos = self._pcapng_resync(f, base + i + 4, size, bo)
                     if pos is None:
                         break
                     f.seek(pos)
                     buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
                     continue
-                bh = F.pcapng_block_header(bo)
-                u32 = struct.Struct(bo + "I")
-                epb = F.pcapng_epb_body(bo)
-                section_ifaces = []
-            btype, total = bh.unpack_from(buf, i)
-            if total < 12 or total & 3 or total > MAX_RECORD:
-                self._finding("error", "pcapng_bad_block_length",
-                              f"block type 0x{btype:x} with total length {total}; resynchronising", base + i)
-                pos = self._pcapng_resync(f, base + i + 4, size, bo)
-                if pos is None:
+                end = i + total
+                if end > n:
+                    more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
+                    if more:
+                        buf = buf[i:] + more
+                        base += i
+                        i = 0
+                        n = len(buf)
+                        mv = memoryview(buf)
+                        continue
+                    # Cut inside this block.
+                    self._finding("error", "pcapng_truncated_block",
+                                  f"file ends inside a block of type 0x{btype:x}: {n - i} of {total} bytes present",
+                                  base + i, missing=total - (n - i))
+                    if btype in (F.PCAPNG_EPB, F.PCAPNG_OPB) and n - i >= 28:
+                        pkt = self._pcapng_packet(btype, bo, buf, mv, i, n, ifaces, section_ifaces, base,
+                                                  cut=True)
+                        if pkt is not None:
+                            count += 1
+                            yield pkt
                     break
-                f.seek(pos)
-                buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
-                continue
-            end = i + total
-            if end > n:
-                more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
-                if more:
-                    buf = buf[i:] + more
-                    base += i
-                    i = 0
-                    n = len(buf)
-                    mv = memoryview(buf)
+                if u32.unpack_from(buf, end - 4)[0] != total:
+                    self._finding("error", "pcapng_block_length_mismatch",
+                                  f"block type 0x{btype:x}: leading length {total} differs from trailing "
+                                  f"length {u32.unpack_from(buf, end - 4)[0]}; resynchronising", base + i)
+                    pos = self._pcapng_resync(f, base + i + 4, size, bo)
+                    if pos is None:
+                        break
+                    f.seek(pos)
+                    buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
                     continue
-                # Cut inside this block.
-                self._finding("error", "pcapng_truncated_block",
-                              f"file ends inside a block of type 0x{btype:x}: {n - i} of {total} bytes present",
-                              base + i, missing=total - (n - i))
-                if btype in (F.PCAPNG_EPB, F.PCAPNG_OPB) and n - i >= 28:
-                    pkt = self._pcapng_packet(btype, bo, buf, mv, i, n, ifaces, section_ifaces, base,
-                                              cut=True)
-                    if pkt is not None:
+                if btype == F.PCAPNG_EPB:
+                    # Hot path, inlined.
+                    iface, hi, lo, cap, orig = epb.unpack_from(buf, i + 8)
+                    if iface < len(section_ifaces) and cap <= total - 32:
+                        g = section_ifaces[iface]
+                        itf = ifaces[g]
+                        ts = (hi << 32) | lo
+                        ts_ns = (ts if itf.units == _NS else ts * _NS // itf.units) + itf.offset_ns
+                        last_ts = ts_ns
                         count += 1
-                        yield pkt
-                break
-            if u32.unpack_from(buf, end - 4)[0] != total:
-                self._finding("error", "pcapng_block_length_mismatch",
-                              f"block type 0x{btype:x}: leading length {total} differs from trailing "
-                              f"length {u32.unpack_from(buf, end - 4)[0]}; resynchronising", base + i)
-                pos = self._pcapng_resync(f, base + i + 4, size, bo)
-                if pos is None:
-                    break
-                f.seek(pos)
-                buf, mv, base, i, n = b"", memoryview(b""), pos, 0, 0
-                continue
-            if btype == F.PCAPNG_EPB:
-                # Hot path, inlined.
-                iface, hi, lo, cap, orig = epb.unpack_from(buf, i + 8)
-                if iface < len(section_ifaces) and cap <= total - 32:
-                    g = section_ifaces[iface]
-                    itf = ifaces[g]
-                    ts = (hi << 32) | lo
-                    ts_ns = (ts if itf.units == _NS else ts * _NS // itf.units) + itf.offset_ns
-                    last_ts = ts_ns
-                    count += 1
-                    yield (ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
-                else:
+                        yield (ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
+                    else:
+                        pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
+                        if pkt is not None:
+                            last_ts = pkt[0]
+                            count += 1
+                            yield pkt
+                elif btype == F.PCAPNG_SHB:
+                    if total < 28:
+                        self._finding("error", "pcapng_bad_block_length",
+                                      f"section header block of {total} bytes (minimum 28)", base + i)
+                elif btype == F.PCAPNG_IDB:
+                    if total < 20:
+                        self._finding("error", "pcapng_bad_block_length",
+                                      f"interface description block of {total} bytes (minimum 20)", base + i)
+                    else:
+                        itf = self._idb(bo, mv[i:end], base + i)
+                        section_ifaces.append(len(ifaces))
+                        ifaces.append(itf)
+                        self.linktypes.append(itf.linktype)
+                        self.snaplens.append(itf.snaplen)
+                elif btype == F.PCAPNG_OPB:
                     pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
                     if pkt is not None:
                         last_ts = pkt[0]
                         count += 1
                         yield pkt
-            elif btype == F.PCAPNG_SHB:
-                if total < 28:
-                    self._finding("error", "pcapng_bad_block_length",
-                                  f"section header block of {total} bytes (minimum 28)", base + i)
-            elif btype == F.PCAPNG_IDB:
-                if total < 20:
-                    self._finding("error", "pcapng_bad_block_length",
-                                  f"interface description block of {total} bytes (minimum 20)", base + i)
-                else:
-                    itf = self._idb(bo, mv[i:end], base + i)
-                    section_ifaces.append(len(ifaces))
-                    ifaces.append(itf)
-                    self.linktypes.append(itf.linktype)
-                    self.snaplens.append(itf.snaplen)
-            elif btype == F.PCAPNG_OPB:
-                pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
-                if pkt is not None:
-                    last_ts = pkt[0]
-                    count += 1
-                    yield pkt
-            elif btype == F.PCAPNG_SPB:
-                if not section_ifaces:
-                    self._finding("error", "pcapng_no_interface",
-                                  "simple packet block before any interface description block", base + i)
-                elif total < 16:
-                    self._finding("error", "pcapng_bad_block_length",
-                                  f"simple packet block of {total} bytes", base + i)
-                else:
-                    g = section_ifaces[0]
-                    itf = ifaces[g]
-                    orig = F.pcapng_spb_body(bo).unpack_from(buf, i + 8)[0]
-                    cap = min(orig, total - 16)
-                    if itf.snaplen:
-                        cap = min(cap, itf.snaplen)
-                    if not spb_noted:
-                        spb_noted = True
-                        self._finding("info", "pcapng_spb_no_timestamp",
-                                      "simple packet blocks carry no timestamp; they get the timestamp "
-                                      "of the preceding packet", base + i)
-                    count += 1
-                    yield (last_ts, itf.linktype, mv[i + 12:i + 12 + cap], orig, g, base + i)
-            elif btype not in _KNOWN_SKIPPED and btype not in unknown_types:
-                unknown_types.add(btype)
-                self._finding("info", "pcapng_unknown_block",
-                              f"skipped block type 0x{btype:08x} (first of its type)", base + i)
-            i = end
-        self.packet_count = count
+                elif btype == F.PCAPNG_SPB:
+                    if not section_ifaces:
+                        self._finding("error", "pcapng_no_interface",
+                                      "simple packet block before any interface description block", base + i)
+                    elif total < 16:
+                        self._finding("error", "pcapng_bad_block_length",
+                                      f"simple packet block of {total} bytes", base + i)
+                    else:
+                        g = section_ifaces[0]
+                        itf = ifaces[g]
+                        orig = F.pcapng_spb_body(bo).unpack_from(buf, i + 8)[0]
+                        cap = min(orig, total - 16)
+                        if itf.snaplen:
+                            cap = min(cap, itf.snaplen)
+                        if not spb_noted:
+                            spb_noted = True
+                            self._finding("info", "pcapng_spb_no_timestamp",
+                                          "simple packet blocks carry no timestamp; they get the timestamp "
+                                          "of the preceding packet", base + i)
+                        count += 1
+                        yield (last_ts, itf.linktype, mv[i + 12:i + 12 + cap], orig, g, base + i)
+                elif btype not in _KNOWN_SKIPPED and btype not in unknown_types:
+                    unknown_types.add(btype)
+                    self._finding("info", "pcapng_unknown_block",
+                                  f"skipped block type 0x{btype:08x} (first of its type)", base + i)
+                i = end
+            self.packet_count = count
+        finally:
+            f.close()
 
     def _idb(self, bo: str, blk: memoryview, off: int) -> _Interface:
         linktype, _res, snaplen = F.pcapng_idb_body(bo).unpack_from(blk, 8)

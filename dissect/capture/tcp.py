@@ -142,7 +142,7 @@ class _Dir:
         self.head = bytearray()
         self.head_off = 0
         self.head_ts = 0
-        self.ring: bytearray | None = None
+        self.ring: memoryview | None = None
         self.ring_len = 0  # bytes ever written to the ring (== delivered)
         self.delivered = 0
         self.max_end = 0  # highest stream offset a captured header proved was sent
@@ -307,9 +307,14 @@ class Reassembler:
                     d.peer.last_ack = ack
                 off = d.nxt
                 payload = data[p:p + plen]
-                d.nxt = off + plen
-                if d.state == 1 and not history:
+                end = off + plen
+                d.nxt = end
+                ring = d.ring
+                if d.state == 1 and (not history or (ring is not None and (j := off % history) + plen <= history)):
                     d.delivered += plen
+                    if history:
+                        ring[j:j + plen] = payload  # type: ignore[index]
+                        d.ring_len = end
                     c = d.consumer
                     if c is not None:
                         c.data(off, payload, ts)
@@ -500,7 +505,7 @@ class Reassembler:
         ring = d.ring
         if self.history:
             if ring is None:
-                ring = d.ring = bytearray(self.history)
+                ring = d.ring = memoryview(bytearray(self.history))  # mv slice assignment is faster
             size = len(ring)
             if n >= size:
                 tail = data[n - size:]
