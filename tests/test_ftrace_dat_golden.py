@@ -6,9 +6,11 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dissect.ftrace import headers as H
-from dissect.ftrace.ring import PageLayout, walk_cpu
+from dissect.ftrace.ring import PageLayout, walk_cpu, walk_cpu_py
 from dissect.ftrace.tracedat import read_trace_dat
 from dissect.ftrace.writer import build_pages, encode_record
 from dissect.ftrace.formats import parse_format
@@ -24,8 +26,21 @@ def page(header: bytes, body: bytes, size: int = 64) -> bytes:
     return p + bytes(size - len(p))
 
 
+class Walked:
+    """The NumPy walk's result as lists, after checking it equals the per-event reference walk."""
+
+    def __init__(self, fast, ref):
+        self.ts, self.offsets, self.lengths = fast.lists()
+        assert (self.ts, self.offsets, self.lengths) == ref.lists()
+        assert (fast.lost, fast.lost_unknown) == (ref.lost, ref.lost_unknown)
+        key = lambda f: (f.offset, f.code, f.message)  # noqa: E731
+        assert sorted(fast.findings, key=key) == sorted(ref.findings, key=key)
+        self.findings, self.lost, self.lost_unknown = fast.findings, fast.lost, fast.lost_unknown
+
+
 def walk(buf: bytes, layout=LAYOUT8, big=False, size=64):
-    return walk_cpu(buf, 0, len(buf), size, layout, big, 0)
+    return Walked(walk_cpu(buf, 0, len(buf), size, layout, big, 0),
+                  walk_cpu_py(buf, 0, len(buf), size, layout, big, 0))
 
 
 def test_page_le_data_events_time_extend_and_padding():
@@ -130,7 +145,7 @@ def test_writer_uses_time_extend_and_long_records():
     assert pg[16:24] == bytes.fromhex("00000000" "cc000000")
     ext = 16 + 8 + 200
     assert pg[ext:ext + 8] == struct.pack("<II", 30, (1 << 30) >> 27)  # delta low bits 0 -> header 30
-    r = walk_cpu(pg, 0, len(pg), 4096, LAYOUT8, False, 0)
+    r = walk(pg, size=4096)
     assert r.ts == [0, 1 << 30] and r.lengths == [200, 200]
 
 
@@ -175,7 +190,7 @@ def test_fast_walk_equals_declarative_twin_on_real_files(name):
         for cs in inst.cpus:
             fast = walk_cpu(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian, cs.cpu)
             slow = _declarative_walk(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian)
-            assert list(zip(fast.ts, fast.offsets, fast.lengths)) == slow
+            assert list(zip(*fast.lists())) == slow
             n += len(slow)
     assert n == 89
 
@@ -190,5 +205,21 @@ def test_fast_walk_equals_declarative_twin_on_written_files(tmp_path):
             for cs in inst.cpus:
                 fast = walk_cpu(td._buf, cs.offset, cs.size, inst.page_size, td.layout, big, cs.cpu)
                 slow = _declarative_walk(td._buf, cs.offset, cs.size, inst.page_size, td.layout, big)
-                assert list(zip(fast.ts, fast.offsets, fast.lengths)) == slow and slow
+                assert list(zip(*fast.lists())) == slow and slow
     assert FILES
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(min_size=64, max_size=400), st.booleans(), st.sampled_from([8, 4]))
+def test_numpy_walk_equals_reference_walk_on_arbitrary_pages(body, big, long_size):
+    """Arbitrary bytes after a plausible page header: both walks agree on records and findings."""
+    layout = LAYOUT8 if long_size == 8 else LAYOUT4
+    e = ">" if big else "<"
+    commit = struct.pack(e + ("Q" if long_size == 8 else "I"), len(body) & ~3)
+    buf = struct.pack(e + "Q", 1000) + commit + body
+    buf += bytes((-len(buf)) % 128)
+    walk(buf, layout, big, 128)
+    # and with a random commit word taken from the body itself
+    buf2 = struct.pack(e + "Q", 5) + body[:long_size] + body
+    buf2 += bytes((-len(buf2)) % 128)
+    walk(buf2, layout, big, 128)

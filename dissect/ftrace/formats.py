@@ -475,4 +475,4 @@ def strip_nl(s: str) -> str:
 
 def render_raw_data(f: dict[str, Any]) -> str:
     buf = f.get("buf") or b""
-    return f"# {f.get('id', 0):x}" + "".join(f" {b:02x}" for b in buf)
+    return f"# {f.get('id', 0):x}" + (" " + bytes(buf).hex(" ") if buf else "")

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
+from array import array
+
+import numpy as np
 from dataclasses import dataclass, field
+from typing import Any
 
 from dissect.common.findings import Finding
 from dissect.ftrace.headers import COMMIT_MASK, MISSING_EVENTS, MISSING_STORED
@@ -48,22 +53,40 @@ class PageLayout:
 
 @dataclass(slots=True)
 class CpuRecords:
-    """All data records of one CPU stream, as parallel lists (offsets into ``buf``)."""
+    """All data records of one CPU stream, as parallel sequences (offsets into ``buf``).
+
+    ``ts``/``offsets``/``lengths`` are NumPy arrays from :func:`walk_cpu` and
+    lists from :func:`walk_cpu_py`; :meth:`lists` gives plain lists either way.
+    """
 
     cpu: int
     buf: bytes | memoryview
-    ts: list[int] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
+    ts: Any = field(default_factory=list)
+    offsets: Any = field(default_factory=list)
+    lengths: Any = field(default_factory=list)
     lost: int = 0
     lost_unknown: int = 0
     pages: int = 0
     findings: list[Finding] = field(default_factory=list)
+    _lists: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def lists(self) -> tuple[list[int], list[int], list[int]]:
+        if self._lists is None:
+            conv = [x.tolist() if isinstance(x, np.ndarray) else x for x in (self.ts, self.offsets, self.lengths)]
+            self._lists = tuple(conv)
+        return self._lists
 
 
-def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
-             cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
-    """Walk the pages in ``buf[start:start+size]``.
+def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
+                cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
+    """Walk the pages in ``buf[start:start+size]`` one event at a time (the reference walk).
+
+    :func:`walk_cpu` gives the same result with NumPy and is what the reader
+    uses; this one is its twin in the tests and the fallback for layouts
+    that are not 4-byte aligned.
 
     ``file_offset_of(pos)`` maps a position in ``buf`` to a file offset for
     findings (identity when None).  Never raises on bad data: a bad page is
@@ -82,6 +105,9 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     where = file_offset_of or (lambda p: p)
     ctx = {"cpu": cpu} if instance is None else {"cpu": cpu, "instance": instance}
     findings = out.findings
+    ts_append, off_append, len_append = ts_list.append, off_list.append, len_list.append
+    swap = big != (sys.byteorder == "big")
+    assert array("I").itemsize == 4
     end_all = min(start + size, len(buf))
     if start + size > len(buf):
         findings.append(Finding("error", "cpu_data_truncated",
@@ -132,68 +158,269 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
                                     f"page timestamp {page_ts} is before the previous event {last_ts}",
                                     where(page), dict(ctx)))
         ts = page_ts
-        i = page + data_off
-        end = i + length
-        while i + 4 <= end:
-            h = u32(buf, i)[0]
+        base = page + data_off
+        nw = length >> 2
+        # The page's data as a list of u32 words: one C-level conversion per page,
+        # then plain list indexing per event (the hot loop).
+        words = array("I")
+        if nw:
+            words.frombytes(buf[base:base + 4 * nw])
+            if swap:
+                words.byteswap()
+        j = 0
+        while j < nw:
+            h = words[j]
             if big:
                 tl, delta = h >> 27, h & 0x7FFFFFF
             else:
                 tl, delta = h & 0x1F, h >> 5
             if 0 < tl <= 28:
-                ts += delta
-                n = tl << 2
-                if i + 4 + n > end:
+                if j + 1 + tl > nw:
                     findings.append(Finding("error", "truncated_event",
-                                            f"event of {n} bytes runs past the page's data", where(i), dict(ctx)))
+                                            f"event of {tl * 4} bytes runs past the page's data",
+                                            where(base + 4 * j), dict(ctx)))
                     break
-                ts_list.append(ts)
-                off_list.append(i + 4)
-                len_list.append(n)
-                i += 4 + n
+                ts += delta
+                ts_append(ts)
+                off_append(base + 4 * j + 4)
+                len_append(tl << 2)
+                j += 1 + tl
             elif tl == 0:
-                if i + 8 > end:
+                if j + 2 > nw:
                     findings.append(Finding("error", "truncated_event", "length word past the page's data",
-                                            where(i), dict(ctx)))
+                                            where(base + 4 * j), dict(ctx)))
                     break
-                ln = u32(buf, i + 4)[0]
+                ln = words[j + 1]
                 n = ((ln - 4) + 3) & ~3 if ln >= 4 else -1
-                if n < 0 or i + 8 + n > end:
+                if n < 0 or 4 * (j + 2) + n > length:
                     findings.append(Finding("error", "truncated_event",
                                             f"long event length {ln} does not fit the page's data",
-                                            where(i), dict(ctx)))
+                                            where(base + 4 * j), dict(ctx)))
                     break
                 ts += delta
-                ts_list.append(ts)
-                off_list.append(i + 8)
-                len_list.append(n)
-                i += 8 + n
+                ts_append(ts)
+                off_append(base + 4 * j + 8)
+                len_append(n)
+                j += 2 + (n >> 2)
             elif tl == 29:
-                if delta == 0:
+                if delta == 0 or j + 2 > nw:
                     break  # rest of the page unused
-                if i + 8 > end:
-                    break
-                ln = u32(buf, i + 4)[0]
-                if ln < 4 or i + 4 + ln > end:
+                ln = words[j + 1]
+                if ln < 4 or 4 * (j + 1) + ln > length or ln & 3:
                     findings.append(Finding("error", "bad_padding",
                                             f"discarded event length {ln} does not fit the page",
-                                            where(i), dict(ctx)))
+                                            where(base + 4 * j), dict(ctx)))
                     break
-                i += 4 + ln
-            elif tl == 30:
-                if i + 8 > end:
-                    findings.append(Finding("error", "truncated_event", "time extend past the page's data",
-                                            where(i), dict(ctx)))
+                j += 1 + (ln >> 2)
+            else:  # 30 time extend, 31 absolute timestamp: one more word
+                if j + 2 > nw:
+                    findings.append(Finding("error", "truncated_event", "time extend/stamp past the page's data",
+                                            where(base + 4 * j), dict(ctx)))
                     break
-                ts += (u32(buf, i + 4)[0] << 27) + delta
-                i += 8
-            else:  # 31: absolute timestamp
-                if i + 8 > end:
-                    findings.append(Finding("error", "truncated_event", "time stamp past the page's data",
-                                            where(i), dict(ctx)))
-                    break
-                ts = ((u32(buf, i + 4)[0] << 27) | delta) | (ts & ~((1 << 59) - 1))
-                i += 8
+                if tl == 30:
+                    ts += (words[j + 1] << 27) + delta
+                else:
+                    ts = ((words[j + 1] << 27) | delta) | (ts & ~((1 << 59) - 1))
+                j += 2
         last_ts = ts
         page += page_size
     return out
+
+
+_BIG = 1 << 40  # "no next event": larger than any page
+
+
+def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
+             cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
+    """Walk the pages in ``buf[start:start+size]``, all pages at once with NumPy.
+
+    Every 4-byte word of the CPU data is classified as if it were an event
+    header, giving the index of the next header; the event chains of all
+    pages are then followed in parallel (one NumPy step per event position
+    in a page), and the timestamps are one segmented cumulative sum.  Same
+    results and findings as :func:`walk_cpu_py`, in the same order.
+    """
+    data_off = layout.data_offset
+    if page_size % 4 or data_off % 4 or page_size <= data_off:
+        return walk_cpu_py(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
+    out = CpuRecords(cpu, buf)
+    where = file_offset_of or (lambda p: p)
+    ctx = {"cpu": cpu} if instance is None else {"cpu": cpu, "instance": instance}
+    findings = out.findings
+    end_all = min(start + size, len(buf))
+    if start + size > len(buf):
+        findings.append(Finding("error", "cpu_data_truncated",
+                                f"CPU {cpu} data claims {size} bytes, {max(0, len(buf) - start)} present",
+                                where(start), dict(ctx)))
+    npages = max(0, (end_all - start - data_off) // page_size + 1) if end_all - start >= data_off else 0
+    if npages == 0:
+        return out
+    e = ">" if big else "<"
+    nwords = (end_all - start) // 4
+    w = np.frombuffer(buf, dtype=e + "u4", count=nwords, offset=start)
+    u8 = np.frombuffer(buf, dtype=np.uint8, count=end_all - start, offset=start)
+    pstart = np.arange(npages, dtype=np.int64) * page_size          # page offsets relative to start
+    lsize = layout.commit_size
+
+    def gather(offs: np.ndarray, width: int) -> np.ndarray:
+        idx = offs[:, None] + np.arange(width, dtype=np.int64)[None, :]
+        return np.ascontiguousarray(u8[idx]).view(e + ("u8" if width == 8 else "u4")).reshape(-1)
+
+    page_ts = gather(pstart + layout.ts_offset, layout.ts_size).astype(np.uint64)
+    commit = gather(pstart + layout.commit_offset, lsize).astype(np.uint64)
+    length = (commit & np.uint64(COMMIT_MASK)).astype(np.int64)
+    pend = np.minimum(pstart + page_size, end_all - start)             # end of each page's bytes
+    avail = pend - pstart - data_off
+    # per-page checks, in page order, exactly as the reference walk reports them
+    zero = (page_ts == 0) & (commit == 0) & (pstart + page_size <= end_all - start)
+    unknown_bits = (commit & ~np.uint64(COMMIT_MASK | MISSING_EVENTS | MISSING_STORED)
+                    & np.uint64((1 << (8 * lsize)) - 1)) != 0
+    over = (length > page_size - data_off) | (length > avail)
+    length = np.where(over, np.maximum(0, np.minimum(length, avail)), length)
+    missing = (commit & np.uint64(MISSING_EVENTS)) != 0
+    flagged = np.nonzero(zero | unknown_bits | over | missing)[0].tolist()
+    skip = np.zeros(npages, dtype=bool)
+    for k in flagged:
+        page = start + int(pstart[k])
+        if zero[k]:
+            skip[k] = True
+            if u8[pstart[k]:pstart[k] + page_size].any():
+                findings.append(Finding("warning", "page_no_header",
+                                        "page header is zero but the page holds data; page skipped",
+                                        where(page), dict(ctx)))
+            else:
+                findings.append(Finding("warning", "zeroed_page", "page is all zero; skipped",
+                                        where(page), dict(ctx)))
+            continue
+        if unknown_bits[k]:
+            findings.append(Finding("warning", "bad_commit", f"commit 0x{int(commit[k]):x} has unknown bits set",
+                                    where(page + layout.commit_offset), dict(ctx)))
+        if over[k]:
+            raw_len = int(commit[k]) & COMMIT_MASK
+            findings.append(Finding("error", "bad_commit",
+                                    f"commit says {raw_len} data bytes, the page holds at most {int(avail[k])}; "
+                                    "decoding what fits", where(page + layout.commit_offset), dict(ctx)))
+        if missing[k]:
+            at = int(pstart[k]) + data_off + int(length[k])
+            if int(commit[k]) & MISSING_STORED and at + lsize <= int(pend[k]):
+                n = int(gather(np.array([at]), lsize)[0])
+                out.lost += n
+                findings.append(Finding("warning", "lost_events", f"{n} events lost before this page",
+                                        where(page), dict(ctx, count=n)))
+            else:
+                out.lost_unknown += 1
+                findings.append(Finding("warning", "lost_events",
+                                        "events lost before this page (count not stored)",
+                                        where(page), dict(ctx, count=None)))
+    out.pages = npages
+    live = np.nonzero(~skip)[0]
+    # Follow the event chains of all pages in parallel: one NumPy step per
+    # event position, on the headers the chains actually reach.
+    def fields_at(j: np.ndarray):
+        h = w[j].astype(np.int64)
+        nj = np.minimum(j + 1, nwords - 1)
+        h1 = np.where(j + 1 < nwords, w[nj].astype(np.int64), 0)
+        if big:
+            return h >> 27, h & 0x7FFFFFF, h1
+        return h & 0x1F, h >> 5, h1
+
+    def next_of(j: np.ndarray) -> np.ndarray:
+        t, d, h1 = fields_at(j)
+        ln = ((h1 - 4) + 3) & ~3
+        step = np.where((t >= 1) & (t <= 28), 1 + t,
+               np.where(t == 0, np.where(h1 >= 4, 2 + (ln >> 2), _BIG),
+               np.where(t == 29, np.where((d == 0) | (h1 < 4) | (h1 & 3 != 0), _BIG, 1 + (h1 >> 2)), 2)))
+        return j + step
+
+    first = (pstart[live] + data_off) // 4
+    dend = first + (length[live] >> 2)                               # word index where data ends
+    chain_j, chain_p = [], []
+    cur, cend, cpage = first, dend, live
+    while True:
+        ok = cur < cend
+        if not ok.all():
+            cur, cend, cpage = cur[ok], cend[ok], cpage[ok]
+        if len(cur) == 0:
+            break
+        chain_j.append(cur)
+        chain_p.append(cpage)
+        cur = next_of(cur)
+    if not chain_j:
+        return out
+    J = np.concatenate(chain_j)
+    P = np.concatenate(chain_p)
+    order = np.lexsort((J, P))
+    J, P = J[order], P[order]
+    T, D, W1 = fields_at(J)
+    long_j = ((W1 - 4) + 3) & ~3
+    pend_w = ((pstart + data_off) // 4 + (length >> 2))[P]            # data end of each element's page
+    # the event at J must fit its page's data (a chain element may overrun: it is then the last)
+    size_w = np.where((T >= 1) & (T <= 28), 1 + T, np.where(T == 0, 2 + (np.maximum(long_j, 0) >> 2), 2))
+    bad_zero = (T == 0) & ((J + 2 > pend_w) | (W1 < 4))
+    bad = np.where((T >= 1) & (T <= 28), J + size_w > pend_w,
+          np.where(T == 0, bad_zero | (J + size_w > pend_w),
+          np.where(T == 29, False, J + 2 > pend_w)))
+    pad_bad = (T == 29) & (D != 0) & (J + 2 <= pend_w) & ((W1 < 4) | (W1 & 3 != 0) | (J + 1 + (W1 >> 2) > pend_w))
+    for k in np.nonzero(bad | pad_bad)[0].tolist():
+        j, t = int(J[k]), int(T[k])
+        pos = start + 4 * j
+        if pad_bad[k]:
+            findings.append(Finding("error", "bad_padding",
+                                    f"discarded event length {int(W1[k])} does not fit the page", where(pos),
+                                    dict(ctx)))
+        elif 1 <= t <= 28:
+            findings.append(Finding("error", "truncated_event", f"event of {t * 4} bytes runs past the page's data",
+                                    where(pos), dict(ctx)))
+        elif t == 0:
+            if j + 2 > int(pend_w[k]):
+                msg = "length word past the page's data"
+            else:
+                msg = f"long event length {int(W1[k])} does not fit the page's data"
+            findings.append(Finding("error", "truncated_event", msg, where(pos), dict(ctx)))
+        else:
+            findings.append(Finding("error", "truncated_event", "time extend/stamp past the page's data",
+                                    where(pos), dict(ctx)))
+    keep = ~bad
+    J, P, T, D, W1, long_j = J[keep], P[keep], T[keep], D[keep], W1[keep], long_j[keep]
+    if len(J) == 0:
+        return out
+    # timestamps: segmented cumulative sum (segments start at each page and each absolute stamp)
+    U = np.uint64
+    inc = np.where(T <= 28, D, np.where(T == 30, (W1 << 27) + D, 0)).astype(U)
+    newpage = np.ones(len(J), dtype=bool)
+    newpage[1:] = P[1:] != P[:-1]
+    is_abs = T == 31
+    seg_start = newpage | is_abs
+    abs_val = ((W1.astype(U) << U(27)) | D.astype(U)) | (page_ts[P] & ~U((1 << 59) - 1))
+    base = np.where(is_abs, abs_val, page_ts[P])
+    inc = np.where(is_abs, U(0), inc)
+    csum = np.cumsum(inc, dtype=U)
+    seg_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(J)), 0))
+    before = csum[seg_idx] - inc[seg_idx]
+    ts = base[seg_idx] + (csum - before)
+    # time going backwards between pages (reference walk: page ts < last ts of the previous page)
+    if npages > 1:
+        last_ts_page = {}
+        lp = np.nonzero(np.append(P[1:] != P[:-1], True))[0]
+        for k in lp.tolist():
+            last_ts_page[int(P[k])] = int(ts[k])
+        prev = None
+        for k in live.tolist():
+            pts = int(page_ts[k])
+            if prev is not None and pts < prev:
+                findings.append(Finding("warning", "time_backwards",
+                                        f"page timestamp {pts} is before the previous event {prev}",
+                                        where(start + int(pstart[k])), dict(ctx)))
+            prev = last_ts_page.get(k, pts)
+    data = T <= 28
+    Jd, Td, Ld = J[data], T[data], long_j[data]
+    out.ts = ts[data]
+    out.offsets = start + 4 * (Jd + np.where(Td == 0, 2, 1))
+    out.lengths = np.where(Td == 0, np.maximum(Ld, 0), Td * 4)
+    _sort_findings(findings)
+    return out
+
+
+def _sort_findings(findings: list[Finding]) -> None:
+    """Report findings in file order, as the reference walk does."""
+    findings.sort(key=lambda f: (f.offset if f.offset is not None else -1))

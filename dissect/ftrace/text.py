@@ -244,17 +244,18 @@ class FtraceText(TextTrace):
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
-        scale_of = _SCALE
         heads: dict[str, Any] = {}
         heads_get = heads.get
         Ev = Event
         prev: Event | None = None   # held back: the next line may continue a marker's text
         header_done = False
+        # digits after the decimal point of this file's timestamps: 6 in tracefs text; a line
+        # with another width takes the slow path, which adopts its width for the next lines
+        flen, scale = 6, 1000
         for lines, starts in self._line_chunks():
             for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
-                ev: Event | None = None
                 if k > 0:
                     key = line[:i]
                     hc = heads_get(key)
@@ -266,31 +267,28 @@ class FtraceText(TextTrace):
                         heads[key] = hc
                     if hc:
                         tsx = line[line.rfind(" ", i, k) + 1:k]
-                        dot = tsx.find(".")
-                        scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
-                        if scale is not None:
+                        dot = len(tsx) - flen - 1
+                        if dot > 0 and tsx[dot] == ".":
                             try:
                                 ts = int(tsx.replace(".", "", 1)) * scale
                             except ValueError:
                                 ts = -1
                             if ts >= 0:
                                 comm, pid, cpu = hc
-                                rest = line[k + 2:]
-                                if rest[:20] == "tracing_mark_write: ":
-                                    body = rest[20:]
+                                if line.startswith("tracing_mark_write: ", k + 2):
+                                    body = line[k + 22:]
                                     ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
                                             {"ip": "tracing_mark_write", "buf": body + "\n"},
                                             "tracing_mark_write: " + body, here)
                                 else:
-                                    ev = self._other_event(ts, cpu, pid, comm, rest, here)
-                                if self.precision_ns is None:
+                                    ev = self._other_event(ts, cpu, pid, comm, line[k + 2:], here)
+                                if prev is not None:
+                                    yield prev
+                                elif not header_done and self.precision_ns is None:
                                     self.precision_ns = scale
-                if ev is not None:
-                    header_done = True
-                    if prev is not None:
-                        yield prev
-                    prev = ev
-                    continue
+                                prev = ev
+                                header_done = True
+                                continue
                 # everything else: header, lost events, continuation, garbage
                 if not line:
                     continue
@@ -309,6 +307,9 @@ class FtraceText(TextTrace):
                 if m is not None and m.group(1) is not None and m.group(8) is not None:
                     ev = self._slow_event(m, here)
                     if ev is not None:
+                        flen = len(m.group(7))
+                        scale = _SCALE[flen]
+                        header_done = True
                         if prev is not None:
                             yield prev
                         prev = ev
@@ -331,7 +332,7 @@ class FtraceText(TextTrace):
         if scale is None:
             return None
         ts = int(sec + frac) * scale
-        if self.precision_ns is None:
+        if self.precision_ns is None or scale > self.precision_ns:
             self.precision_ns = scale
         if rest.startswith("tracing_mark_write: "):
             body = rest[20:]
@@ -387,18 +388,20 @@ class ReportText(TextTrace):
     source = "trace-cmd-report"
 
     def _run(self) -> Iterator[Event | Finding]:
-        scale_of = _SCALE
+        src = self.source
         heads: dict[str, Any] = {}
+        heads_get = heads.get
+        Ev = Event
         prev: Event | None = None
+        flen, scale = 6, 1000   # timestamp digits after the point: 6, or 9 with -t (adopted)
         for lines, starts in self._line_chunks():
             for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
                 e = line.find(":", k + 2) if k > 0 else -1
-                ev: Event | None = None
                 if e > 0:
                     key = line[:i]
-                    hc = heads.get(key)
+                    hc = heads_get(key)
                     if hc is None:
                         hm = _HEAD_REPORT.match(key)
                         hc = (hm.group(2), int(hm.group(3)), int(hm.group(5)), hm.group(1)) if hm else False
@@ -407,22 +410,31 @@ class ReportText(TextTrace):
                         heads[key] = hc
                     if hc:
                         tsx = line[line.rfind(" ", i, k) + 1:k]
-                        dot = tsx.find(".")
-                        scale = scale_of.get(len(tsx) - dot - 1) if dot > 0 else None
-                        if scale is not None:
+                        dot = len(tsx) - flen - 1
+                        if dot > 0 and tsx[dot] == ".":
                             try:
                                 ts = int(tsx.replace(".", "", 1)) * scale
                             except ValueError:
                                 ts = -1
                             if ts >= 0:
-                                if self.precision_ns is None or scale > self.precision_ns:
-                                    self.precision_ns = scale
-                                ev = self._event(ts, hc, line[k + 2:e], line[e + 1:].lstrip(" "), here)
-                if ev is not None:
-                    if prev is not None:
-                        yield prev
-                    prev = ev
-                    continue
+                                if e - k == 7 and line.startswith("print", k + 2):
+                                    rest = line[e + 1:].lstrip(" ")
+                                    if rest[:3] == "ip=":  # -R: "ip=<sym> buf=<text>"
+                                        sym, _, body = rest[3:].partition(" buf=")
+                                    else:
+                                        sym, _, body = rest.partition(": ")
+                                    comm, pid, cpu, inst = hc
+                                    ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
+                                            {"ip": sym, "buf": body + "\n"}, sym + ": " + body, here, inst)
+                                else:
+                                    ev = self._event(ts, hc, line[k + 2:e], line[e + 1:].lstrip(" "), here)
+                                if ev is not None:
+                                    if prev is not None:
+                                        yield prev
+                                    elif self.precision_ns is None:
+                                        self.precision_ns = scale
+                                    prev = ev
+                                    continue
                 if not line:
                     continue
                 o = line.strip()
@@ -445,11 +457,14 @@ class ReportText(TextTrace):
                 m = _REPORT_RE.match(line)
                 if m is not None and m.group(2) is not None and m.group(10) is not None:
                     inst, comm, pid, _tgid, cpu, _flags, sec, frac, event, rest = m.groups()[:10]
-                    scale = _SCALE.get(len(frac))
-                    if scale is not None:
-                        ev = self._event(int(sec + frac) * scale, (comm, int(pid), int(cpu), inst),
+                    sc = _SCALE.get(len(frac))
+                    if sc is not None:
+                        ev = self._event(int(sec + frac) * sc, (comm, int(pid), int(cpu), inst),
                                          event, rest, here)
                         if ev is not None:
+                            flen, scale = len(frac), sc
+                            if self.precision_ns is None or sc > self.precision_ns:
+                                self.precision_ns = sc
                             if prev is not None:
                                 yield prev
                             prev = ev

@@ -234,7 +234,7 @@ class TraceDat:
     @staticmethod
     def _stream_keys(k: int, rec: CpuRecords):
         cpu = rec.cpu
-        for i, ts in enumerate(rec.ts):
+        for i, ts in enumerate(rec.lists()[0]):
             yield (ts, cpu, k, i)
 
     def _cpu_records(self) -> list[tuple[Instance, CpuRecords]]:
@@ -326,7 +326,8 @@ class TraceDat:
 
     def _event(self, inst: Instance, rec: CpuRecords, i: int, ts_ns: int,
                comms: dict[int, str]) -> Event:
-        buf, off, ln = rec.buf, rec.offsets[i], rec.lengths[i]
+        _, offsets, lengths = rec.lists()
+        buf, off, ln = rec.buf, offsets[i], lengths[i]
         fileoff = off if not inst.compressed else None
         e = ">" if self.big_endian else "<"
         if ln < 8:

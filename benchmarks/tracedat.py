@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Benchmark: a trace.dat of >= 1,000,000 events read into a pandas DataFrame.
+
+Writes the file with dissect.ftrace.writer (QEMU-style print markers on two
+CPUs, with some raw_data admin pieces and sched_switch events), then times
+
+* ``TraceDat(path).dataframe()`` (metadata, page walk, decoding, rendering), and
+* ``trace-cmd report <path> > /dev/null`` (when trace-cmd is installed),
+
+and prints events/s for both and the ratio (ours / trace-cmd; > 1 = faster).
+
+    python3 benchmarks/tracedat.py [--events N] [--compression none|zstd] [--version 6|7] [--keep PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dissect.ftrace.event import Event
+from dissect.ftrace.tracedat import TraceDat
+from dissect.ftrace.writer import write_trace_dat
+
+LINES = [
+    "vfio_save_iterate  (0000:00:05.0) precopy initial size {a} precopy dirty size {b}",
+    "vfio_save_block  (0000:00:05.0) data_size {a}",
+    "vfio_state_pending_exact  (0000:00:05.0) precopy {a} postcopy 0 stopcopy size {b} "
+    "precopy initial size {a} precopy dirty size {b}",
+    "vmstate_downtime_checkpoint src-downtime-start",
+    "migrate_set_state new state active",
+]
+
+
+def make_events(n: int) -> list[Event]:
+    evs: list[Event] = []
+    ts = 1_000_000_000
+    piece = struct.pack("<II", 40, 0) + bytes(40)
+    for i in range(n):
+        cpu = i & 1
+        ts += 713 + (i % 17)
+        k = i % 50
+        if k == 49:
+            evs.append(Event("trace-dat", ts, cpu, 4000 + cpu, "qemu", "ftrace", "raw_data",
+                             {"id": 0x76697274, "buf": piece}))
+        elif k == 48:
+            evs.append(Event("trace-dat", ts, cpu, 4000 + cpu, "qemu", "sched", "sched_switch", {
+                "prev_comm": "qemu-system-x86", "prev_pid": 4000 + cpu, "prev_prio": 120, "prev_state": 1,
+                "next_comm": "swapper", "next_pid": 0, "next_prio": 120}))
+        else:
+            line = LINES[i % len(LINES)].format(a=i * 4096, b=i % 977)
+            evs.append(Event("trace-dat", ts, cpu, 4000 + cpu, "live_migration" if cpu else "qemu-system-x86",
+                             "ftrace", "print", {"buf": line + "\n"}))
+    return evs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--compression", default="none", choices=["none", "zstd"])
+    ap.add_argument("--version", type=int, default=7, choices=[6, 7])
+    ap.add_argument("--keep", type=Path, help="write the trace here and keep it")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="migtrace-bench-"))
+    path = args.keep or tmp / "bench.dat"
+    try:
+        t0 = time.perf_counter()
+        write_trace_dat(path, make_events(args.events), version=args.version, compression=args.compression,
+                        cpus=2)
+        t_write = time.perf_counter() - t0
+        size = path.stat().st_size
+        print(f"wrote {args.events} events, v{args.version} {args.compression}, {size / 1e6:.1f} MB "
+              f"in {t_write:.1f} s")
+        tool = shutil.which("trace-cmd")
+        best = tbest = None
+        # interleaved, best of 3 each: other load on the machine hits both alike
+        for _ in range(3):
+            t0 = time.perf_counter()
+            td = TraceDat(path)
+            df = td.dataframe()
+            dt = time.perf_counter() - t0
+            assert len(df) == args.events, len(df)
+            best = dt if best is None else min(best, dt)
+            del df
+            td.close()
+            if tool:
+                t0 = time.perf_counter()
+                with open("/dev/null", "wb") as null:
+                    subprocess.run([tool, "report", str(path)], stdout=null, stderr=subprocess.DEVNULL,
+                                   check=True)
+                dt = time.perf_counter() - t0
+                tbest = dt if tbest is None else min(tbest, dt)
+        assert best is not None
+        ours = args.events / best
+        print(f"migtrace dataframe(): {best:.2f} s  {ours:,.0f} events/s (best of 3)")
+        if tbest is not None:
+            theirs = args.events / tbest
+            print(f"trace-cmd report > /dev/null: {tbest:.2f} s  {theirs:,.0f} events/s (best of 3)")
+            print(f"ratio migtrace / trace-cmd: {ours / theirs:.2f}x")
+        else:
+            print("trace-cmd not installed: no ratio")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
