@@ -16,7 +16,7 @@ from dissect.capture.reader import CaptureReader
 from dissect.capture.writer import PcapWriter
 from tests.conftest import TRACES
 from tests.test_capture_loopback import collect
-from tests.test_capture_tshark import assert_same_as_tshark
+from tests.test_capture_tshark import assert_same_as_tshark, tshark_follow
 
 SOURCES = ["loopback-ipv4.pcap", "loopback-any-sll2-ns.pcap", "qemu-tcp-returnpath.pcap"]
 
@@ -227,6 +227,10 @@ def test_capture_cut_mid_packet(clean, tmp_path: Path) -> None:
     trunc = [f for f in res.findings if f.code == "pcap_truncated_record"]
     assert len(trunc) == 1 and trunc[0].offset == rec
     assert trunc[0].context["missing"] == len(pkts[victim].frame) - keep
+    # tshark (which exits 2 on this file) drops the cut packet altogether and
+    # marks nothing; it agrees with every byte before it.
+    (t,) = tshark_follow(cut).values()
+    assert t["0"] == got[(0, "c2s")][:off]
 
 
 def test_snap_length_truncation_is_a_gap(clean, tmp_path: Path) -> None:
@@ -260,6 +264,17 @@ def test_snap_length_truncation_is_a_gap(clean, tmp_path: Path) -> None:
                 have = min(n, max(0, snap - pkts[i].seg[8]))
                 assert buf[off:off + have] == want[(0, d)][off:off + have]
     del names
+    # tshark concatenates the captured parts silently (no marker for bytes the
+    # snap length cut): equal to our stream with the gaps taken out.
+    (t,) = tshark_follow(path).values()
+    for node, d in (("0", "c2s"), ("1", "s2c")):
+        buf, kept, pos = got.get((0, d), b""), bytearray(), 0
+        for g in res.flows[0].gaps:
+            if g["direction"] == d:
+                kept += buf[pos:g["start"]]
+                pos = g["end"]
+        kept += buf[pos:]
+        assert t[node] == bytes(kept), d
 
 
 def test_differing_overlap_is_a_finding(clean) -> None:
