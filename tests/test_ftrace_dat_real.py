@@ -150,14 +150,25 @@ def test_committed_file_contents():
 def test_dataframe_equals_events_on_real_files():
     for name in FILES:
         td = read_trace_dat(REAL / name)
-        df = td.dataframe()
+        df = td.dataframe(fields="dict")
         evs = list(read_trace_dat(REAL / name).events())
-        assert list(df.columns[:8]) == ["ts_ns", "cpu", "pid", "comm", "system", "event", "fields", "text"]
+        assert list(df.columns) == ["ts_ns", "cpu", "pid", "comm", "system", "event", "fields", "text", "instance"]
         assert len(df) == len(evs)
         for row, e in zip(df.itertuples(index=False), evs):
             assert (row.ts_ns, row.cpu, row.pid, row.comm, row.system, row.event, row.fields, row.text,
                     row.instance) == (e.ts_ns, e.cpu, e.pid, e.comm, e.system, e.event, e.fields, e.text,
                                       e.instance)
+        cols = read_trace_dat(REAL / name).dataframe()
+        assert list(cols.columns[:8]) == ["ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance"]
+        assert {"ip", "buf", "id", "prev_comm", "next_pid"} <= set(cols.columns)
+        for row, e in zip(cols.to_dict("records"), evs):
+            assert (row["ts_ns"], row["pid"], row["comm"], row["event"], row["text"]) == \
+                (e.ts_ns, e.pid, e.comm, e.event, e.text)
+            for k, v in e.fields.items():
+                assert row[k] == v
+            for k in ("buf", "prev_comm"):
+                if k not in e.fields:
+                    assert row[k] is None
 
 
 # ---------------------------------------------------------------- live

@@ -219,3 +219,29 @@ def test_offset_option_applied(tmp_path):
     td = read_trace_dat(write_trace_dat(tmp_path / "o.dat", evs, cpus=1, offset_ns=4_000_000_000))
     assert [o.value for o in td.options if o.name == "OFFSET"] == ["4000000000"]
     assert next(td.events()).ts_ns == 5_000_000_123
+
+
+def test_dataframe_equals_events_on_a_mixed_file(tmp_path):
+    """The columnar DataFrame path equals events() on every event kind, incl. comm registration."""
+    evs = sample_events()
+    evs.append(ev(evs[-1].ts_ns + 10, 0, 31337, None, "print", {"buf": "before the switch\n"}))
+    evs.append(ev(evs[-1].ts_ns + 10, 0, 11773, "qemu-system-x86", "sched_switch", {
+        "prev_comm": "qemu-system-x86", "prev_pid": 11773, "prev_prio": 120, "prev_state": 0,
+        "next_comm": "kvm-vcpu", "next_pid": 31337, "next_prio": 120}, system="sched"))
+    evs.append(ev(evs[-1].ts_ns + 10, 0, 31337, None, "print", {"buf": "after the switch\n",
+                                                              "ip": 0xFFFFFFFF81000000}))
+    evs.append(ev(evs[-1].ts_ns + 10, 1, 31337, None, "print", {"buf": "x" * 2000 + "\n"}))
+    path = write_trace_dat(tmp_path / "m.dat", evs, cpus=2, cmdlines={11773: "qemu-system-x86",
+                                                                     11774: "live_migration"})
+    ref = list(read_trace_dat(path).events())
+    assert [e.comm for e in ref[-4:]] == ["<...>", "qemu-system-x86", "kvm-vcpu", "kvm-vcpu"]
+    assert ref[-2].text == "0xffffffff81000000: after the switch"
+    df = read_trace_dat(path).dataframe(fields="dict")
+    assert len(df) == len(ref) == len(evs)
+    for row, e in zip(df.itertuples(index=False), ref):
+        assert (row.ts_ns, row.cpu, row.pid, row.comm, row.system, row.event, row.fields, row.text,
+                row.instance) == (e.ts_ns, e.cpu, e.pid, e.comm, e.system, e.event, e.fields, e.text, e.instance)
+    cols = read_trace_dat(path).dataframe()
+    assert cols["comm"].tolist() == [e.comm for e in ref]
+    assert cols["buf"].tolist() == [e.fields.get("buf") for e in ref]
+    assert cols["next_pid"].tolist() == [e.fields.get("next_pid") for e in ref]

@@ -1,14 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Columnar trace.dat → pandas.DataFrame (the fast twin of ``TraceDat.events()``).
 
-The page walk (:mod:`dissect.ftrace.ring`) yields parallel lists of raw
-timestamps, record offsets and lengths per CPU.  Here the common header of
-every record (type, pid) is gathered with NumPy, the global order is one
+The page walk (:func:`dissect.ftrace.ring.walk_cpu`) gives NumPy arrays of
+raw timestamps, record offsets and lengths per CPU.  Here the common header
+of every record (type, pid) is gathered with NumPy, the global order is one
 stable lexsort on (timestamp, CPU, stream), and each event type of each
 stream is decoded in bulk: ``ftrace/print`` (the QEMU markers, nearly all of
 a QEMU trace) by a vectorised path, every other type by its compiled
-per-record decoder.  The tests hold the result equal, row for row, to
+per-record decoder.  Repeated strings (comm, system, event, instance) are
+categoricals.  The tests hold the result equal, row for row, to
 :meth:`TraceDat.events`.
+
+Field layout: ``fields="columns"`` (default) gives one column per field name
+(a name that clashes with a fixed column gets a ``field_`` prefix; rows of
+events without that field hold None); ``fields="dict"`` gives one ``fields``
+column holding each event's dict, exactly ``Event.fields``.
 """
 from __future__ import annotations
 
@@ -24,117 +30,129 @@ from dissect.ftrace.formats import EventFormat
 if TYPE_CHECKING:
     from dissect.ftrace.tracedat import TraceDat
 
-COLUMNS = ["ts_ns", "cpu", "pid", "comm", "system", "event", "fields", "text", "instance"]
+FIXED = ["ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance"]
 _SCHED = ("sched_switch", "sched_wakeup", "sched_wakeup_new")
 
 
-def _gather(u8: np.ndarray, offsets: np.ndarray, width: int, dtype: str) -> np.ndarray:
-    """Read one ``dtype`` value of ``width`` bytes at each offset of the byte array ``u8``."""
-    if len(offsets) == 0:
-        return np.zeros(0, dtype=dtype)
-    idx = offsets[:, None] + np.arange(width, dtype=np.int64)[None, :]
-    return np.ascontiguousarray(u8[idx]).view(dtype).reshape(-1)
+class _Words:
+    """Reads of aligned little/big-endian integers at record offsets of one buffer."""
+
+    def __init__(self, buf, big: bool):
+        self.e = ">" if big else "<"
+        self.u8 = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, np.uint8)
+        self.u32 = np.frombuffer(buf, dtype=self.e + "u4", count=len(buf) // 4) if len(buf) >= 4 else None
+
+    def read(self, offs: np.ndarray, width: int, signed: bool = False) -> np.ndarray:
+        kind = ("i" if signed else "u") + str(width)
+        if len(offs) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.u32 is not None and width in (4, 8) and not (offs & 3).any():
+            w = offs >> 2
+            if width == 4:
+                v = self.u32[w]
+                return v.view(self.e + kind) if signed else v
+            lo, hi = self.u32[w].astype(np.uint64), self.u32[w + 1].astype(np.uint64)
+            if self.e == ">":
+                lo, hi = hi, lo
+            v = lo | (hi << np.uint64(32))
+            return v.view(np.int64) if signed else v
+        idx = offs[:, None] + np.arange(width, dtype=np.int64)[None, :]
+        return np.ascontiguousarray(self.u8[idx]).view(self.e + kind).reshape(-1)
 
 
-def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, u8: np.ndarray, offs: np.ndarray,
-                lens: np.ndarray) -> tuple[list, list] | None:
-    """``ftrace/print`` records: ip gathered with NumPy, text sliced per record."""
+def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.ndarray,
+                lens: np.ndarray) -> tuple[dict[str, Any], list] | None:
+    """``ftrace/print`` records: ip gathered with NumPy, all texts split from one joined string."""
     ipf, buff = fmt.field("ip"), fmt.field("buf")
     if ipf is None or buff is None or ipf.kind != "scalar" or buff.kind != "flex" or ipf.size not in (4, 8):
         return None
-    if len(offs) and int(lens.min()) < buff.offset:
-        return None  # short records: let the per-record decoder report them
-    e = ">" if td.big_endian else "<"
     n = len(offs)
-    ips_arr = _gather(u8, offs + ipf.offset, ipf.size, f"{e}u{ipf.size}")
+    if n == 0 or int(lens.min()) < buff.offset:
+        return None  # short records: let the per-record decoder report them
+    ips = words.read(offs + ipf.offset, ipf.size)
     a = offs + buff.offset
     b = offs + lens
-    if n == 0 or (a > b).any() or (np.diff(a) <= 0).any():
-        return None
     # Each text with its NUL (the kernel's terminator), sliced in one pass; one
-    # decode and one split then give all strings.  A record without a NUL
-    # loses its separator, the count no longer matches, and the per-record
-    # decoder takes over.
+    # decode and one split give all strings.  A record without a NUL loses its
+    # separator, the count no longer matches, and the per-record decoder takes over.
     find = buf.find
-    parts = [buf[x:find(b"\0", x, y) + 1] for x, y in zip(a.tolist(), b.tolist())]
-    joined = b"".join(parts).decode("utf-8", "replace")
-    del parts
+    joined = b"".join([buf[x:find(b"\0", x, y) + 1] for x, y in zip(a.tolist(), b.tolist())]).decode(
+        "utf-8", "replace")
     strs = joined.split("\0")
     strs.pop()
     if len(strs) != n:
         return None
     ks = td.kallsyms
-    ips = ips_arr.tolist()
-    uniq = np.unique(ips_arr)
+    uniq = np.unique(ips)
     if len(uniq) == 1:
-        ip0 = ips[0] if n else 0
-        prefix = ks.symbol(ip0) + ": "
+        prefix = ks.symbol(int(uniq[0])) + ": "
         texts = (prefix + joined.replace("\n\0", "\0").replace("\0", "\0" + prefix)).split("\0")
         texts.pop()
-        fields = [{"ip": ip0, "buf": s} for s in strs]
     else:
         sym = {ip: ks.symbol(ip) for ip in uniq.tolist()}
-        texts = [f"{sym[ip]}: {s[:-1] if s[-1:] == chr(10) else s}" for ip, s in zip(ips, strs)]
-        fields = [{"ip": ip, "buf": s} for ip, s in zip(ips, strs)]
-    return fields, texts
+        texts = [f"{sym[ip]}: {s[:-1] if s[-1:] == chr(10) else s}" for ip, s in zip(ips.tolist(), strs)]
+    return {"ip": ips, "buf": strs}, texts
 
 
-def records_dataframe(td: "TraceDat") -> pd.DataFrame:
-    # Hundreds of thousands of small dicts and strings: pause the cyclic GC while
-    # building them (they hold no cycles), as pandas' own parsers do.
+def records_dataframe(td: "TraceDat", fields: str = "columns") -> pd.DataFrame:
+    """See the module docstring; ``fields`` is ``"columns"`` or ``"dict"``."""
+    if fields not in ("columns", "dict"):
+        raise ValueError("fields must be 'columns' or 'dict'")
+    # Hundreds of thousands of small objects and no cycles among them: pause the
+    # cyclic GC while building them (its passes would rescan all of them).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _records_dataframe(td)
+        return _records_dataframe(td, fields)
     finally:
         if enabled:
             gc.enable()
 
 
-def _records_dataframe(td: "TraceDat") -> pd.DataFrame:
+def _empty(fields: str) -> pd.DataFrame:
+    cols = FIXED[:6] + (["fields"] if fields == "dict" else []) + FIXED[6:]
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("ts_ns", "cpu", "pid") else object) for c in cols})
+
+
+def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     streams = td._cpu_records()
-    e = ">" if td.big_endian else "<"
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "cpu", "k", "i", "type", "pid")}
-    per_stream: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    big = td.big_endian
+    per_stream = []
     for k, (inst, rec) in enumerate(streams):
-        n = len(rec.ts)
         offs = np.asarray(rec.offsets, dtype=np.int64)
         lens = np.asarray(rec.lengths, dtype=np.int64)
-        u8 = np.frombuffer(rec.buf, dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        ts = np.asarray(rec.ts, dtype=np.uint64)
+        words = _Words(rec.buf, big)
         short = lens < 8
         safe = np.where(short, 0, offs)  # records too short for a common header: patched below
-        types = _gather(u8, safe, 2, e + "u2").astype(np.int64)
-        pids = _gather(u8, safe + 4, 4, e + "i4").astype(np.int64)
+        types = words.read(safe, 2).astype(np.int64) if len(offs) else np.zeros(0, np.int64)
+        if len(offs) and words.u32 is not None and not (safe & 3).any():
+            types = (words.u32[safe >> 2] >> 16 if big else words.u32[safe >> 2] & 0xFFFF).astype(np.int64)
+        pids = words.read(safe + 4, 4, signed=True).astype(np.int64)
         types[short] = -1
         pids[short] = -1
-        per_stream.append((u8, offs, lens, types, pids))
-        if n == 0:
-            continue
-        parts["ts"].append(np.asarray(rec.ts, dtype=np.uint64))
-        parts["cpu"].append(np.full(n, rec.cpu, dtype=np.int64))
-        parts["k"].append(np.full(n, k, dtype=np.int64))
-        parts["i"].append(np.arange(n, dtype=np.int64))
-        parts["type"].append(types)
-        parts["pid"].append(pids)
-    if not parts["ts"]:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("ts_ns", "cpu", "pid") else object)
-                             for c in COLUMNS})
-    ts, cpu, ks, ii, types, pids = (np.concatenate(parts[c]) for c in ("ts", "cpu", "k", "i", "type", "pid"))
-    order = np.lexsort((ii, ks, cpu, ts))
+        per_stream.append((words, offs, lens, ts, types, pids))
+    if not any(len(p[1]) for p in per_stream):
+        return _empty(fields_mode)
+    sizes = [len(p[1]) for p in per_stream]
+    ts = np.concatenate([p[3] for p in per_stream])
+    cpu = np.concatenate([np.full(s, rec.cpu, dtype=np.int64) for s, (_, rec) in zip(sizes, streams)])
+    ks = np.concatenate([np.full(s, k, dtype=np.int64) for k, s in enumerate(sizes)])
+    types = np.concatenate([p[4] for p in per_stream])
+    pids = np.concatenate([p[5] for p in per_stream])
+    # global order: time, then CPU, then stream, then position (np.lexsort is stable)
+    order = np.lexsort((ks, cpu, ts))
     n = len(order)
-    # position of (stream k, record i) in the output
-    starts = np.zeros(len(streams) + 1, dtype=np.int64)
-    for k, (_, rec) in enumerate(streams):
-        starts[k + 1] = starts[k] + len(rec.ts)
     where = np.empty(n, dtype=np.int64)
     where[order] = np.arange(n, dtype=np.int64)
-    system = np.empty(n, dtype=object)
-    event = np.empty(n, dtype=object)
-    fields = np.empty(n, dtype=object)
-    text = np.empty(n, dtype=object)
-    has_sched = False
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    text = np.full(n, None, dtype=object)
+    cols: dict[str, list[tuple[np.ndarray, Any]]] = {}
+    dicts: list[tuple[np.ndarray, list]] = []
+    names: dict[int, tuple[str | None, str]] = {}
+    sched_rows: list[np.ndarray] = []
     for k, (inst, rec) in enumerate(streams):
-        u8, offs, lens, stypes, _ = per_stream[k]
+        words, offs, lens, _, stypes, _ = per_stream[k]
         if len(offs) == 0:
             continue
         pos = where[starts[k]:starts[k + 1]]
@@ -147,38 +165,92 @@ def _records_dataframe(td: "TraceDat") -> pd.DataFrame:
                     td._unknown_ids.add(t)
                     td.findings.append(Finding("warning", "unknown_event_id", f"no format for event id {t}",
                                                None, {"cpu": rec.cpu}))
-                event[dst] = "unknown" if t < 0 else f"unknown_{t}"
-                fl = [{"raw": bytes(rec.buf[o:o + ln])} for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]
-                _put(fields, dst, fl)
+                names[t] = (None, "unknown" if t < 0 else f"unknown_{t}")
+                raws = [bytes(rec.buf[o:o + ln]) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]
+                cols.setdefault("raw", []).append((dst, raws))
+                if fields_mode == "dict":
+                    dicts.append((dst, [{"raw": r} for r in raws]))
                 continue
-            system[dst] = fmt.system
-            event[dst] = fmt.name
+            names[t] = (fmt.system, fmt.name)
             bulk = None
             if fmt.system == "ftrace" and fmt.name == "print":
-                bulk = _print_bulk(td, fmt, rec.buf, u8, offs[sel], lens[sel])
-            if bulk is None:
+                bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel])
+            if bulk is not None:
+                fcols, tx = bulk
+                for name, vals in fcols.items():
+                    cols.setdefault(name, []).append((dst, vals))
+                if fields_mode == "dict":
+                    keys = list(fcols)
+                    vals = [v.tolist() if isinstance(v, np.ndarray) else v for v in fcols.values()]
+                    dicts.append((dst, [dict(zip(keys, row)) for row in zip(*vals)]))
+            else:
                 dec, render, buf = fmt.decoder, td.render, rec.buf
                 fl = [dec(buf, o, ln) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]  # type: ignore[misc]
                 tx = [render(fmt, f) for f in fl]
-                bulk = (fl, tx)
-            _put(fields, dst, bulk[0])
-            _put(text, dst, bulk[1])
-            if fmt.system == "sched" and fmt.name in _SCHED:
-                has_sched = True
+                for f in fmt.own_fields:
+                    cols.setdefault(f.name, []).append((dst, [d.get(f.name) for d in fl]))
+                if fields_mode == "dict":
+                    dicts.append((dst, fl))
+                if fmt.system == "sched" and fmt.name in _SCHED:
+                    sched_rows.append(dst)
+            _put(text, dst, tx)
     pids = pids[order]
-    comm = _comms(td, pids, system, event, fields, has_sched)
+    types_o = types[order]
+    utypes, inv = np.unique(types_o, return_inverse=True)
+    system = pd.Series(np.array([names[t][0] for t in utypes.tolist()] + [None], dtype=object)[inv],
+                       dtype=object)
+    event = _categorical([names[t][1] for t in utypes.tolist()], inv)
     ts = ts[order]
     if td.tsc2nsec is not None:
         ts_ns = np.array([td.timestamp_ns(int(x)) for x in ts.tolist()], dtype=np.int64)
     else:
         ts_ns = ts.astype(np.int64) + np.int64(td.ts_offset)
-    inst_names = np.array([(streams[k][0].name or None) for k in range(len(streams))] + [None], dtype=object)
-    instance = inst_names[ks[order]]
-    obj = {name: pd.Series(col, dtype=object) for name, col in
-           (("comm", comm), ("system", system), ("event", event), ("fields", fields), ("text", text),
-            ("instance", instance))}
-    df = pd.DataFrame({"ts_ns": ts_ns, "cpu": cpu[order], "pid": pids, **obj})
-    return df[COLUMNS]
+    inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
+    instance = pd.Series(np.array(inst_names + [None], dtype=object)[ks[order]], dtype=object)
+    comm = _comms(td, pids, cols, sched_rows, n)
+    data: dict[str, Any] = {"ts_ns": ts_ns, "cpu": cpu[order], "pid": pids, "comm": comm, "system": system,
+                            "event": event}
+    if fields_mode == "dict":
+        fd = np.full(n, None, dtype=object)
+        for dst, vals in dicts:
+            _put(fd, dst, vals)
+        data["fields"] = pd.Series(fd, dtype=object)
+    data["text"] = pd.Series(text, dtype=object)
+    data["instance"] = instance
+    if fields_mode == "columns":
+        for name, pieces in cols.items():
+            col = name if name not in FIXED and name != "fields" else f"field_{name}"
+            data[col] = _column(pieces, n)
+    return pd.DataFrame(data)
+
+
+def _categorical(labels: list, codes: np.ndarray) -> pd.Categorical:
+    """A categorical from per-row indices into ``labels`` (None labels become missing)."""
+    cats: list = []
+    index: dict = {}
+    remap = np.empty(len(labels), dtype=np.int64)
+    for i, lab in enumerate(labels):
+        if lab is None:
+            remap[i] = -1
+            continue
+        if lab not in index:
+            index[lab] = len(cats)
+            cats.append(lab)
+        remap[i] = index[lab]
+    return pd.Categorical.from_codes(remap[codes] if len(labels) else codes, categories=cats)
+
+
+def _column(pieces: list[tuple[np.ndarray, Any]], n: int):
+    """One field column: typed when one NumPy piece covers every row, else objects (None = absent)."""
+    if len(pieces) == 1 and len(pieces[0][0]) == n and isinstance(pieces[0][1], np.ndarray):
+        dst, vals = pieces[0]
+        out = np.empty(n, dtype=vals.dtype)
+        out[dst] = vals
+        return out
+    out = np.full(n, None, dtype=object)
+    for dst, vals in pieces:
+        _put(out, dst, vals.tolist() if isinstance(vals, np.ndarray) else vals)
+    return pd.Series(out, dtype=object)
 
 
 def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
@@ -187,26 +259,37 @@ def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
     arr[dst] = tmp
 
 
-def _comms(td: "TraceDat", pids: np.ndarray, system, event, fields, has_sched: bool) -> list:
+def _comms(td: "TraceDat", pids: np.ndarray, cols: dict, sched_rows: list[np.ndarray], n: int):
     """comm per row: saved cmdlines, plus what libtraceevent's sched plugins register in order."""
     comms = dict(td.cmdlines)
-    pid_list = pids.tolist()
-    base = ["<idle>" if p == 0 else comms.get(p, "<...>") for p in pid_list]
-    if not has_sched:
-        return base
+    upids, inv = np.unique(pids, return_inverse=True)
+    labels = ["<idle>" if p == 0 else comms.get(p, "<...>") for p in upids.tolist()]
     regs: list[tuple[int, int, str]] = []  # (row, pid, comm) of each new registration
-    known = set(comms)
-    sched_rows = np.nonzero((system == "sched") & np.isin(event, _SCHED))[0].tolist()
-    for j in sched_rows:
-        before = dict()
-        td._register_comms(event[j], fields[j], before)
-        for pid, c in before.items():
-            if pid not in known:
-                known.add(pid)
-                regs.append((j, pid, c))
+    if sched_rows:
+        rows = np.sort(np.concatenate(sched_rows))
+        colv = {name: _column(pieces, n) for name, pieces in cols.items()
+                if name in ("prev_pid", "prev_comm", "next_pid", "next_comm", "pid", "comm")}
+        ev = {name: (np.asarray(v, dtype=object) if not isinstance(v, np.ndarray) else v) for name, v in colv.items()}
+        known = set(comms)
+        for j in rows.tolist():
+            if "next_pid" in ev and ev["next_pid"][j] is not None:
+                f = {"next_pid": ev["next_pid"][j], "next_comm": ev["next_comm"][j],
+                     "prev_pid": ev["prev_pid"][j], "prev_comm": ev["prev_comm"][j]}
+                name = "sched_switch"
+            else:
+                f = {"pid": ev.get("pid", [None] * n)[j], "comm": ev.get("comm", [None] * n)[j]}
+                name = "sched_wakeup"
+            new: dict[int, str] = {}
+            td._register_comms(name, f, new)
+            for pid, c in new.items():
+                if pid not in known:
+                    known.add(pid)
+                    regs.append((j, pid, c))
     if not regs:
-        return base
-    out = np.array(base, dtype=object)
+        return _categorical(labels, inv)
+    out = np.array(labels, dtype=object)[inv]
+    rowidx = np.arange(n)
     for j, pid, c in regs:
-        out[(pids == pid) & (np.arange(len(pids)) > j) & (pid != 0)] = c
-    return list(out)
+        if pid != 0:
+            out[(pids == pid) & (rowidx > j)] = c
+    return pd.Categorical(out)

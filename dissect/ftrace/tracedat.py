@@ -221,14 +221,18 @@ class TraceDat:
             inst, rec = streams[k]
             yield self._event(inst, rec, i, conv(ts), comms)
 
-    def dataframe(self):
+    def dataframe(self, fields: str = "columns"):
         """A pandas DataFrame with one row per event, in :meth:`events` order.
 
-        Columns: ``ts_ns``, ``cpu``, ``pid``, ``comm``, ``system``, ``event``,
-        ``fields`` (dict of the event's own fields), ``text``, ``instance``.
+        Columns: ``ts_ns``, ``cpu``, ``pid``, ``comm`` (categorical),
+        ``system``, ``event`` (categorical), ``text``, ``instance``, then the
+        events' own fields: one column per field name with
+        ``fields="columns"`` (a name clashing with a fixed column gets a
+        ``field_`` prefix; None where an event lacks the field), or one
+        ``fields`` column of dicts (``Event.fields``) with ``fields="dict"``.
         """
         from dissect.ftrace.frame import records_dataframe
-        return records_dataframe(self)
+        return records_dataframe(self, fields)
 
     # ------------------------------------------------------------ decoding
     @staticmethod
