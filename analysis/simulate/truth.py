@@ -54,6 +54,8 @@ def downtime(tl: Timeline) -> dict[str, Any]:
             "pre_wire": _ms(m["wire_t0"] - m["vm_stopped"]),
         }
     else:
+        # a failed migration has no QEMU downtime (query-migrate reports none)
+        out["downtime_qemu_ms"] = None
         out["downtime_ms"] = _ms(m["src_vm_resumed"] - m["downtime_start"])
         out["downtime_breakdown_ms"] = None
         out["downtime_parts_ms"] = None
