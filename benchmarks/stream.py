@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""End-to-end decode of a large GENERATED migration capture (issue 3 benchmark).
+
+    python3 benchmarks/stream.py [--size 1GiB] [--small 64MiB] [--skip-tshark] [--json]
+
+1. Writes (once, cached in benchmarks/data/) a pcap of ``--size`` payload:
+   a QEMU 8.1–9.x main channel built by ``dissect.qemu.build_migration``
+   (RAM pages, 60 % normal / 40 % zero, over MSS-1448 TCP via
+   ``benchmarks/make_capture.py`` / ``dissect.capture.synth``), with its
+   return path and a vfio-virtio VF (64 queue pairs, 40 pre-copy snapshots
+   + stop-copy, 1 MiB QEMU buffer).
+2. Times, each in a fresh subprocess (peak RSS from ``getrusage``):
+   ``migtrace decode --json CAPTURE > /dev/null`` (everything down to device
+   parts, JSON written), scapy's ``RawPcapReader`` merely iterating the
+   file, and ``tshark -q -z follow,tcp,raw,0`` on a ``--small`` capture of
+   the same kind (tshark on the full file takes too long; said so in the
+   figures).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT / "benchmarks" / "data"
+NORMAL_RATIO = 0.6
+BYTES_PER_PAGE = NORMAL_RATIO * (8 + 4096) + (1 - NORMAL_RATIO) * 9
+
+
+def _spec(total: int, seed: int) -> Any:
+    from dissect.qemu.build_migration import MigrationSpec, VfioDeviceSpec
+
+    pages = int(total / BYTES_PER_PAGE)
+    return MigrationSpec(profile="8.1-9.x", ram_bytes=pages * 4096, extra_blocks=(("pc.bios", 256 << 10),),
+                         iterations=max(3, pages // 20000), normal_ratio=NORMAL_RATIO, final_dirty_pages=256,
+                         devices=[VfioDeviceSpec(queue_pairs=64, precopy_snapshots=40)], seed=seed,
+                         pages_per_write=256, write_interval_ns=1_000_000)
+
+
+def qemu_content(total: int, seed: int, multifd: int) -> dict[str, Iterator[tuple[int, bytes]]]:
+    """``benchmarks/make_capture.py --content benchmarks.stream:qemu_content``: a QEMU
+    8.1–9.x migration of about ``total`` bytes (main channel + return path)."""
+    from dissect.qemu.build_migration import iter_migration
+
+    if multifd:
+        raise ValueError("the stream benchmark uses the 8.1-9.x main channel only")
+    a, b = itertools.tee(iter_migration(_spec(total, seed)))
+    return {"main": ((ts, d) for _, ts, direction, d in a if direction == "c2s"),
+            "rp": ((ts, d) for _, ts, direction, d in b if direction == "s2c")}
+
+
+def ensure_capture(size: int, label: str) -> Path:
+    path = DATA / f"stream-{label.lower()}.pcap"
+    if not path.exists():
+        from benchmarks.make_capture import make_capture
+
+        t = time.perf_counter()
+        n = make_capture(path, size, fmt="pcap", content="benchmarks.stream:qemu_content", seed=1)
+        print(f"wrote {path}: {n} packets, {path.stat().st_size / 2**20:.1f} MiB in "
+              f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return path
+
+
+def _child(code: str, *args: str) -> tuple[float, float, str]:
+    """Run python code in a child; (wall s, peak RSS MiB, stdout)."""
+    t = time.perf_counter()
+    before = _children_maxrss()
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    dt = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        raise RuntimeError(p.stderr[-2000:])
+    return dt, max(_children_maxrss(), before) / 1024, p.stdout
+
+
+def _children_maxrss() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+DECODE = """
+import sys, resource, collections
+from analysis.cli.main import main
+sys.stdout = open('/dev/null', 'w')
+rc = main(['decode', '--json', sys.argv[1]])
+sys.stdout = sys.__stdout__
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+COUNT = """
+import sys, collections, resource
+from analysis.emit.migration import emit_capture
+c = collections.Counter(o['kind'] for o in emit_capture(sys.argv[1]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(dict(c))
+"""
+
+RAWPCAP = """
+import sys, resource
+from scapy.utils import RawPcapReader
+n = 0
+for pkt, meta in RawPcapReader(sys.argv[1]):
+    n += 1
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(n)
+"""
+
+
+def _rss(out: str) -> float:
+    return int(out.split()[0]) / 1024
+
+
+def tshark_follow(path: Path) -> tuple[float, float]:
+    import resource
+
+    t = time.perf_counter()
+    subprocess.run(["tshark", "-r", str(path), "-q", "-z", "follow,tcp,raw,0"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    dt = time.perf_counter() - t
+    return dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.make_capture import parse_size
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1GiB")
+    ap.add_argument("--small", default="64MiB", help="capture size for the tshark comparison")
+    ap.add_argument("--skip-tshark", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    big = ensure_capture(parse_size(a.size), a.size)
+    mb = big.stat().st_size / 1e6
+    res: dict[str, Any] = {"capture": str(big.relative_to(ROOT)), "file_MB": round(mb, 1),
+                           "load_before": os.getloadavg()[0]}
+    dt, _, out = _child(DECODE, str(big))
+    res["decode_s"] = round(dt, 2)
+    res["decode_MBps"] = round(mb / dt, 1)
+    res["decode_peak_rss_MiB"] = round(_rss(out), 1)
+    dt, _, out = _child(RAWPCAP, str(big))
+    res["rawpcapreader_s"] = round(dt, 2)
+    res["rawpcapreader_MBps"] = round(mb / dt, 1)
+    res["ratio_to_rawpcapreader"] = round(res["decode_MBps"] / res["rawpcapreader_MBps"], 2)
+    _, _, out = _child(COUNT, str(big))
+    res["units"] = json.loads(out.splitlines()[1].replace("'", '"'))
+    if not a.skip_tshark:
+        small = ensure_capture(parse_size(a.small), a.small)
+        smb = small.stat().st_size / 1e6
+        dt, rss = tshark_follow(small)
+        res["tshark_capture"] = str(small.relative_to(ROOT))
+        res["tshark_file_MB"] = round(smb, 1)
+        res["tshark_s"] = round(dt, 2)
+        res["tshark_MBps"] = round(smb / dt, 2)
+        res["ratio_to_tshark"] = round(res["decode_MBps"] / res["tshark_MBps"], 1)
+    res["load_after"] = os.getloadavg()[0]
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>26}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
