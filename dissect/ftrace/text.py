@@ -192,12 +192,13 @@ class TextTrace:
                         carry = data
                         continue
                     piece, carry = data[:cut], data[cut + 1:]
-                blines = piece.split(b"\n")
+                lines = piece.decode("utf-8", "surrogateescape").split("\n")
+                # byte lengths: the str lines' when all ASCII, else the bytes lines'
+                blines = lines if piece.isascii() else piece.split(b"\n")
                 lens = np.fromiter(map(len, blines), np.int64, len(blines)) + 1
                 ends = np.cumsum(lens)
                 starts = (ends - lens + base).tolist()
                 self._chunk = (starts, first)
-                lines = piece.decode("utf-8", "surrogateescape").split("\n")
                 self.lines += len(lines)
                 yield lines, starts
                 base += int(ends[-1])
