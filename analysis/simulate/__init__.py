@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from analysis.simulate.model import MS, Timeline, build_timeline
+from analysis.simulate.model import Timeline, build_timeline
 from analysis.simulate.profiles import FIRMWARE_PRESETS, PRESETS, QEMU_PRESETS, SimProfile, resolve
 
 __all__ = ["simulate", "build_timeline", "SimProfile", "PRESETS", "FIRMWARE_PRESETS", "QEMU_PRESETS",
@@ -117,7 +117,3 @@ def dump_manifest(manifest: dict[str, Any]) -> str:
         else:
             lines.append(f" {json.dumps(k)}: {json.dumps(v)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def _ms(ns: int) -> float:
-    return ns / MS

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dissect.qemu import wire as W
 from dissect.vfio.stream import RecordSplitter
 
-from analysis.simulate.model import MS, RUN_STATE, US, Unit, vf_host_name, vf_idstr
+from analysis.simulate.model import RUN_STATE, US, Unit, vf_host_name, vf_idstr
 
 if TYPE_CHECKING:
     from analysis.simulate.model import _Model
@@ -80,10 +80,8 @@ class Destination:
                 break
         th = thread or self.th.main
         self.m.ioctl("destination", th, t - 10 * US, t, "write", 50 + vf, None, ret, len(data))
-        if self.fam == "8.1":
-            self.ev(t, "vfio_load_state_device_data", th, name=vf_host_name(vf), data_size=len(data), ret=min(ret, 0))
-        else:
-            self.ev(t, "vfio_load_state_device_data", th, name=vf_host_name(vf), data_size=len(data), ret=min(ret, 0))
+        # 8.x prints the size in hex, 9.2+ in decimal: the renderer picks the variant
+        self.ev(t, "vfio_load_state_device_data", th, name=vf_host_name(vf), data_size=len(data), ret=min(ret, 0))
         if ret < 0:
             self.fail(t, ret)
         return t

@@ -502,9 +502,6 @@ class _Model:
         self.seq += 1
         return arrival
 
-    def arrive(self, t_sent_end: int) -> int:
-        return t_sent_end + self.lat
-
     def jitter(self, ms: float, sigma: float) -> int:
         return int(ms * MS * math.exp(self.rng.normal(0.0, sigma)))
 
@@ -959,10 +956,7 @@ class _Model:
             out.append(self.last_unit)
             for c in self.chunks[vf][-len(chunks):] if chunks else []:
                 c.unit = self.last_unit
-            if self.family == "8.1":
-                self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
-            else:
-                self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
+            self.sev(t, "vfio_save_complete_precopy", name=name, ret=0)
             self.sev(t, "savevm_section_end", id=vf_idstr(vf), section_id=qv.section_id, ret=0)
         if self.family != "8.1":
             self.sev(t, "vmstate_downtime_save", type="iterable", idstr=vf_idstr(vf), instance_id=0,
