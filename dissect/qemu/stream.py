@@ -229,6 +229,10 @@ class StreamParser:
             if self._dev_left and self.devices and self._sec and self._sec.idstr:
                 self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
         self._abandon_section("truncated")
+        if self.footer_delimited and self.vmdesc_seen is None:
+            self._finding("info", "full_sections_by_footer",
+                          f"{len(self.footer_delimited)} FULL sections were delimited by footer "
+                          "resynchronisation; the stream holds no vmdesc trailer to confirm them", None)
         if self.eof_offset is None and self._state != S_LOST:
             self._finding("warning", "no_eof", "the stream has no QEMU_VM_EOF", self._pos)
         self._closed = True
