@@ -80,7 +80,11 @@ class IncrementalParser:
                 self._buf = bytearray()
                 self._lost = True
                 return
-            self._buf = bytearray(b[p:])
+            if b is self._buf:
+                if p:
+                    del self._buf[:p]  # no views of _buf outlive a call, so resizing is safe
+            else:
+                self._buf = bytearray(b[p:])
             self._buf_off = base + p
         else:
             self._buf = bytearray()

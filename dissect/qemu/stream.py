@@ -163,7 +163,11 @@ class StreamParser:
             self._marks = [(offset + i, ts_ns)]
         q = self._run(b, p, base)
         if q < len(b):
-            self._buf = bytearray(b[q:])
+            if b is self._buf:
+                if q:
+                    del self._buf[:q]  # no views of _buf outlive a call, so resizing is safe
+            else:
+                self._buf = bytearray(b[q:])
             off = self._buf_off = base + q
             if len(self._marks) > 1:
                 self._marks = [(off, self._ts_at(off))] + [m for m in self._marks if m[0] > off]
