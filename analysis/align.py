@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+#: Units per side given to SequenceMatcher (quadratic on repetitive keys).
+MAX_MATCH = 1500
 #: Timestamps above this (ns) are taken as epoch wall-clock (after 2001-09-09).
 WALL_CLOCK_MIN_NS = 1_000_000_000 * 1_000_000_000
 
@@ -58,11 +60,17 @@ def match_sequences(a_keys: Sequence[Any], a_ts: Sequence[int], b_keys: Sequence
     """
     if not a_keys or not b_keys:
         return None
-    sm = SequenceMatcher(None, list(a_keys), list(b_keys), autojunk=False)
     diffs: list[int] = []
-    for blk in sm.get_matching_blocks():
-        for k in range(blk.size):
-            diffs.append(int(b_ts[blk.b + k]) - int(a_ts[blk.a + k]))
+    if list(a_keys) == list(b_keys):  # the common case: both saw every unit
+        diffs = [int(b) - int(a) for a, b in zip(a_ts, b_ts)]
+    else:
+        # SequenceMatcher is quadratic on repetitive keys (equal chunk sizes): an offset needs only a
+        # few thousand pairs, so match the first MAX_MATCH units of each side
+        a_k, b_k = list(a_keys)[:MAX_MATCH], list(b_keys)[:MAX_MATCH]
+        sm = SequenceMatcher(None, a_k, b_k, autojunk=False)
+        for blk in sm.get_matching_blocks():
+            for k in range(blk.size):
+                diffs.append(int(b_ts[blk.b + k]) - int(a_ts[blk.a + k]))
     if len(diffs) < min_match:
         return None
     d = np.sort(np.asarray(diffs, dtype=np.int64))

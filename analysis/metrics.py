@@ -116,6 +116,15 @@ def downtime_window(m: "Migration") -> dict[str, Any]:
     if not len(start):
         return out
     t0 = int(start.iloc[0])
+    # a command between the last PART and the first END (10.x SWITCHOVER_START) is the first byte
+    cmds = _primary(m, m.commands)
+    if len(cmds) and last_part is not None and cmds["ts_ns"].notna().any():
+        lp = s.iloc[last_part]
+        sel = (cmds["offset"] > lp["offset"]) & cmds["ts_ns"].notna()
+        if "flow" in cmds and pd.notna(lp["flow"]):
+            sel &= cmds["flow"] == lp["flow"]
+        if sel.any():
+            t0 = min(t0, int(cmds[sel]["ts_ns"].min()))
     src_end = int(pd.concat([after["end_ts_ns"], after["ts_ns"]]).dropna().max())
     sc = _primary(m, m.chunks)
     sc = sc[(sc["phase"] == "stopcopy") & sc["ts_ns"].notna()]
@@ -174,11 +183,15 @@ def downtime_breakdown(m: "Migration", win: dict[str, Any] | None = None) -> dic
     if win["start_ns"] is None:
         return None
     parts = {"ram": 0, "vfio": 0, "config": 0}
+    first = True
     for _, r in win["sections"].iterrows():
         if pd.isna(r["ts_ns"]):
             continue
         t1 = r["end_ts_ns"] if pd.notna(r["end_ts_ns"]) else r["ts_ns"]
-        dur = max(0, int(t1) - int(r["ts_ns"]))
+        # the first section also takes the time of a command that preceded it (SWITCHOVER_START)
+        begin = win["start_ns"] if first else int(r["ts_ns"])
+        first = False
+        dur = max(0, int(t1) - begin)
         idstr = str(r["idstr"]) if pd.notna(r["idstr"]) else ""
         if r["type"] == "END" and idstr == "ram":
             parts["ram"] += dur
@@ -392,58 +405,86 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
     (or ``vfio_state_pending_*``) sizes QEMU reported for the device in the
     iteration; ``vfio_bytes`` / ``vfio_chunks``: DEV_DATA_STATE data sent in the
     iteration (stream chunks, else ``vfio_save_block`` sizes); ``snapshots``:
-    DEVICE_DATA records whose header was sent in the iteration.
+    DEVICE_DATA records whose header was sent in the iteration.  Iteration i
+    covers [start_i, start_i+1); the last one [start, switchover].
     """
     starts, source = iteration_starts(m)
     if not starts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _ITER_COLS.items()})
     win = downtime_window(m)
-    ends = starts[1:] + [win["start_ns"] if win["start_ns"] is not None else _last_ts(m)]
+    last_end = win["start_ns"] if win["start_ns"] is not None else _last_ts(m)
+    starts_a = np.asarray(starts, dtype=np.int64)
+    n = len(starts_a)
+    ends = list(starts[1:]) + [last_end if last_end is not None else starts[-1]]
+
+    def bins(ts: pd.Series) -> np.ndarray:
+        """Iteration index (0-based) of each timestamp, -1 outside every window."""
+        t = ts.astype("float64").to_numpy()
+        ok = ~np.isnan(t)
+        ti = np.where(ok, t, 0).astype(np.int64)
+        idx = np.searchsorted(starts_a, ti, side="right") - 1
+        idx[~ok] = -1
+        idx[(idx == n - 1) & (ti > int(ends[-1]))] = -1
+        return idx
+
+    def per_bin(ts: pd.Series, weights: np.ndarray | None = None) -> np.ndarray:
+        b = bins(ts)
+        keep = b >= 0
+        return np.bincount(b[keep], weights=None if weights is None else weights[keep], minlength=n)[:n]
+
     s = main_sections(m)
     ram = s[(s["idstr"] == "ram") & (s["type"] == "PART")] if len(s) else s
     sync = qemu_events(m, "migration_bitmap_sync_end")
-    devices = m.devices or [None]
-    rows = []
-    for dev in devices:
-        ch = device_chunks(m, dev) if dev else m.chunks.iloc[0:0]
-        ch = ch[ch["phase"] == "precopy"] if len(ch) else ch
-        recs = device_records(m, dev) if dev else m.records.iloc[0:0]
-        snaps = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")] if len(recs) else recs
-        rep = qemu_events(m, ("vfio_save_iterate", "vfio_state_pending_exact", "vfio_state_pending_estimate"),
-                          device=dev) if dev else m.events.iloc[0:0]
-        blocks = qemu_events(m, "vfio_save_block", device=dev) if dev and not len(ch) else m.events.iloc[0:0]
-        for i, (a, b) in enumerate(zip(starts, ends), 1):
-            b = b if b is not None else a
-            last = i == len(starts)
-
-            def within(ts: pd.Series) -> pd.Series:
-                return (ts >= a) & ((ts <= b) if last else (ts < b))
-            r_ram = ram[within(ram["ts_ns"])] if len(ram) else ram
-            r_sync = sync[within(sync["ts_ns"])] if len(sync) else sync
-            r_rep = rep[within(rep["ts_ns"])] if len(rep) else rep
-            init = dirty = None
-            if len(r_rep):
-                last_rep = r_rep.iloc[-1]
-                init = _arg(last_rep, "precopy_init_size")
-                dirty = _arg(last_rep, "precopy_dirty_size")
+    ram_bytes = per_bin(ram["ts_ns"], ram["length_bytes"].fillna(0).astype("float64").to_numpy()) if len(ram) else None
+    ram_normal = per_bin(ram["ts_ns"], ram["ram_normal_pages"].fillna(0).astype("float64").to_numpy()) \
+        if len(ram) else None
+    dirty = None
+    if len(sync):
+        dp = sync["args"].map(lambda x: int(x.get("dirty_pages", 0))).astype("float64").to_numpy()
+        dirty = per_bin(sync["ts_ns"], dp)
+        has_sync = per_bin(sync["ts_ns"]) > 0
+    frames = []
+    for dev in (m.devices or [None]):
+        cols: dict[str, Any] = {"device": [dev] * n, "iteration": np.arange(1, n + 1), "ts_ns": starts_a,
+                                "end_ns": np.asarray(ends, dtype=np.int64), "source": [source] * n}
+        cols["ram_bytes"] = ram_bytes.astype(np.int64) if ram_bytes is not None else [None] * n
+        cols["ram_normal_pages"] = ram_normal.astype(np.int64) if ram_normal is not None else [None] * n
+        cols["ram_dirty_pages"] = [int(v) if h else None for v, h in zip(dirty, has_sync)] if dirty is not None \
+            else [None] * n
+        init = [None] * n
+        dty = [None] * n
+        vb: Any = [None] * n
+        vc: Any = [None] * n
+        snaps: Any = [None] * n
+        if dev is not None:
+            rep = qemu_events(m, ("vfio_save_iterate", "vfio_state_pending_exact", "vfio_state_pending_estimate"),
+                              device=dev)
+            if len(rep):
+                b = bins(rep["ts_ns"])
+                for k, args in zip(b, rep["args"]):
+                    if k >= 0 and isinstance(args, dict) and (
+                            "precopy_init_size" in args or "precopy_dirty_size" in args):
+                        init[k] = args.get("precopy_init_size")
+                        dty[k] = args.get("precopy_dirty_size")
+            ch = device_chunks(m, dev)
+            ch = ch[ch["phase"] == "precopy"] if len(ch) else ch
             if len(ch):
-                r_ch = ch[within(ch["ts_ns"])]
-                vb, vc = int(r_ch["size_bytes"].sum()), len(r_ch)
-            elif len(blocks):
-                r_bl = blocks[within(blocks["ts_ns"])]
-                vb, vc = int(r_bl["args"].map(lambda x: int(x.get("data_size", 0))).sum()), len(r_bl)
+                vb = per_bin(ch["ts_ns"], ch["size_bytes"].astype("float64").to_numpy()).astype(np.int64)
+                vc = per_bin(ch["ts_ns"]).astype(np.int64)
             else:
-                vb = vc = None if dev is None else 0
-            rows.append({
-                "device": dev, "iteration": i, "ts_ns": a, "end_ns": b,
-                "ram_bytes": int(r_ram["length_bytes"].fillna(0).sum()) if len(ram) else None,
-                "ram_normal_pages": int(r_ram["ram_normal_pages"].fillna(0).sum()) if len(ram) else None,
-                "ram_dirty_pages": int(r_sync["args"].map(lambda x: int(x.get("dirty_pages", 0))).sum())
-                if len(r_sync) else None,
-                "qemu_init_bytes": init, "qemu_dirty_bytes": dirty, "vfio_bytes": vb, "vfio_chunks": vc,
-                "snapshots": int(within(snaps["ts_ns"]).sum()) if len(snaps) else (None if dev is None else 0),
-                "source": source})
-    df = pd.DataFrame(rows, columns=list(_ITER_COLS))
+                blocks = qemu_events(m, "vfio_save_block", device=dev)
+                if len(blocks):
+                    w = blocks["args"].map(lambda x: int(x.get("data_size", 0))).astype("float64").to_numpy()
+                    vb = per_bin(blocks["ts_ns"], w).astype(np.int64)
+                    vc = per_bin(blocks["ts_ns"]).astype(np.int64)
+                else:
+                    vb = vc = np.zeros(n, dtype=np.int64)
+            recs = device_records(m, dev)
+            sn = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")] if len(recs) else recs
+            snaps = per_bin(sn["ts_ns"]).astype(np.int64) if len(sn) else np.zeros(n, dtype=np.int64)
+        cols.update(qemu_init_bytes=init, qemu_dirty_bytes=dty, vfio_bytes=vb, vfio_chunks=vc, snapshots=snaps)
+        frames.append(pd.DataFrame({c: list(cols[c]) for c in _ITER_COLS}))
+    df = pd.concat(frames, ignore_index=True)
     for c, t in _ITER_COLS.items():
         df[c] = pd.array(df[c].tolist(), dtype=t)
     return df

@@ -63,6 +63,10 @@ def test_stream_metrics_when_the_stream_is_there(run):
               "bytes_by_part_type"):
         assert dev[k] == truth[k], k
     assert mig["downtime_wire_ms"] == pytest.approx(truth["downtime_wire_ms"], rel=0.02)
+    # (c) splits (b) exactly; the destination's share is measured to the return path's SHUT
+    bd = mig["downtime_breakdown_ms"]
+    assert sum(bd.values()) == pytest.approx(mig["downtime_wire_ms"])
+    assert bd["dst_load"] == pytest.approx(truth["downtime_breakdown_ms"]["dst_load"], rel=0.05, abs=0.2)
 
 
 def test_clock_alignment_against_the_simulators_clocks(run):
