@@ -253,10 +253,13 @@ class Catalogue:
         if text.endswith("\n"):
             text = text[:-1]
         name, sep, rest = text.partition(" ")
-        entries = self._entries(name)
+        entries = self._compiled.get(name)
         if entries is None:
-            return None
-        truncated = len(text) >= FTRACE_MAX_LINE and len(text.encode("utf-8", "surrogateescape")) >= FTRACE_MAX_LINE
+            entries = self._entries(name)
+            if entries is None:
+                return None
+        truncated = len(text) >= FTRACE_MAX_LINE or (
+            len(text) * 4 >= FTRACE_MAX_LINE and len(text.encode("utf-8", "surrogateescape")) >= FTRACE_MAX_LINE)
         for d, cf in entries:
             args = cf.match(rest)
             if args is not None:

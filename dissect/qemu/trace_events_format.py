@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 #: C inttypes.h macros as they expand on the LP64 hosts QEMU runs on.
@@ -38,18 +39,6 @@ _INT_RE = {
 _FLOAT_RE = r"[-+ ]?(?:(?:\d+\.?\d*|\.\d+)(?:[eEpP][-+]?\d+)?|0[xX][0-9a-fA-F.]+(?:[pP][-+]?\d+)?|inf|nan|INF|NAN)"
 
 
-def _to_int10(s: str) -> int:
-    return int(s)
-
-
-def _to_int16(s: str) -> int:
-    return int(s, 16)  # accepts an optional 0x/0X prefix
-
-
-def _to_int8(s: str) -> int:
-    return int(s, 8)
-
-
 def _to_ptr(s: str) -> int:
     return 0 if s == "(nil)" else int(s, 16)
 
@@ -58,9 +47,10 @@ def _to_str(s: str) -> str:
     return s
 
 
+# int itself and functools.partial run in C: cheaper per argument than a Python function
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "d": _to_int10, "i": _to_int10, "u": _to_int10,
-    "x": _to_int16, "X": _to_int16, "o": _to_int8,
+    "d": int, "i": int, "u": int,
+    "x": partial(int, base=16), "X": partial(int, base=16), "o": partial(int, base=8),
     "p": _to_ptr, "s": _to_str, "c": _to_str,
     "e": float, "E": float, "f": float, "F": float, "g": float, "G": float,
     "a": float, "A": float,
@@ -146,7 +136,8 @@ class CompiledFormat:
     are not reported).
     """
 
-    __slots__ = ("fmt", "tokens", "arg_names", "arg_types", "regex", "_slots", "_conv_count")
+    __slots__ = ("fmt", "tokens", "arg_names", "arg_types", "regex", "_slots", "_conv_count", "_names",
+                 "_convert")
 
     def __init__(self, fmt: str, arg_names: tuple[str, ...], arg_types: tuple[str, ...]):
         self.fmt = fmt
@@ -171,6 +162,9 @@ class CompiledFormat:
             slots.append((name, _CONVERTERS[t.conv]))
             pattern.append(t.regex(last=(t is last_conv and self.tokens[-1] is t)))
         self._slots = tuple(slots)
+        self._names = tuple(n for n, _ in slots)
+        # (position, converter) of the arguments that are not plain strings
+        self._convert = tuple((i, c) for i, (_, c) in enumerate(slots) if c is not _to_str)
         self.regex = re.compile("".join(pattern), re.DOTALL)
 
     # -- matching ------------------------------------------------------------
@@ -179,10 +173,15 @@ class CompiledFormat:
         m = self.regex.fullmatch(text)
         if m is None:
             return None
+        if not self._convert:
+            return dict(zip(self._names, m.groups()))
+        vals = list(m.groups())
         try:
-            return {name: conv(v) for (name, conv), v in zip(self._slots, m.groups())}
+            for i, conv in self._convert:
+                vals[i] = conv(vals[i])
         except ValueError:
             return None
+        return dict(zip(self._names, vals))
 
     def match_prefix(self, text: str) -> tuple[dict[str, Any], int] | None:
         """Arguments of a line cut short (ftrace's 511-byte limit), and a score.
