@@ -265,8 +265,8 @@ class Reassembler:
         """Feed ``(ts_ns, linktype, data, orig_len, interface, file_offset)`` tuples
         (:meth:`CaptureReader.records` or :class:`RawPacket`).
 
-        In-order data and pure ACKs of known Ethernet/Linux-cooked IPv4 flows
-        take an inlined path; every other packet goes through :meth:`packet`.
+        In-order data and pure ACKs of known Ethernet/Linux-cooked flows (IPv4
+        with a 20-byte header, IPv6 without extension headers) take an inlined path; every other packet goes through :meth:`packet`.
         tests/test_capture_reassembly.py checks both paths give the same result.
         """
         table = self.table
@@ -281,8 +281,23 @@ class Reassembler:
                 slow(ts, lt, data, foff)
                 continue
             et, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = spec[0](data, 0)
-            if (et != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF or flags & 0x07
-                    or doff < 0x50):
+            if et == 0x0800:
+                if vihl != 0x45 or proto != 6 or frag & 0x3FFF or flags & 0x07 or doff < 0x50:
+                    slow(ts, lt, data, foff)
+                    continue
+                hl = (doff >> 4) << 2
+                plen = total - 20 - hl
+                p = spec[2] + 20 + hl
+            elif et == 0x86DD and len(data) >= spec[2] + 60:
+                # IPv6 without extension headers, TCP right after the 40-byte header.
+                plen, nh, src, dst, sport, dport, seq, ack, doff, flags = _FAST6[lt](data, 0)
+                if nh != 6 or flags & 0x07 or doff < 0x50 or not plen:
+                    slow(ts, lt, data, foff)
+                    continue
+                hl = (doff >> 4) << 2
+                plen -= hl
+                p = spec[2] + 40 + hl
+            else:
                 slow(ts, lt, data, foff)
                 continue
             hit = table.get((src, sport, dst, dport))
@@ -290,10 +305,7 @@ class Reassembler:
                 slow(ts, lt, data, foff)
                 continue
             fl, d = hit
-            hl = (doff >> 4) << 2
-            plen = total - 20 - hl
             if plen:
-                p = spec[2] + 20 + hl
                 base = d.base
                 if (plen < 0 or base is None or d.pending or not fl.client_fixed or len(data) < p + plen
                         or (seq - base - d.nxt) & 0xFFFFFFFF):
@@ -619,6 +631,13 @@ _FAST = {
                        + "BxH2xHxB2x4s4sHHIIBB").unpack_from, ip + 40, ip)
     for lt, et_at, ip in ((F.LINKTYPE_ETHERNET, 12, 14), (F.LINKTYPE_LINUX_SLL, 14, 16),
                           (F.LINKTYPE_LINUX_SLL2, 0, 20))
+}
+
+# The same for IPv6 (no extension headers): payload length, next header,
+# source, destination, then the TCP fields.
+_FAST6 = {
+    lt: struct.Struct("!" + f"{ip + 4}x" + "HBx16s16sHHIIBB").unpack_from
+    for lt, ip in ((F.LINKTYPE_ETHERNET, 14), (F.LINKTYPE_LINUX_SLL, 16), (F.LINKTYPE_LINUX_SLL2, 20))
 }
 
 _NOTE_FINDINGS = {
