@@ -499,9 +499,8 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
         wall = A.is_wall_clock(_unit_ts(units[:2000]))
         date = _date_offset(c)
         if ref_wall and wall:
-            resid = None if match is None else _residual_at(
-                0, ck if basis != "sections" else sk, ct if basis != "sections" else st,
-                rck if basis != "sections" else rsk, rct if basis != "sections" else rst, basis)
+            # anchored at 0: the residual is the matched pairs' distance from 0 (|median| + MAD)
+            resid = None if match is None else abs(match[0]) + match[1]
             out.append(A.Alignment(c.index, ref.index, "wall-clock", 0, resid,
                                    match[2] if match else 0, basis if match else None))
         elif ref_wall and date is not None:
@@ -511,17 +510,6 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
         else:
             out.append(A.Alignment(c.index, ref.index, "none", 0, None, 0))
     return out
-
-
-def _residual_at(offset: int, keys: list, ts: list, rkeys: list, rts: list, basis: str | None) -> int | None:
-    """Median |ref − (ts + offset)| of the matched pairs, for an anchored offset."""
-    if basis == "sections" and keys and isinstance(keys[0], tuple) and keys[0][0] == "?":
-        keys, rkeys = [k[1] for k in keys], [k[1] for k in rkeys]
-    m = A.match_sequences(keys, [t + offset for t in ts], rkeys, rts)
-    if m is None:
-        return None
-    # match_sequences reports deviation around the median; the anchor's residual is around 0
-    return abs(m[0]) + m[1]
 
 
 def _map_devices(m: Migration) -> None:

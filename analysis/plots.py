@@ -71,6 +71,14 @@ def timeline(m: "Migration", title: str | None = None) -> Figure:
         c = ch[(ch["device"] == dev) & ch["ts_ns"].notna()].sort_values("ts_ns")
         ax_b.step(_sec(c["ts_ns"], t0), c["size_bytes"].astype("int64").cumsum(), where="post",
                   label=f"VFIO bytes {dev}")
+    if not len(ch):  # no stream: the source trace's vfio_save_block sizes
+        for dev in m.devices:
+            b = M.qemu_events(m, "vfio_save_block", device=dev)
+            b = b[b["ts_ns"].notna()] if len(b) else b
+            if len(b):
+                sizes = b["args"].map(lambda a: int(a.get("data_size", 0))).astype("int64")
+                ax_b.step(_sec(b["ts_ns"], t0), sizes.cumsum(), where="post",
+                          label=f"VFIO bytes {dev} (vfio_save_block)")
     win = M.downtime_window(m)
     if win["start_ns"] is not None:
         ax_b.axvspan(_sec(win["start_ns"], t0), _sec(win["end_ns"], t0), color="#c44e52", alpha=0.15,
@@ -113,6 +121,9 @@ def convergence(m: "Migration", device: str | None = None) -> Figure:
         ax.set_title("Pre-copy convergence")
     ax.set_xlabel("QEMU pre-copy iteration")
     ax.set_ylabel("bytes")
+    ys = [v for ln in ax.lines for v in np.asarray(ln.get_ydata(), dtype=float) if v > 0]
+    if ys and max(ys) / min(ys) > 100:  # RAM and VFIO differ by orders of magnitude
+        ax.set_yscale("symlog", linthresh=max(1.0, min(ys)))
     if ax.lines:
         ax.legend(fontsize="small")
     return fig

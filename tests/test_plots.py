@@ -82,3 +82,12 @@ def test_empty_migration_plots_say_so():
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
         assert any(t.startswith("no ") for t in texts), fn.__name__
         assert np.all([ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes])
+
+
+def test_timeline_from_traces_only():
+    u = U.units()
+    m = analysis.load("t", units={0: u[1]})
+    bottom = plots.timeline(m).axes[1]
+    lines = {ln.get_label(): ln for ln in bottom.lines}
+    vfio = lines[f"VFIO bytes {U.HOST} (vfio_save_block)"]
+    assert list(vfio.get_ydata()) == [1000, 2016, 3048, 4248]
