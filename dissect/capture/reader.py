@@ -476,7 +476,9 @@ class CaptureReader:
         return (ts_ns, itf.linktype, mv[i + 28:i + 28 + cap], orig, g, base + i)
 
     def _pcapng_resync(self, f: BinaryIO, start: int, size: int, bo: str) -> int | None:
-        """Next 4-aligned (relative to the bad block) offset holding a consistent block."""
+        """Next offset holding a consistent block (a known type whose trailing length
+        matches).  Every byte offset is tried: inserted or deleted bytes break
+        the 4-byte alignment of everything after them."""
         bh = F.pcapng_block_header(bo)
         u32 = struct.Struct(bo + "I")
         bad = start - 4
@@ -497,8 +499,8 @@ class CaptureReader:
                     tail = f.read(4)
                     if len(tail) == 4 and u32.unpack(tail)[0] == total:
                         return self._skipped(bad, pos + j)
-                j += 4
-            pos += (last // 4 + 1) * 4
+                j += 1
+            pos += last + 1
         self._finding("error", "pcapng_resync_failed",
                       "no valid block found after the bad one; rest of the file ignored",
                       bad, skipped=size - bad)
