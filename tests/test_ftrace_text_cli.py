@@ -118,3 +118,30 @@ def test_human_output():
     assert p.returncode == 0
     first = p.stdout.splitlines()[0]
     assert first.startswith("event") and "migrate_set_state" in first and "ts_ns=728461064505" in first
+
+
+def test_decode_truncated_trace_dat_reports_findings_in_order_and_keeps_events(tmp_path):
+    src = (TRACES / "real" / "ftrace" / "markers-v6.dat").read_bytes()
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(src[:len(src) - 4196])       # the last CPU pages are cut off
+    rc, objs = decode(str(cut))
+    assert rc == 1
+    codes = [o["code"] for o in objs if o["kind"] == "finding" and o["severity"] == "error"]
+    assert codes and all(c.startswith("cpu_data_") for c in codes)
+    assert all(o["offset"] is not None for o in objs if o["kind"] == "finding" and o["severity"] == "error")
+    # the events of the pages still present are decoded and typed
+    assert objs[-1]["counts"]["event"] > 10
+    assert any(o["kind"] == "event" and o["qemu"] for o in objs)
+    first_event = next(i for i, o in enumerate(objs) if o["kind"] == "event")
+    assert all(o["kind"] == "finding" for o in objs[:first_event])   # reader findings come first
+
+
+def test_decode_e_capture_flags_unmatched_and_truncated_qemu_lines():
+    """E's real capture holds a vfio_save_iterate line without parentheses and a
+    vfio_load_state line cut at 511 bytes."""
+    rc, objs = decode(str(TRACES / "real" / "ftrace" / "markers-v7-zstd.dat"))
+    assert rc == 0
+    fs = {o["code"]: o for o in objs if o["kind"] == "finding"}
+    assert fs["qemu_event_unmatched"]["event"] == "vfio_save_iterate"
+    assert fs["qemu_event_truncated"]["event"] == "vfio_load_state"
+    assert fs["qemu_event_truncated"]["args_parsed"] == ["name"]

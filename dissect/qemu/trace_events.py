@@ -263,6 +263,8 @@ class Catalogue:
         for d, cf in entries:
             args = cf.match(rest)
             if args is not None:
+                if truncated and cf.tail_number is not None:
+                    args.pop(cf.tail_number, None)  # its digits may run into the cut
                 return QemuEvent(name, args, d.variant, rest, truncated, True, d.versions)
         stripped = rest.rstrip()
         if stripped != rest:

@@ -137,7 +137,7 @@ class CompiledFormat:
     """
 
     __slots__ = ("fmt", "tokens", "arg_names", "arg_types", "regex", "_slots", "_conv_count", "_names",
-                 "_convert")
+                 "_convert", "tail_number")
 
     def __init__(self, fmt: str, arg_names: tuple[str, ...], arg_types: tuple[str, ...]):
         self.fmt = fmt
@@ -166,6 +166,11 @@ class CompiledFormat:
         # (position, converter) of the arguments that are not plain strings
         self._convert = tuple((i, c) for i, (_, c) in enumerate(slots) if c is not _to_str)
         self.regex = re.compile("".join(pattern), re.DOTALL)
+        #: name of the argument printed last when it is a number ending the text: a line cut
+        #: at the backend's limit may have lost some of its digits
+        last = self.tokens[-1] if self.tokens else None
+        self.tail_number = (slots[-1][0] if isinstance(last, Conversion) and last.conv not in "sc%"
+                            else None)
 
     # -- matching ------------------------------------------------------------
     def match(self, text: str) -> dict[str, Any] | None:
