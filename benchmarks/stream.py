@@ -9,7 +9,9 @@
    ``benchmarks/make_capture.py`` / ``dissect.capture.synth``), with its
    return path and a vfio-virtio VF (64 queue pairs, 40 pre-copy snapshots
    + stop-copy, 1 MiB QEMU buffer).
-2. Times, each in a fresh subprocess (peak RSS from ``getrusage``):
+2. Times, each in a fresh subprocess (CPU seconds of the child from
+   ``getrusage(RUSAGE_CHILDREN)``, which the shared machine's load disturbs
+   far less than wall time; wall time too; peak RSS of the decoder):
    ``migtrace decode --json CAPTURE > /dev/null`` (everything down to device
    parts, JSON written), scapy's ``RawPcapReader`` merely iterating the
    file, and ``tshark -q -z follow,tcp,raw,0`` on a ``--small`` capture of
@@ -70,21 +72,21 @@ def ensure_capture(size: int, label: str) -> Path:
     return path
 
 
-def _child(code: str, *args: str) -> tuple[float, float, str]:
-    """Run python code in a child; (wall s, peak RSS MiB, stdout)."""
-    t = time.perf_counter()
-    before = _children_maxrss()
-    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
-    dt = time.perf_counter() - t
-    if p.returncode not in (0, 1):
-        raise RuntimeError(p.stderr[-2000:])
-    return dt, max(_children_maxrss(), before) / 1024, p.stdout
-
-
-def _children_maxrss() -> float:
+def _cpu() -> float:
     import resource
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _child(code: str, *args: str) -> tuple[float, float, str]:
+    """Run python code in a child; (wall s, CPU s, stdout)."""
+    t, c = time.perf_counter(), _cpu()
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    dt, dc = time.perf_counter() - t, _cpu() - c
+    if p.returncode not in (0, 1):
+        raise RuntimeError(p.stderr[-2000:])
+    return dt, dc, p.stdout
 
 
 DECODE = """
@@ -120,13 +122,11 @@ def _rss(out: str) -> float:
 
 
 def tshark_follow(path: Path) -> tuple[float, float]:
-    import resource
-
-    t = time.perf_counter()
+    """(wall s, CPU s) of ``tshark -q -z follow,tcp,raw,0`` on ``path``."""
+    t, c = time.perf_counter(), _cpu()
     subprocess.run(["tshark", "-r", str(path), "-q", "-z", "follow,tcp,raw,0"], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
-    dt = time.perf_counter() - t
-    return dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return time.perf_counter() - t, _cpu() - c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,25 +142,23 @@ def main(argv: list[str] | None = None) -> int:
     mb = big.stat().st_size / 1e6
     res: dict[str, Any] = {"capture": str(big.relative_to(ROOT)), "file_MB": round(mb, 1),
                            "load_before": os.getloadavg()[0]}
-    dt, _, out = _child(DECODE, str(big))
-    res["decode_s"] = round(dt, 2)
-    res["decode_MBps"] = round(mb / dt, 1)
-    res["decode_peak_rss_MiB"] = round(_rss(out), 1)
-    dt, _, out = _child(RAWPCAP, str(big))
-    res["rawpcapreader_s"] = round(dt, 2)
-    res["rawpcapreader_MBps"] = round(mb / dt, 1)
-    res["ratio_to_rawpcapreader"] = round(res["decode_MBps"] / res["rawpcapreader_MBps"], 2)
+    dt, cpu, out = _child(DECODE, str(big))
+    res.update(decode_wall_s=round(dt, 2), decode_cpu_s=round(cpu, 2), decode_MBps_cpu=round(mb / cpu, 1),
+               decode_MBps_wall=round(mb / dt, 1), decode_peak_rss_MiB=round(_rss(out), 1))
+    dt, cpu, out = _child(RAWPCAP, str(big))
+    res.update(rawpcapreader_wall_s=round(dt, 2), rawpcapreader_cpu_s=round(cpu, 2),
+               rawpcapreader_MBps_cpu=round(mb / cpu, 1))
+    res["ratio_to_rawpcapreader_cpu"] = round(res["decode_MBps_cpu"] / res["rawpcapreader_MBps_cpu"], 2)
+    res["ratio_to_rawpcapreader_wall"] = round(res["rawpcapreader_wall_s"] / res["decode_wall_s"], 2)
     _, _, out = _child(COUNT, str(big))
     res["units"] = json.loads(out.splitlines()[1].replace("'", '"'))
     if not a.skip_tshark:
         small = ensure_capture(parse_size(a.small), a.small)
         smb = small.stat().st_size / 1e6
-        dt, rss = tshark_follow(small)
-        res["tshark_capture"] = str(small.relative_to(ROOT))
-        res["tshark_file_MB"] = round(smb, 1)
-        res["tshark_s"] = round(dt, 2)
-        res["tshark_MBps"] = round(smb / dt, 2)
-        res["ratio_to_tshark"] = round(res["decode_MBps"] / res["tshark_MBps"], 1)
+        dt, cpu = tshark_follow(small)
+        res.update(tshark_capture=str(small.relative_to(ROOT)), tshark_file_MB=round(smb, 1),
+                   tshark_wall_s=round(dt, 2), tshark_cpu_s=round(cpu, 2), tshark_MBps_cpu=round(smb / cpu, 1))
+        res["ratio_to_tshark_cpu"] = round(res["decode_MBps_cpu"] / res["tshark_MBps_cpu"], 1)
     res["load_after"] = os.getloadavg()[0]
     if a.json:
         print(json.dumps(res))

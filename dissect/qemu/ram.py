@@ -53,8 +53,10 @@ class RamState:
         self.block: str | None = None
         self.ignore_shared = False
         self.totals: dict[str, list[int]] = {}
-        self.zero_pages = 0
-        self.normal_pages = 0
+        self._zero = 0
+        self._normal = 0
+        self.pz = 0
+        self.pn = 0
         self.ram_blocks: list[dict[str, Any]] = []
 
     def set_page_size(self, page_size: int) -> None:
@@ -65,9 +67,21 @@ class RamState:
         return RamSection(section_type, section_id)
 
     def flush(self, sec: RamSection) -> None:
-        """Nothing is held back between walks; kept for symmetry with abandon paths."""
+        """Fold the pending counts of the current block into ``sec`` and the totals."""
+        if self.pz or self.pn:
+            self._add(sec, self.block, self.pz, self.pn)
+            self.pz = self.pn = 0
+
+    @property
+    def zero_pages(self) -> int:
+        return self._zero + self.pz
+
+    @property
+    def normal_pages(self) -> int:
+        return self._normal + self.pn
 
     def unit(self, sec: RamSection, flow: int | None, section_type: int) -> dict[str, Any]:
+        self.flush(sec)
         obj: dict[str, Any] = {
             "kind": "ram", "flow": flow, "section_id": sec.section_id,
             "section_type": W.SECTION_TYPES.get(section_type), "zero_pages": sec.zero_pages,
@@ -97,8 +111,8 @@ class RamState:
         t[1] += normal
         sec.zero_pages += zero
         sec.normal_pages += normal
-        self.zero_pages += zero
-        self.normal_pages += normal
+        self._zero += zero
+        self._normal += normal
 
     def walk(self, sec: RamSection, b: Any, p: int, end: int, base: int,
              finding: Callable[..., None]) -> tuple[int, int, int]:
@@ -130,9 +144,11 @@ class RamState:
                             return p, 0, NEED
                         name = bytes(b[q + 1:q + 1 + ln]).decode("utf-8", "replace")
                         if name != block:
-                            if zero or normal:
-                                self._add(sec, block, zero, normal)
-                                zero = normal = 0
+                            self.pz += zero
+                            self.pn += normal
+                            zero = normal = 0
+                            self.block = block
+                            self.flush(sec)
                             block = name
                         q += 1 + ln
                     elif block is None:
@@ -202,8 +218,9 @@ class RamState:
                 finding("error", "ram_bad_flags", f"unknown combination of RAM flags 0x{flags:x}", base + p)
                 return p, 0, BAD
         finally:
-            if zero or normal:
-                self._add(sec, block, zero, normal)
+            # Counters of the current block wait in pz/pn until the block or section changes.
+            self.pz += zero
+            self.pn += normal
             self.block = block
 
     def _mem_size(self, sec: RamSection, b: Any, p: int, end: int, base: int, total: int,

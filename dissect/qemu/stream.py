@@ -119,10 +119,10 @@ class StreamParser:
 
     # ---- StreamConsumer -------------------------------------------------
     def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None:
-        if self._closed:
-            return
         n = len(data)
-        if offset != self._pos:
+        if offset != self._pos or self._closed:
+            if self._closed:
+                return
             if offset > self._pos:
                 self.gap(self._pos, offset)
             else:
@@ -134,13 +134,16 @@ class StreamParser:
                 n -= cut
         self._ts = ts_ns
         self._pos = offset + n
-        i = 0
-        if self._skip:
-            k = self._skip if self._skip < n else n
-            self._skip -= k
-            if self._skip:
+        skip = self._skip
+        if skip:
+            # Hot path: inside a page body (most packets of a RAM-heavy capture).
+            if skip >= n:
+                self._skip = skip - n
                 return
-            i = k
+            self._skip = 0
+            i = skip
+        else:
+            i = 0
         if self._dev_left:
             k = self._dev_left if self._dev_left < n - i else n - i
             self._route(bytes(data[i:i + k]), offset + i, ts_ns)
@@ -157,7 +160,7 @@ class StreamParser:
             base = self._buf_off
             p = 0
         else:
-            b = data if isinstance(data, memoryview) else memoryview(data)
+            b = data
             base = offset
             p = i
             self._marks = [(offset + i, ts_ns)]
@@ -171,7 +174,7 @@ class StreamParser:
             off = self._buf_off = base + q
             if len(self._marks) > 1:
                 self._marks = [(off, self._ts_at(off))] + [m for m in self._marks if m[0] > off]
-        else:
+        elif b is self._buf:
             self._buf = bytearray()
 
     def gap(self, start: int, end: int) -> None:
