@@ -580,10 +580,11 @@ class _Model:
         if q.switchover_ack or q.return_path:
             self.sev(t, "savevm_send_open_return_path")
             self.sev(t, "savevm_command_send", command=1, len=0)
-            t = self.send(t, "cmd_open_return_path", 5)
+            # qemu_savevm_command_send() flushes after every command
+            t = self.flush(self.send(t, "cmd_open_return_path", 5))
             self.sev(t, "savevm_send_ping", val=1)
             self.sev(t, "savevm_command_send", command=2, len=4)
-            t = self.send(t, "cmd_ping", 9, value=1)
+            t = self.flush(self.send(t, "cmd_ping", 9, value=1))
         if q.multifd_channels:
             # the main channel's first bytes leave before the multifd channels connect
             t = self.flush(t)

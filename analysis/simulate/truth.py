@@ -140,6 +140,8 @@ def truth(tl: Timeline, *, bytes_main: int | None = None, bytes_multifd: int | N
     out.update(first)
     out["trailer_bug"] = tl.profile.trailer_bug
     out["devices"] = devs
+    out["downtime_wire_start"] = ("SWITCHOVER_START command" if tl.profile.qemu.family == "10.x"
+                                  else "RAM END section")
     out["marks_ms"] = {k: _ms(v) for k, v in sorted(m.items(), key=lambda kv: kv[1])}
     out["switchover_ack"] = tl.profile.qemu.switchover_ack
     # per pre-copy iteration, as columns (the last entry is the switchover decision)
