@@ -167,3 +167,38 @@ def test_multifd_gap_and_missing_device_state_packet():
     units += asm.close()
     codes = [f.code for f in findings(units)]
     assert "stream_gap" in codes and "resync" in codes and "vfio_packet_missing" in codes
+
+
+def test_capture_with_a_lost_segment_reports_gap_and_decodes_the_rest(tmp_path):
+    """A data segment removed from a generated capture: C's reassembly reports the
+    exact range, the parser resumes, records before and after still decode."""
+    from analysis.emit.migration import emit_capture
+    from dissect.capture.reader import iter_packets
+    from dissect.capture.synth import write_tcp_capture
+    from dissect.capture.writer import PcapWriter
+
+    spec = MigrationSpec(profile="8.1-9.x", devices=[VfioDeviceSpec(buffer_size=700)], ram_bytes=1 << 20,
+                         extra_blocks=(), iterations=3, normal_ratio=0.3, seed=11)
+    m = build_migration(spec)
+    clean = tmp_path / "clean.pcap"
+    write_tcp_capture(clean, m.synth_flows(), fmt="pcap")
+    pkts = list(iter_packets(clean))
+    big = [i for i, p in enumerate(pkts) if len(p.data) > 1000]
+    drop = big[len(big) // 2]  # a full-size segment in the middle of the RAM pages
+    cut = tmp_path / "cut.pcap"
+    with open(cut, "wb") as f:
+        w = PcapWriter(f, pkts[0].linktype, nanosecond=True)
+        for i, p in enumerate(pkts):
+            if i != drop:
+                w.write(p.ts_ns, bytes(p.data))
+    objs = list(emit_capture(cut))
+    (flow,) = [o for o in objs if o["kind"] == "flow"]
+    assert len(flow["gaps"]) == 1 and flow["gaps"][0]["end"] - flow["gaps"][0]["start"] == 1448
+    gaps = [o for o in objs if o["kind"] == "finding" and o["code"] == "stream_gap"]
+    assert [g["offset"] for g in gaps] == [flow["gaps"][0]["start"]]
+    recs = [o for o in objs if o["kind"] == "vfio_record"]
+    assert len(recs) == 3  # all device data was outside the lost segment
+    assert [o for o in objs if o["kind"] == "eof"] and [o for o in objs if o["kind"] == "vmdesc"]
+    clean_objs = list(emit_capture(clean))
+    assert [o["section_id"] for o in objs if o["kind"] == "section"][-5:] == \
+        [o["section_id"] for o in clean_objs if o["kind"] == "section"][-5:]
