@@ -67,6 +67,7 @@ class TraceEmitter:
         self._admin: Any = None
         self._admin_failed = False
         self._unmatched_reported: set[str] = set()
+        self._raw_without_payload = False
 
     def _admin_decoder(self) -> Any:
         if self._admin is None and not self._admin_failed:
@@ -103,6 +104,14 @@ class TraceEmitter:
                               f"the last arguments may be cut", ev.offset,
                               {"event": q.event, "ts_ns": ev.ts_ns, "args_parsed": sorted(q.args)}).to_json()
         elif ev.event == "raw_data" and ev.system == "ftrace":
+            if "buf" not in ev.fields:
+                if not self._raw_without_payload:
+                    self._raw_without_payload = True
+                    yield Finding("warning", "raw_data_payload_missing",
+                                  "raw_data events without their payload (trace-cmd report -R prints it as "
+                                  "a C string); admin records carried in them cannot be decoded", ev.offset,
+                                  {"ts_ns": ev.ts_ns}).to_json()
+                return
             dec = self._admin_decoder()
             if dec is not None:
                 buf = ev.fields.get("buf") or b""
@@ -152,21 +161,22 @@ def emit_trace_dat(path: Path, args: argparse.Namespace) -> Iterator[dict[str, A
 
 
 def text_kind(path: Path, args: argparse.Namespace | None) -> str:
-    """``--as`` when it names a text kind, else detection by content."""
+    """``--as`` when it names a text kind, else what ``decode`` detected (cli.md), else a sniff."""
     kind = getattr(args, "as_kind", None) if args is not None else None
     if kind in _TEXT_KINDS:
         return kind
+    try:
+        from analysis.cli.detect import UnknownFormat, detect
+
+        detected: str | None = detect(path)
+    except (ImportError, OSError, UnknownFormat):
+        detected = None
+    if detected in _TEXT_KINDS:
+        return detected  # type: ignore[return-value]
     from dissect.ftrace.text import sniff_text_kind
 
     with open(path, "rb") as f:
         sniffed = sniff_text_kind(f.read(8192))
-    if sniffed is None:
-        try:
-            from analysis.cli.detect import detect
-
-            sniffed = detect(path)
-        except Exception:  # detection failure: fall back to the most common text form
-            sniffed = None
     return sniffed if sniffed in _TEXT_KINDS else "ftrace-text"
 
 

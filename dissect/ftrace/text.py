@@ -67,6 +67,7 @@ _LOST_RE = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]\s*$")
 _DROPPED_RE = re.compile(r"^CPU:(\d+) \[(?:(\d+) )?EVENTS DROPPED\]\s*$")
 _RAW_TRACE_RE = re.compile(r"^# ([0-9a-fA-F]+) buf:((?: [0-9a-fA-F]{2})*) ?$")
 _RAW_REPORT_RE = re.compile(r"^# ([0-9a-fA-F]+)((?: [0-9a-fA-F]{2})*) ?$")
+_RAW_R_RE = re.compile(r"^id=([0-9a-fA-F]+) buf=")
 _KV_RE = re.compile(r"(\w+)=(\S*)")
 _SWITCH_TRACE_RE = re.compile(
     r"^prev_comm=(.*) prev_pid=(-?\d+) prev_prio=(-?\d+) prev_state=(\S+) ==> "
@@ -495,7 +496,12 @@ class ReportText(TextTrace):
         if event == "raw_data":
             rm = _RAW_REPORT_RE.match(rest)
             if rm is None:
-                return None
+                im = _RAW_R_RE.match(rest)
+                if im is None:
+                    return None
+                # -R prints the binary payload as a C string: only the id survives
+                return Event(src, ts, cpu, pid, comm, "ftrace", "raw_data", {"id": int(im.group(1), 16)},
+                             None, off, inst)
             f = _raw_event_fields(rm.group(1), rm.group(2))
             return Event(src, ts, cpu, pid, comm, "ftrace", "raw_data", f, _raw_text(f), off, inst)
         if event in ("bprint", "bputs"):
