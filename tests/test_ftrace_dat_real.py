@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dissect.ftrace.tracedat import read_trace_dat
@@ -168,7 +169,7 @@ def test_dataframe_equals_events_on_real_files():
                 assert row[k] == v
             for k in ("buf", "prev_comm"):
                 if k not in e.fields:
-                    assert row[k] is None
+                    assert row[k] is None or pd.isna(row[k])
 
 
 # ---------------------------------------------------------------- live

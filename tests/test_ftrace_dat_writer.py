@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -242,6 +243,12 @@ def test_dataframe_equals_events_on_a_mixed_file(tmp_path):
         assert (row.ts_ns, row.cpu, row.pid, row.comm, row.system, row.event, row.fields, row.text,
                 row.instance) == (e.ts_ns, e.cpu, e.pid, e.comm, e.system, e.event, e.fields, e.text, e.instance)
     cols = read_trace_dat(path).dataframe()
+
+    def plain(values):  # pandas' missing markers (NaN / NA) as None
+        return [None if v is None or pd.isna(v) else v for v in values]
+
     assert cols["comm"].tolist() == [e.comm for e in ref]
-    assert cols["buf"].tolist() == [e.fields.get("buf") for e in ref]
-    assert cols["next_pid"].tolist() == [e.fields.get("next_pid") for e in ref]
+    assert plain(cols["buf"].tolist()) == [e.fields.get("buf") for e in ref]
+    assert plain(cols["next_pid"].tolist()) == [e.fields.get("next_pid") for e in ref]
+    assert plain(cols["text"].tolist()) == [e.text for e in ref]
+    assert str(cols["text"].dtype) == "str" and str(cols["ip"].dtype) == "UInt64"

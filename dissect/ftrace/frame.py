@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dissect.common.findings import Finding
 from dissect.ftrace.formats import EventFormat
@@ -60,9 +62,35 @@ class _Words:
         return np.ascontiguousarray(self.u8[idx]).view(self.e + kind).reshape(-1)
 
 
+def _arrow_strings(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """An Arrow string array of ``region[starts[i]:ends[i]]``, built without a Python object per row.
+
+    ``starts`` must be increasing with ``ends[i] <= starts[i+1]``.  Returns
+    None when a slice is not valid UTF-8 (the caller then decodes with
+    replacement characters, as the per-record decoder does).
+    """
+    n = len(starts)
+    lengths = ends - starts
+    runs = np.empty(2 * n, dtype=np.int64)
+    runs[0::2] = starts - np.concatenate([[0], ends[:-1]])
+    runs[1::2] = lengths
+    keep = np.repeat(np.tile(np.array([False, True]), n), runs)
+    data = region[:len(keep)][keep]
+    total = int(lengths.sum())
+    typ, odt = (pa.string(), np.int32) if total < 2**31 - 1 else (pa.large_string(), np.int64)
+    offsets = np.zeros(n + 1, dtype=odt)
+    np.cumsum(lengths, out=offsets[1:])
+    arr = pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return arr
+
+
 def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.ndarray,
-                lens: np.ndarray) -> tuple[dict[str, Any], list] | None:
-    """``ftrace/print`` records: ip gathered with NumPy, all texts split from one joined string."""
+                lens: np.ndarray) -> tuple[dict[str, Any], Any] | None:
+    """``ftrace/print`` records, vectorised: ip gathered, texts cut at their NUL into Arrow strings."""
     ipf, buff = fmt.field("ip"), fmt.field("buf")
     if ipf is None or buff is None or ipf.kind != "scalar" or buff.kind != "flex" or ipf.size not in (4, 8):
         return None
@@ -72,26 +100,29 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
     ips = words.read(offs + ipf.offset, ipf.size)
     a = offs + buff.offset
     b = offs + lens
-    # Each text with its NUL (the kernel's terminator), sliced in one pass; one
-    # decode and one split give all strings.  A record without a NUL loses its
-    # separator, the count no longer matches, and the per-record decoder takes over.
-    find = buf.find
-    joined = b"".join([buf[x:find(b"\0", x, y) + 1] for x, y in zip(a.tolist(), b.tolist())]).decode(
-        "utf-8", "replace")
-    strs = joined.split("\0")
-    strs.pop()
-    if len(strs) != n:
+    if (a[1:] < b[:-1]).any():
+        return None
+    lo = int(a[0])
+    region = words.u8[lo:int(b[-1])]
+    # the text ends at the record's first NUL (the first zero byte at or after its start)
+    zpos = np.flatnonzero(region == 0)
+    if len(zpos) == 0:
+        return None
+    k = np.searchsorted(zpos, a - lo)
+    z = zpos[np.minimum(k, len(zpos) - 1)]
+    if not ((k < len(zpos)) & (z < b - lo)).all():
+        return None  # a record without its NUL: the per-record decoder handles it
+    nl = (z > a - lo) & (region[np.maximum(z - 1, 0)] == 10)
+    bufs = _arrow_strings(region, a - lo, z)
+    stripped = _arrow_strings(region, a - lo, z - nl)
+    if bufs is None or stripped is None:
         return None
     ks = td.kallsyms
-    uniq = np.unique(ips)
-    if len(uniq) == 1:
-        prefix = ks.symbol(int(uniq[0])) + ": "
-        texts = (prefix + joined.replace("\n\0", "\0").replace("\0", "\0" + prefix)).split("\0")
-        texts.pop()
-    else:
-        sym = {ip: ks.symbol(ip) for ip in uniq.tolist()}
-        texts = [f"{sym[ip]}: {s[:-1] if s[-1:] == chr(10) else s}" for ip, s in zip(ips.tolist(), strs)]
-    return {"ip": ips, "buf": strs}, texts
+    uniq, inv = np.unique(ips, return_inverse=True)
+    prefixes = pa.array([ks.symbol(ip) + ": " for ip in uniq.tolist()], type=stripped.type)
+    pref = prefixes[0] if len(uniq) == 1 else prefixes.take(pa.array(inv))
+    texts = pc.binary_join_element_wise(pref, stripped, "")
+    return {"ip": ips, "buf": bufs}, texts
 
 
 def records_dataframe(td: "TraceDat", fields: str = "columns") -> pd.DataFrame:
@@ -146,7 +177,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     where = np.empty(n, dtype=np.int64)
     where[order] = np.arange(n, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    text = np.full(n, None, dtype=object)
+    texts: list[tuple[np.ndarray, Any]] = []
     cols: dict[str, list[tuple[np.ndarray, Any]]] = {}
     dicts: list[tuple[np.ndarray, list]] = []
     names: dict[int, tuple[str | None, str]] = {}
@@ -181,7 +212,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                     cols.setdefault(name, []).append((dst, vals))
                 if fields_mode == "dict":
                     keys = list(fcols)
-                    vals = [v.tolist() if isinstance(v, np.ndarray) else v for v in fcols.values()]
+                    vals = [_pylist(v) for v in fcols.values()]
                     dicts.append((dst, [dict(zip(keys, row)) for row in zip(*vals)]))
             else:
                 dec, render, buf = fmt.decoder, td.render, rec.buf
@@ -193,7 +224,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                     dicts.append((dst, fl))
                 if fmt.system == "sched" and fmt.name in _SCHED:
                     sched_rows.append(dst)
-            _put(text, dst, tx)
+            texts.append((dst, tx))
     pids = pids[order]
     types_o = types[order]
     utypes, inv = np.unique(types_o, return_inverse=True)
@@ -215,7 +246,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
         for dst, vals in dicts:
             _put(fd, dst, vals)
         data["fields"] = pd.Series(fd, dtype=object)
-    data["text"] = pd.Series(text, dtype=object)
+    data["text"] = _column(texts, n, strings=True)
     data["instance"] = instance
     if fields_mode == "columns":
         for name, pieces in cols.items():
@@ -240,17 +271,85 @@ def _categorical(labels: list, codes: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(remap[codes] if len(labels) else codes, categories=cats)
 
 
-def _column(pieces: list[tuple[np.ndarray, Any]], n: int):
-    """One field column: typed when one NumPy piece covers every row, else objects (None = absent)."""
-    if len(pieces) == 1 and len(pieces[0][0]) == n and isinstance(pieces[0][1], np.ndarray):
-        dst, vals = pieces[0]
-        out = np.empty(n, dtype=vals.dtype)
-        out[dst] = vals
-        return out
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _pylist(v: Any) -> list:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (pa.Array, pa.ChunkedArray)):
+        return v.to_pylist()
+    return v
+
+
+def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False):
+    """One column from per-type pieces ``(rows, values)``; rows without a piece are missing.
+
+    Strings become an Arrow-backed string column (pandas' ``str``); integers
+    from NumPy pieces a typed column (nullable when some rows lack the
+    field); anything else an object column with None where absent.
+    """
+    covered = sum(len(d) for d, _ in pieces)
+    if (strings or any(isinstance(v, pa.Array) for _, v in pieces)) and 2 * covered >= n:
+        col = _arrow_column(pieces, n)
+        if col is not None:
+            return col
+    pieces = [(d, _int_array(v)) for d, v in pieces]
+    if pieces and all(isinstance(v, np.ndarray) and v.dtype.kind in "iu" for _, v in pieces):
+        dt = np.result_type(*[v.dtype for _, v in pieces])
+        vals = np.zeros(n, dtype=dt)
+        mask = np.ones(n, dtype=bool)
+        for dst, v in pieces:
+            vals[dst] = v
+            mask[dst] = False
+        if not mask.any():
+            return vals
+        return pd.arrays.IntegerArray(vals, mask)
     out = np.full(n, None, dtype=object)
     for dst, vals in pieces:
-        _put(out, dst, vals.tolist() if isinstance(vals, np.ndarray) else vals)
+        _put(out, dst, _pylist(vals))
     return pd.Series(out, dtype=object)
+
+
+def _int_array(v: Any) -> Any:
+    """A list of Python ints (no None) as an int64 array, so the column can be typed."""
+    if isinstance(v, list) and v and all(type(x) is int for x in v):
+        try:
+            return np.array(v, dtype=np.int64)
+        except OverflowError:
+            return np.array(v, dtype=np.uint64) if min(v) >= 0 and max(v) < 2**64 else v
+    return v
+
+
+def _arrow_column(pieces: list[tuple[np.ndarray, Any]], n: int):
+    arrays, positions = [], []
+    for dst, vals in pieces:
+        if isinstance(vals, np.ndarray):
+            return None
+        if not isinstance(vals, pa.Array):
+            if not all(x is None or type(x) is str for x in vals):
+                return None  # e.g. raw_data's bytes: an object column keeps them as bytes
+            try:
+                vals = pa.array(vals, type=pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                return None
+        if not (pa.types.is_string(vals.type) or pa.types.is_large_string(vals.type)):
+            return None
+        arrays.append(vals)
+        positions.append(dst)
+    if len({a.type for a in arrays}) > 1:
+        arrays = [a.cast(pa.large_string()) for a in arrays]
+    typ = arrays[0].type if arrays else pa.string()
+    pos = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+    if len(arrays) == 1 and len(pos) == n and (np.diff(pos) > 0).all():
+        return pd.array(arrays[0], dtype=_STR)  # already in row order: no copy
+    try:
+        cat = pa.concat_arrays(arrays + [pa.nulls(1, type=typ)])
+    except pa.ArrowInvalid:  # offsets overflow int32: widen
+        cat = pa.concat_arrays([a.cast(pa.large_string()) for a in arrays] + [pa.nulls(1, pa.large_string())])
+    idx = np.full(n, len(pos), dtype=np.int64)
+    idx[pos] = np.arange(len(pos), dtype=np.int64)
+    return pd.array(cat.take(pa.array(idx)), dtype=_STR)
 
 
 def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
