@@ -252,3 +252,17 @@ def test_migtrace_decode_reads_the_source_pcapng(runs: dict[str, Path], name: st
     assert [o["trailer_bytes"] for o in recs] == [len(r.trailer) for r in tl.records[0]]
     parts = [o for o in lines if o["kind"] == "dev_part" and o.get("record") is not None]
     assert len(parts) == sum(len(r.part_types) for r in tl.records[0])
+
+
+def test_admin_records_in_the_trace(tmp_path: Path) -> None:
+    folder = simulate(PRESETS["admin-in-trace"], 2, tmp_path / "ait")
+    tl = build_timeline(PRESETS["admin-in-trace"], 2)
+    for side, fname in (("source", "source.dat"), ("destination", "destination.dat")):
+        proc = run_cli("decode", "--json", str(folder / fname))
+        lines = _lines(proc)
+        assert proc.returncode == 0 and lines[-1]["errors"] == 0
+        cmds = [o["opcode_name"] for o in lines if o["kind"] == "admin_cmd"]
+        want = [c.opcode for c in sorted((c for c in tl.admin if c.side == side), key=lambda c: c.ts_ns)]
+        assert cmds == want
+        raw = [o for o in lines if o["kind"] == "event" and o["event"] == "raw_data"]
+        assert raw and all(o["fields"]["id"] == 0x76697274 for o in raw)

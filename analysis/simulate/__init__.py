@@ -72,7 +72,7 @@ def run_manifest(p: SimProfile, seed: int, captures: list[dict[str, str]], truth
 
 def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     """Simulate one migration and write its run folder; returns the folder."""
-    from analysis.simulate.render_admin import write_admin
+    from analysis.simulate.render_admin import admin_records, write_admin
     from analysis.simulate.render_trace import write_trace
     from analysis.simulate.truth import truth as make_truth
 
@@ -91,11 +91,13 @@ def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
         bytes_main, bytes_multifd = write_stream(out / "source.pcapng", tl, clk["epoch_ns"])
         captures.append({"path": "source.pcapng", "role": "source-stream"})
     version = p.qemu.version
+    src_admin = admin_records(tl.admin, "source", clk["source_trace_ns"]) if p.admin_in_trace else []
+    dst_admin = admin_records(tl.admin, "destination", clk["destination_trace_ns"]) if p.admin_in_trace else []
     write_trace(out / "source.dat", tl.events, tl.ioctls, "source", version, clk["source_trace_ns"],
-                f"Linux src-host {p.kernel} x86_64")
+                f"Linux src-host {p.kernel} x86_64", src_admin)
     captures.append({"path": "source.dat", "role": "source-trace"})
     write_trace(out / "destination.dat", tl.events, tl.ioctls, "destination", version,
-                clk["destination_trace_ns"], f"Linux dst-host {p.kernel} x86_64")
+                clk["destination_trace_ns"], f"Linux dst-host {p.kernel} x86_64", dst_admin)
     captures.append({"path": "destination.dat", "role": "destination-trace"})
     write_admin(out / "admin-source.pcapng", tl.admin, "source", clk["epoch_ns"])
     captures.append({"path": "admin-source.pcapng", "role": "admin"})

@@ -163,6 +163,9 @@ class SimProfile:
     link_gbit_per_s: float = 10.0
     link_latency_us: float = 60.0
     mss: int = 1448
+    #: also write the admin records into each host's trace.dat (trace_marker_raw pieces,
+    #: admin-capture.md "ftrace" container), as a capture helper on the host would
+    admin_in_trace: bool = False
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +226,7 @@ PRESETS: dict[str, SimProfile] = {
                          firmware=FIRMWARE_PRESETS["fw-28.40"]),
     "einval": _p("einval", fw="fw-28.40-einval"),
     "set-reject": _p("set-reject", fw="fw-28.40-setreject"),
+    "admin-in-trace": _p("admin-in-trace", admin_in_trace=True),
 }
 
 

@@ -9,6 +9,8 @@ engineer F's catalogue with the variant of the simulated QEMU release
 (VFIO_DEVICE_FEATURE 0x3b75, VFIO_MIG_GET_PRECOPY_INFO 0x3b79) and the
 ``sys_enter_read``/``sys_exit_read`` / ``write`` pairs on the migration
 data fd — there are no vfio-virtio tracepoints (vfio-virtio-stream.md §11).
+Optionally the admin records travel as ``raw_data`` events
+(admin-capture.md, ftrace container).
 Files are written with engineer E's :func:`write_trace_dat` (v7, zstd).
 
 Clock: ftrace's ``local`` clock counts from the host's boot, so each host's
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dissect.ftrace.event import Event
+from dissect.virtio.admin_capture import AdminRecord, trace_pieces
 from dissect.ftrace.writer import tracing_mark_write_ip, write_trace_dat
 from dissect.qemu.trace_events import Catalogue
 
@@ -138,8 +141,26 @@ def trace_events(events: Iterable[TraceEvent], ioctls: Iterable[Ioctl], side: st
     return [e for *_, e in out]
 
 
+#: the admin-queue capture helper that writes records to trace_marker_raw
+ADMIN_HELPER = (777, "avq-capture")
+
+
+def admin_trace_events(records: Iterable[AdminRecord], cpu: int = 0) -> list[Event]:
+    """Admin records as ``ftrace:raw_data`` events (A's ``trace_pieces``; the
+    kernel keeps the first u32 of each write as the event id)."""
+    out = []
+    for rec in records:
+        for piece in trace_pieces(rec.to_bytes()):
+            out.append(Event("trace-dat", rec.ts_ns, cpu, ADMIN_HELPER[0], ADMIN_HELPER[1], "ftrace", "raw_data",
+                             {"id": int.from_bytes(piece[:4], "little"), "buf": piece[4:]}))
+    return out
+
+
 def write_trace(path: Path, events: Iterable[TraceEvent], ioctls: Iterable[Ioctl], side: str, version: str,
-                clock_ns: int, uname: str) -> Path:
+                clock_ns: int, uname: str, admin: Iterable[AdminRecord] = ()) -> Path:
     evs = trace_events(events, ioctls, side, version, clock_ns)
+    extra = admin_trace_events(admin)
+    if extra:
+        evs = sorted(evs + extra, key=lambda e: e.ts_ns)
     return write_trace_dat(path, evs, version=7, compression="zstd", cpus=4, formats=SYSCALL_FORMATS,
                            uname=uname)
