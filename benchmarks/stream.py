@@ -16,7 +16,9 @@
    parts, JSON written), scapy's ``RawPcapReader`` merely iterating the
    file, and ``tshark -q -z follow,tcp,raw,0`` on a ``--small`` capture of
    the same kind (tshark on the full file takes too long; said so in the
-   figures).
+   figures); and, in one process, TCP reassembly alone (null consumers)
+   against reassembly + the QEMU stream parsers (no JSON), to show which
+   layer costs what.
 """
 from __future__ import annotations
 
@@ -117,6 +119,20 @@ print(n)
 """
 
 
+BREAKDOWN = """
+import sys, time
+from dissect.capture.tcp import reassemble
+from dissect.qemu.session import decode_capture
+class Null:
+    def data(self, o, d, t): pass
+    def gap(self, a, b): pass
+    def close(self): pass
+t = time.process_time(); reassemble(sys.argv[1], lambda i, d: Null()); a = time.process_time() - t
+t = time.process_time(); n = sum(1 for _ in decode_capture(sys.argv[1])); b = time.process_time() - t
+print(a, b)
+"""
+
+
 def _rss(out: str) -> float:
     return int(out.split()[0]) / 1024
 
@@ -150,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                rawpcapreader_MBps_cpu=round(mb / cpu, 1))
     res["ratio_to_rawpcapreader_cpu"] = round(res["decode_MBps_cpu"] / res["rawpcapreader_MBps_cpu"], 2)
     res["ratio_to_rawpcapreader_wall"] = round(res["rawpcapreader_wall_s"] / res["decode_wall_s"], 2)
+    _, _, out = _child(BREAKDOWN, str(big))
+    a_s, b_s = map(float, out.split())
+    res.update(reassembly_only_cpu_s=round(a_s, 2), reassembly_plus_qemu_parse_cpu_s=round(b_s, 2),
+               qemu_parse_MBps_cpu=round(mb / max(b_s - a_s, 1e-9), 1))
     _, _, out = _child(COUNT, str(big))
     res["units"] = json.loads(out.splitlines()[1].replace("'", '"'))
     if not a.skip_tshark:
