@@ -646,10 +646,31 @@ def bytes_by_part_type(m: "Migration", device: str, recs: pd.DataFrame | None = 
     return {str(k): int(v) for k, v in lp.groupby(names, sort=False)["total_bytes"].sum().items()}
 
 
-def admin_latency(m: "Migration") -> dict[str, float] | None:
+def admin_members(m: "Migration") -> dict[str, int]:
+    """Device → SR-IOV group member id (VF number) of its admin commands.
+
+    With one device every command is its own; with several, the i-th device
+    in sorted name order is taken to be the i-th smallest VF number seen (a
+    HEURISTIC: the captures do not name the VF of a migration stream).
+    """
+    a = m.admin
+    devs = sorted(m.devices)
+    if not len(a) or not devs:
+        return {}
+    members = sorted(int(x) for x in a["group_member_id"].dropna().unique())
+    if len(devs) > 1 and len(members) == len(devs):
+        return dict(zip(devs, members))
+    return {}
+
+
+def admin_latency(m: "Migration", device: str | None = None) -> dict[str, float] | None:
+    """Median admin command latency per opcode name (ms); per device when the VF is known."""
     a = m.admin
     if not len(a) or not a["latency_ns"].notna().any():
         return None
+    member = admin_members(m).get(device) if device is not None else None
+    if member is not None:
+        a = a[a["group_member_id"] == member]
     g = a[a["latency_ns"].notna()].groupby("opcode_name")["latency_ns"].median()
     return {str(k): float(v) / 1e6 for k, v in g.items()}
 
@@ -684,7 +705,7 @@ def device_metrics(m: "Migration", device: str) -> dict[str, Any]:
         "stopcopy_bytes": int(sc["size_bytes"].sum()) if len(sc) else None,
     }
     out.update(record_stats(m, device))
-    out["admin_latency_ms"] = admin_latency(m)
+    out["admin_latency_ms"] = admin_latency(m, device)
     return out
 
 
