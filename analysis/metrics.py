@@ -398,6 +398,17 @@ def iteration_starts(m: "Migration") -> tuple[list[int], str]:
     return [], "none"
 
 
+def qemu_iteration_count(m: "Migration") -> tuple[int | None, str | None]:
+    """Number of QEMU pre-copy iterations and how it was counted (a file stream has no times)."""
+    starts, source = iteration_starts(m)
+    if source == "trace":
+        return len(starts), "savevm_state_iterate events"
+    s = main_sections(m)
+    if len(s):
+        return int(((s["idstr"] == "ram") & (s["type"] == "PART")).sum()), "RAM PART sections"
+    return None, None
+
+
 def iterations_frame(m: "Migration") -> pd.DataFrame:
     """One row per (device, pre-copy iteration); RAM columns repeat per device.
 
@@ -778,9 +789,7 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
         if setup is None and len(parts):
             setup, setup_m = (int(parts.iloc[0]) - first) / 1e6, "wire"
     out.update(total_ms=total, setup_ms=setup, total_method=total_m, setup_method=setup_m)
-    out["qemu_iterations"] = len(starts) if it_source != "none" else None
-    out["qemu_iterations_method"] = {"trace": "savevm_state_iterate events",
-                                     "stream": "RAM PART sections", "none": None}[it_source]
+    out["qemu_iterations"], out["qemu_iterations_method"] = qemu_iteration_count(m)
     syncs = qemu_events(m, "migration_bitmap_sync_end")
     out["dirty_sync_count"] = int(len(syncs)) if len(syncs) else st.get("dirty_sync_count")
     has_ram = len(ram) and ram["ram_zero_pages"].notna().any()

@@ -51,3 +51,16 @@ def test_stream_side_matches_info_migrate(name):
         assert 0 <= mig["bytes_multifd"] - 64 * 2 - st["multifd_bytes"] < 1024
     # wire downtime: within QEMU's 1 ms resolution plus the capture's µs timestamps
     assert mig["downtime_wire_ms"] == pytest.approx(st["downtime_ms"], abs=1.0)
+
+
+def test_file_stream_counters_match_info_migrate():
+    """The `exec:cat` stream has no timestamps: counts and bytes still match QEMU's counters."""
+    m = analysis.load(REAL / "qemu-file.mig", REAL / "qemu-file.src-info-migrate.txt")
+    st = m.qemu_stats["source"]
+    mig = analysis.summary_objects(m)[0]
+    assert (mig["ram_zero_pages"], mig["ram_normal_pages"]) == (st["duplicate_pages"], st["normal_pages"])
+    assert 0 <= mig["ram_transferred_bytes"] - st["transferred_bytes"] < 1024
+    assert mig["downtime_wire_ms"] is None  # no times in a file stream
+    # one RAM PART per iteration; the log of the same run counts the same iterations
+    log = analysis.load(REAL / "qemu-file.src.log")
+    assert mig["qemu_iterations"] == analysis.summary_objects(log)[0]["qemu_iterations"] == 7

@@ -39,6 +39,18 @@ def selected_findings(m) -> list[dict]:
     return [f for f in m.findings if f.get("severity") in ("error", "warning") or f.get("code") in ANALYSIS_CODES]
 
 
+def print_findings(label: str, m, out=None) -> None:
+    """Errors and warnings, one line per code (count and the first message)."""
+    out = out or sys.stdout
+    by_code: dict[tuple[str, str], list[dict]] = {}
+    for f in m.findings:
+        if f.get("severity") in ("error", "warning"):
+            by_code.setdefault((f["severity"], f["code"]), []).append(f)
+    for (sev, code), fs in by_code.items():
+        more = f" (x{len(fs)})" if len(fs) > 1 else ""
+        out.write(f"{label}: {sev.upper()} {code}{more}: {fs[0]['message']}\n")
+
+
 def missing_paths(paths: list[str]) -> list[str]:
     return [p for p in paths if not Path(p).exists()]
 
@@ -77,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
         for label, m, _ in loaded:
             if m is None:
                 continue
-            for f in m.findings:
-                if f.get("severity") in ("error", "warning"):
-                    print(f"{label}: {f['severity'].upper()} {f['code']}: {f['message']}")
+            print_findings(label, m)
     if all(m is None for _, m, _ in loaded):
         return EXIT_USAGE
     return EXIT_INPUT_ERRORS if errors else EXIT_OK
