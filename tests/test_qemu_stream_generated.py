@@ -192,3 +192,39 @@ def test_committed_generated_traces(name, records, flows, tmp_path):
     assert len([o for o in objs if o["kind"] == "vfio_record"]) == records
     assert len([o for o in objs if o["kind"] == "flow"]) == flows
     assert not [o for o in objs if o["kind"] == "finding" and o["severity"] == "error"]
+
+
+def test_capture_main_channel_equals_raw_stream_file(tmp_path):
+    """A raw stream file decodes like the capture's main channel (issue 3 §4)."""
+    m = build_migration(_spec("8.1-9.x"))
+    cap = tmp_path / "m.pcapng"
+    write_tcp_capture(cap, m.synth_flows())
+    raw = tmp_path / "m.mig"
+    raw.write_bytes(m.main_stream())
+
+    def key(objs):
+        out = []
+        for o in objs:
+            if o["kind"] in ("section", "ram", "vfio_marker", "vfio_chunk", "vfio_record", "dev_part", "command",
+                             "vmdesc", "eof", "configuration"):
+                o = {k: v for k, v in o.items() if k not in ("ts", "flow", "ts_first", "ts_last", "delimited_by")}
+                out.append(o)
+        return out
+
+    a = key(emit_capture(cap))
+    b = key(emit_stream_file(raw))
+    assert a == b and len(a) > 100
+
+
+def test_two_migrations_in_one_capture_keep_device_data_apart(tmp_path):
+    m1 = build_migration(_spec("8.1-9.x"))
+    m2 = build_migration(_spec("8.1-9.x", start_ns=1_760_000_000_000_000_000))
+    cap = tmp_path / "two.pcapng"
+    f1 = m1.synth_flows(server="192.0.2.2:49152")
+    f2 = m2.synth_flows(client="192.0.2.9", server="192.0.2.2:49152")
+    write_tcp_capture(cap, f1 + f2)
+    objs = list(emit_capture(cap))
+    recs = [(o["flow"] if "flow" in o else None, o["device"], o["index"]) for o in objs if o["kind"] == "vfio_record"]
+    assert len(recs) == 12
+    assert [i for _, d, i in recs if d == "0000:00:05.0/vfio"] == [0, 1, 2, 0, 1, 2]
+    assert not [o for o in objs if o["kind"] == "finding" and o["severity"] == "error"]

@@ -267,17 +267,29 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
     from dissect.capture.tcp import reassemble
 
     res = result if result is not None else CaptureResult()
-    asm = res.assembler
     spools: dict[tuple[int, str], Spool] = {}
     page_size = {"v": W.DEFAULT_PAGE_SIZE}
+    # One migration = a main channel and the multifd channels to the same server
+    # endpoint (§1.2); a later main channel to that endpoint starts a new migration.
+    by_server: dict[str, DeviceAssembler] = {}
+    assemblers: list[DeviceAssembler] = []
+
+    def assembler(server: str, new: bool) -> DeviceAssembler:
+        a = by_server.get(server)
+        if a is None or new:
+            a = res.assembler if not assemblers else DeviceAssembler()
+            by_server[server] = a
+            assemblers.append(a)
+        return a
 
     def factory(info: Any, direction: str) -> Any:
         spool = spools[(info.index, direction)] = Spool(convert)
         if direction == "c2s":
             if info.role == "main":
-                p: Any = StreamParser(spool.append, flow=info.index, devices=asm)
+                p: Any = StreamParser(spool.append, flow=info.index, devices=assembler(info.server, True))
             elif info.role == "multifd":
-                p = MultifdParser(spool.append, flow=info.index, devices=asm, page_size=page_size["v"])
+                p = MultifdParser(spool.append, flow=info.index, devices=assembler(info.server, False),
+                                  page_size=page_size["v"])
             else:
                 return None
         elif info.role == "main":
@@ -296,7 +308,8 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
             if sp is not None:
                 yield from sp
     tail: list[Any] = list(rr.findings)
-    tail.extend(asm.close())
+    for a in assemblers:
+        tail.extend(a.close())
     res.findings = [f for f in tail if isinstance(f, Finding)]
     for item in tail:
         if convert is not None:
