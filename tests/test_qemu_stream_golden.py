@@ -349,3 +349,24 @@ def test_multifd_bad_magic(bad):
     p.data(0, bad, 0)
     p.close()
     assert "multifd_bad_magic" in codes(units)
+
+
+def test_multifd_device_state_little_endian_prerelease():
+    # idx 1 and CONFIG_STATE written little-endian, as the first merged series did (§10.6)
+    pkt = (H("11223344 00000001 00000040") + b"0000:00:05.0/vfio".ljust(256, b"\0") + H("00000000 0000000e")
+           + H("00000000 01000000 01000000") + H("beef"))
+
+    class Dev:
+        got = []
+
+        def device_state(self, idstr, inst, idx, flags, data, ts, flow, offset):
+            self.got.append((idx, flags, data))
+            return []
+
+    units: list = []
+    dev = Dev()
+    p = MultifdParser(units.append, devices=dev)
+    p.data(0, MF_INIT + pkt, 0)
+    p.close()
+    assert dev.got == [(1, 1, H("beef"))]
+    assert codes(units) == ["vfio_packet_little_endian"]

@@ -129,6 +129,11 @@ class MultifdParser(IncrementalParser):
             return -p - 1
         idstr = W.cstr(idstr_raw)
         ver, idx, vflags = W.VFIO_DEVICE_STATE_PACKET.unpack_from(b, q)
+        if idx >= 1 << 24 and _bswap32(idx) < 1 << 24 and vflags in (0, 1 << 24):
+            # Pre-release 10.0 builds wrote these fields in host (little-endian) order (§10.6).
+            idx, vflags = _bswap32(idx), _bswap32(vflags)
+            self._finding("warning", "vfio_packet_little_endian", "VFIODeviceStatePacket fields in "
+                          "little-endian order (a pre-release QEMU 10.0 build)", base + q, device=idstr)
         if ver != W.VFIO_DEVICE_STATE_PACKET_VER_CURRENT:
             self._finding("error", "vfio_packet_version", f"VFIODeviceStatePacket version {ver}", base + q,
                           device=idstr)
@@ -159,6 +164,10 @@ class MultifdParser(IncrementalParser):
         self._lost = False
         self._init_done = True
         return c
+
+
+def _bswap32(v: int) -> int:
+    return int.from_bytes(v.to_bytes(4, "big"), "little")
 
 
 def _uuid(u: bytes) -> str:
