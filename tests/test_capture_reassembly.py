@@ -257,3 +257,50 @@ def test_any_segmentation_order_and_duplication(data, cuts, overlaps, swaps, isn
     (fl,) = res.flows
     assert fl.gaps == [] and fl.c2s_bytes == len(data) and fl.overlap_mismatch_bytes == 0
     assert fl.retransmitted_bytes == sum(b - a for a, b in pieces) - len(data)
+
+
+def _generic(path: Path):
+    got: dict = {}
+
+    def factory(flow, d):
+        c = got[(flow.index, d)] = Collect()
+        return c
+
+    r = Reassembler(factory)
+    reader = CaptureReader(path)
+    r.feed(reader.records())
+    res = r.close()
+    res.findings[:0] = reader.findings
+    return got, res
+
+
+def _same(path: Path) -> None:
+    fused, rf = collect(path)  # reassemble(path): the fused pcap loop
+    generic, rg = _generic(path)
+    assert {k: bytes(v.buf) for k, v in fused.items()} == {k: bytes(v.buf) for k, v in generic.items()}
+    assert [f.to_json() for f in rf.flows] == [f.to_json() for f in rg.flows]
+    assert [f.to_json() for f in rf.findings] == [f.to_json() for f in rg.findings]
+    assert rf.packets == rg.packets
+
+
+@pytest.mark.parametrize("path", [p for p in REAL if p.suffix == ".pcap"], ids=lambda p: p.name)
+def test_fused_pcap_loop_equals_generic_path(path: Path) -> None:
+    _same(path)
+
+
+def test_fused_pcap_loop_hands_over_on_bad_input(tmp_path: Path) -> None:
+    rnd = random.Random(3)
+    data = (TRACES / "real" / "loopback-ipv4.pcap").read_bytes()
+    for k in range(30):
+        b = bytearray(data)
+        if k % 3 == 0:
+            del b[rnd.randrange(24, len(b)):]
+        elif k % 3 == 1:
+            for _ in range(4):
+                b[rnd.randrange(24, len(b))] = rnd.randrange(256)
+        else:
+            a = rnd.randrange(24, len(b))
+            b[a:a] = rnd.randbytes(rnd.randint(1, 40))
+        path = tmp_path / f"m{k}.pcap"
+        path.write_bytes(bytes(b))
+        _same(path)

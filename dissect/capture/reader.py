@@ -97,39 +97,41 @@ class CaptureReader:
         for t in self.records():
             yield new(RawPacket, t)
 
-    def records(self) -> Iterator[tuple]:
+    def records(self, start: int | None = None, last_sec: int | None = None,
+                prev_record: int | None = None) -> Iterator[tuple]:
         """The packets as plain tuples with :class:`RawPacket`'s fields (faster:
-        building a NamedTuple per packet costs more than reading it)."""
+        building a NamedTuple per packet costs more than reading it).
+
+        ``start`` (pcap only) resumes at the record at that file offset: the
+        TCP layer's fused pcap loop hands over to this reader there when it
+        meets anything unusual; ``last_sec`` is the timestamp (seconds) its
+        plausibility window was centred on, ``prev_record`` the offset of the
+        record before ``start``."""
         if self.format == "pcap":
-            return self._opened(self._pcap)
+            return self._opened(self._pcap, start, last_sec, prev_record)
         if self.format == "pcapng":
             return self._opened(self._pcapng)
         self._finding("error", "capture_unknown_format",
                       "not a pcap or pcapng file (magic not recognised)", 0)
         return iter(())
 
-    def _opened(self, walk):
+    def _opened(self, walk, *args):
         """The walker's generator over the opened file (no extra generator layer
         per packet: the walker closes the file when it finishes)."""
         f = open(self.path, "rb", buffering=0)
-        return walk(f)
+        return walk(f, *args)
 
     # -- pcap -----------------------------------------------------------------
 
-    def _pcap(self, f: BinaryIO) -> Iterator[tuple]:
+    def _pcap(self, f: BinaryIO, start: int | None = None, last_sec: int | None = None,
+              prev_record: int | None = None) -> Iterator[tuple]:
         try:
             hdr = f.read(24)
             if len(hdr) < 24:
                 self._finding("error", "pcap_truncated_header",
                               f"file ends inside the 24-byte pcap header ({len(hdr)} bytes)", 0)
                 return
-            magic4 = hdr[:4]
-            bo = "<" if magic4 in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-            magic, _vmaj, _vmin, thiszone, _sig, snaplen, network = F.pcap_file_header(bo).unpack(hdr)
-            linktype = network & 0xFFFF
-            mult = 1 if magic == F.PCAP_MAGIC_NS else 1000
-            frac_limit = _NS if magic == F.PCAP_MAGIC_NS else 1_000_000
-            zone_ns = thiszone * _NS
+            bo, linktype, mult, frac_limit, zone_ns = pcap_params(hdr)
             unpack = F.pcap_record_header(bo).unpack_from
             size = os.fstat(f.fileno()).st_size
             # A record longer than the snap length is legal in practice (some
@@ -139,6 +141,9 @@ class CaptureReader:
             buf = b""
             mv = memoryview(buf)
             base = 24  # file offset of buf[0]
+            if start is not None and start > 24:
+                f.seek(start)
+                base = start
             i = 0
             n = 0
             ns = _NS
@@ -146,8 +151,11 @@ class CaptureReader:
             # window moves at every refill, not per packet (cheaper, as loose).
             lo_sec, hi_sec = 0, 0xFFFFFFFF
             prev_sec: int | None = None
+            if last_sec is not None:
+                prev_sec = last_sec
+                lo_sec, hi_sec = last_sec - _YEAR, last_sec + _YEAR
             resynced = False
-            prev_off = None
+            prev_off = prev_record
             count = 0
             while True:
                 if n - i < 16:
@@ -511,6 +519,16 @@ class CaptureReader:
 #: custom blocks.  (pcapng draft, "Block Type Codes".)
 _KNOWN_SKIPPED = frozenset({0x00000004, 0x00000005, 0x0000000A, 0x00000009, 0x00000BAD, 0x40000BAD})
 _RESYNC_TYPES = frozenset({F.PCAPNG_IDB, F.PCAPNG_EPB, F.PCAPNG_SPB, F.PCAPNG_OPB, 0x4, 0x5, 0xA})
+
+
+def pcap_params(hdr: bytes) -> tuple[str, int, int, int, int]:
+    """From a 24-byte pcap file header: byte order, link type, ns per timestamp
+    fraction unit, fraction limit, and the ``thiszone`` correction in ns."""
+    bo = "<" if hdr[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    magic, _vmaj, _vmin, thiszone, _sig, _snaplen, network = F.pcap_file_header(bo).unpack(hdr)
+    if magic == F.PCAP_MAGIC_NS:
+        return bo, network & 0xFFFF, 1, _NS, thiszone * _NS
+    return bo, network & 0xFFFF, 1000, 1_000_000, thiszone * _NS
 
 
 def iter_packets(path: str | os.PathLike) -> Iterator[RawPacket]:

@@ -127,7 +127,7 @@ class _Dir:
 
     __slots__ = ("name", "flow", "base", "nxt", "pending", "heap", "pending_bytes", "consumer",
                  "state", "head", "head_off", "head_ts", "ring", "ring_len", "delivered",
-                 "max_end", "fin_off", "trunc_hole", "last_ack", "before_start", "peer")
+                 "max_end", "fin_off", "trunc_hole", "ack_out", "before_start", "peer", "fast", "expect")
 
     def __init__(self, name: Direction, flow: "_Flow") -> None:
         self.name = name
@@ -148,7 +148,12 @@ class _Dir:
         self.max_end = 0  # highest stream offset a captured header proved was sent
         self.fin_off: int | None = None
         self.trunc_hole: tuple[int, int] | None = None
-        self.last_ack: int | None = None  # the peer's latest ACK number (raw sequence space)
+        self.ack_out: int | None = None  # latest ACK number this side sent (acknowledges the peer)
+        # Inlined-path state, refreshed after every packet of the generic path:
+        # ``fast`` = consumer open, start known, nothing buffered, flow oriented,
+        # ring ready; ``expect`` = the raw sequence number of stream offset nxt.
+        self.fast = False
+        self.expect = -1
         self.before_start = 0
         self.peer: _Dir  # set by _Flow
 
@@ -192,6 +197,17 @@ class Reassembler:
     # -- input --------------------------------------------------------------
 
     def packet(self, ts_ns: int, linktype: int, data: bytes | memoryview, file_offset: int | None = None) -> None:
+        """One packet through the generic path."""
+        d = self._packet(ts_ns, linktype, data, file_offset)
+        if d is not None:
+            # Refresh the inlined path's view of this direction.
+            d.fast = (d.state == 1 and d.base is not None and not d.pending and d.flow.client_fixed
+                      and (not self.history or d.ring is not None))
+            if d.base is not None:
+                d.expect = (d.base + d.nxt) & _M32
+
+    def _packet(self, ts_ns: int, linktype: int, data: bytes | memoryview,
+                file_offset: int | None) -> "_Dir | None":
         self.packets += 1
         seg = L.parse_tcp(linktype, data)
         if seg is None:
@@ -212,7 +228,7 @@ class Reassembler:
         st.packets += 1
         st.last_ts_ns = ts_ns
         if flags & _ACK:
-            d.peer.last_ack = ack
+            d.ack_out = ack
         if flags & (_SYN | _FIN | _RST):
             if flags & _SYN:
                 st.syn_seen = True
@@ -228,7 +244,7 @@ class Reassembler:
                 d.fin_off = d.unwrap(seq)
                 if d.fin_off > d.max_end:
                     d.max_end = d.fin_off
-            return
+            return d
         if not fl.client_fixed:
             fl.client_fixed = True
             if d is fl.s2c:  # the first payload came from the side we took for the server
@@ -248,7 +264,7 @@ class Reassembler:
             if plen:
                 d.trunc_hole = (off, end_decl) if off == d.nxt else d.trunc_hole
                 self._note("tcp_segment_truncated", file_offset)
-            return
+            return d
         payload = memoryview(data)[p:p + cap] if data.__class__ is not memoryview else data[p:p + cap]
         if cap < plen:
             self._note("tcp_segment_truncated", file_offset)
@@ -258,8 +274,9 @@ class Reassembler:
             d.nxt = off + cap
             if cap < plen:
                 d.trunc_hole = (off + cap, end_decl)
-            return
+            return d
         self._segment(d, off, payload, plen, ts_ns, file_offset)
+        return d
 
     def feed(self, records: Iterable[tuple]) -> None:
         """Feed ``(ts_ns, linktype, data, orig_len, interface, file_offset)`` tuples
@@ -306,9 +323,7 @@ class Reassembler:
                 continue
             fl, d = hit
             if plen:
-                base = d.base
-                if (plen < 0 or base is None or d.pending or not fl.client_fixed or len(data) < p + plen
-                        or (seq - base - d.nxt) & 0xFFFFFFFF):
+                if plen < 0 or seq != d.expect or not d.fast or len(data) < p + plen:
                     slow(ts, lt, data, foff)
                     continue
                 n += 1
@@ -316,30 +331,178 @@ class Reassembler:
                 st.packets += 1
                 st.last_ts_ns = ts
                 if flags & 0x10:
-                    d.peer.last_ack = ack
+                    d.ack_out = ack
                 off = d.nxt
+                e = off + plen
                 payload = data[p:p + plen]
-                end = off + plen
-                d.nxt = end
-                ring = d.ring
-                if d.state == 1 and (not history or (ring is not None and (j := off % history) + plen <= history)):
+                if history and (k := off % history) + plen > history:
+                    self._deliver(d, off, payload, ts)  # the ring wraps: generic copy
+                else:
                     d.delivered += plen
                     if history:
-                        ring[j:j + plen] = payload  # type: ignore[index]
-                        d.ring_len = end
+                        d.ring[k:k + plen] = payload  # type: ignore[index]
+                        d.ring_len = e
                     c = d.consumer
                     if c is not None:
                         c.data(off, payload, ts)
-                else:
-                    self._deliver(d, off, payload, ts)
+                d.nxt = e
+                d.expect = (seq + plen) & 0xFFFFFFFF
             else:
                 n += 1
                 st = fl.stats
                 st.packets += 1
                 st.last_ts_ns = ts
                 if flags & 0x10:
-                    d.peer.last_ack = ack
+                    d.ack_out = ack
         self.packets += n
+
+    def feed_pcap(self, reader: CaptureReader) -> None:
+        """Reassemble a whole pcap file: the record walk fused with :meth:`feed`'s
+        inlined path (no per-packet tuple or generator step).
+
+        Only the common case is handled here: a record that looks implausible,
+        a file that ends inside a record, a link type without an inlined path
+        or a non-zero ``thiszone`` hands over to ``reader.records(start=...)``
+        and :meth:`feed` from that record on, so findings and results are
+        those of the generic path (tests/test_capture_reassembly.py checks).
+        """
+        from dissect.capture.reader import CHUNK, MAX_RECORD, pcap_params
+
+        with open(reader.path, "rb", buffering=0) as f:
+            hdr = f.read(24)
+            if len(hdr) < 24:
+                self.feed(reader.records())
+                return
+            bo, lt, mult, frac_limit, zone_ns = pcap_params(hdr)
+            spec = _FAST.get(lt)
+            if spec is None or zone_ns:
+                self.feed(reader.records())
+                return
+            unpack4, need, ipo = spec
+            unpack6 = _FAST6[lt]
+            rec_unpack = F.pcap_record_header(bo).unpack_from
+            size = os.fstat(f.fileno()).st_size
+            table = self.table
+            slow = self.packet
+            history = self.history
+            ns = 1_000_000_000
+            year = 86400 * 366
+            lo_sec, hi_sec = 0, 0xFFFFFFFF
+            buf = b""
+            mv = memoryview(buf)
+            base = 24
+            i = n = count = 0
+            sec = 0
+            handover: int | None = None
+            centre: int | None = None  # the plausibility window's centre, handed over too
+            prev_rec: int | None = None
+            while True:
+                if n - i < 16:
+                    more = f.read(CHUNK)
+                    if not more:
+                        if n - i:
+                            handover = base + i
+                        break
+                    buf = buf[i:] + more
+                    base += i
+                    i = 0
+                    n = len(buf)
+                    mv = memoryview(buf)
+                    if count:
+                        centre = sec
+                        lo_sec, hi_sec = sec - year, sec + year
+                    continue
+                sec, frac, incl, _orig = rec_unpack(buf, i)
+                if incl > MAX_RECORD or frac >= frac_limit or sec < lo_sec or sec > hi_sec:
+                    handover = base + i
+                    break
+                end = i + 16 + incl
+                if end > n:
+                    more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
+                    if not more:
+                        handover = base + i
+                        break
+                    buf = buf[i:] + more
+                    base += i
+                    i = 0
+                    n = len(buf)
+                    mv = memoryview(buf)
+                    if count:  # as the reader does: the window follows the record being read
+                        centre = sec
+                        lo_sec, hi_sec = sec - year, sec + year
+                    continue
+                count += 1
+                prev_rec = base + i
+                ts = sec * ns + frac * mult
+                j = i + 16
+                if incl < need:
+                    slow(ts, lt, mv[j:end], base + i)
+                    i = end
+                    continue
+                et, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = unpack4(buf, j)
+                if et == 0x0800:
+                    if vihl != 0x45 or proto != 6 or frag & 0x3FFF or flags & 0x07 or doff < 0x50:
+                        slow(ts, lt, mv[j:end], base + i)
+                        i = end
+                        continue
+                    hl = (doff >> 4) << 2
+                    plen = total - 20 - hl
+                    p = j + ipo + 20 + hl
+                elif et == 0x86DD and incl >= ipo + 60:
+                    plen, nh, src, dst, sport, dport, seq, ack, doff, flags = unpack6(buf, j)
+                    if nh != 6 or flags & 0x07 or doff < 0x50 or not plen:
+                        slow(ts, lt, mv[j:end], base + i)
+                        i = end
+                        continue
+                    hl = (doff >> 4) << 2
+                    plen -= hl
+                    p = j + ipo + 40 + hl
+                else:
+                    slow(ts, lt, mv[j:end], base + i)
+                    i = end
+                    continue
+                hit = table.get((src, sport, dst, dport))
+                if hit is None:
+                    slow(ts, lt, mv[j:end], base + i)
+                    i = end
+                    continue
+                fl, d = hit
+                if plen:
+                    if plen < 0 or seq != d.expect or not d.fast or end < p + plen:
+                        slow(ts, lt, mv[j:end], base + i)
+                        i = end
+                        continue
+                    self.packets += 1
+                    st = fl.stats
+                    st.packets += 1
+                    st.last_ts_ns = ts
+                    if flags & 0x10:
+                        d.ack_out = ack
+                    off = d.nxt
+                    e = off + plen
+                    payload = mv[p:p + plen]
+                    if history and (k := off % history) + plen > history:
+                        self._deliver(d, off, payload, ts)  # the ring wraps: generic copy
+                    else:
+                        d.delivered += plen
+                        if history:
+                            d.ring[k:k + plen] = payload  # type: ignore[index]
+                            d.ring_len = e
+                        c = d.consumer
+                        if c is not None:
+                            c.data(off, payload, ts)
+                    d.nxt = e
+                    d.expect = (seq + plen) & 0xFFFFFFFF
+                else:
+                    self.packets += 1
+                    st = fl.stats
+                    st.packets += 1
+                    st.last_ts_ns = ts
+                    if flags & 0x10:
+                        d.ack_out = ack
+                i = end
+        if handover is not None:
+            self.feed(reader.records(start=handover, last_sec=centre, prev_record=prev_rec))
 
     def _note(self, code: str, file_offset: int | None) -> None:
         rec = self.notes.get(code)
@@ -595,8 +758,8 @@ class Reassembler:
                 tail = d.max_end
                 if d.fin_off is not None and d.fin_off > tail:
                     tail = d.fin_off
-                if d.last_ack is not None and d.base is not None:
-                    acked = d.unwrap(d.last_ack)
+                if d.peer.ack_out is not None and d.base is not None:
+                    acked = d.unwrap(d.peer.ack_out)
                     if d.fin_off is not None and acked == d.fin_off + 1:
                         acked -= 1  # the FIN's sequence number is no data
                     if acked > tail:
@@ -676,7 +839,10 @@ def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: 
     r = Reassembler(consumer_factory, window=window, history=history, check_overlaps=check_overlaps)
     if isinstance(path, (str, os.PathLike)):
         reader = CaptureReader(path)
-        r.feed(reader.records())
+        if reader.format == "pcap":
+            r.feed_pcap(reader)
+        else:
+            r.feed(reader.records())
         res = r.close()
         res.findings[:0] = reader.findings
         res.linktypes = list(reader.linktypes)
