@@ -170,7 +170,7 @@ def build_frames(units: Iterable[dict[str, Any]], offsets: dict[int, int] | None
             trailer = u.get("trailer_bytes") or 0
             rows["records"].append({
                 "capture": cap, "device": u.get("device"), "index": u.get("index"), "offset": u.get("offset"),
-                "record_size_bytes": size, "total_bytes": None if size is None else 16 + int(size) + int(trailer),
+                "record_size_bytes": size, "total_bytes": None if size is None else 16 + int(size),  # a trailer is inside record_size
                 "flags": u.get("flags"), "tag": u.get("tag"), "tag_name": u.get("tag_name"),
                 "optional": u.get("optional"), "phase": u.get("phase"), "n_parts": u.get("parts"),
                 "trailer_bytes": trailer, "ts_ns": t, "capture_ts_ns": raw})
