@@ -133,7 +133,8 @@ class Destination:
         self.ev(t, "loadvm_process_command", s="PING", len=4)
         self.ev(t, "loadvm_process_command_ping", val=u.args["value"])
         self.ev(t, "migrate_send_rp_message", msg_type=2, len=4)
-        self.m.rp_send(t + 5 * US, "rp_pong", value=u.args["value"])
+        arrival = self.m.rp_send(t + 5 * US, "rp_pong", value=u.args["value"])
+        self.m.ev("source", arrival, self.m.sth.rp, "source_return_path_thread_pong", val=u.args["value"])
         return t + 10 * US
 
     def _multifd_init(self, t: int, u: Unit) -> int:

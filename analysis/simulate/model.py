@@ -582,6 +582,8 @@ class _Model:
             self.sev(t, "savevm_command_send", command=1, len=0)
             # qemu_savevm_command_send() flushes after every command
             t = self.flush(self.send(t, "cmd_open_return_path", 5))
+            self.ev("source", t, self.sth.rp, "source_return_path_thread_entry")
+            self.ev("source", t, self.sth.rp, "source_return_path_thread_loop_top")
             self.sev(t, "savevm_send_ping", val=1)
             self.sev(t, "savevm_command_send", command=2, len=4)
             t = self.flush(self.send(t, "cmd_ping", 9, value=1))
