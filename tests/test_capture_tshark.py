@@ -125,3 +125,18 @@ def test_generated_wraparound_capture_equals_tshark(tmp_path: Path) -> None:
     res = assert_same_as_tshark(path)
     (fl,) = res.flows  # type: ignore[attr-defined]
     assert fl.c2s_bytes == 300_000 and fl.s2c_bytes == 20_000
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_synth_checksums_valid_for_tshark(tmp_path: Path, v6: bool) -> None:
+    tshark = require_tool("tshark")
+    path = tmp_path / "c.pcap"
+    c, s = ("[fd00::1]:1000", "[fd00::2]:2000") if v6 else ("10.9.0.1:1000", "10.9.0.2:2000")
+    write_tcp_capture(path, [SynthFlow(c, s, [(10**9, "c2s", bytes(range(256)) * 23),
+                                              (10**9 + 10**6, "s2c", b"x" * 1001)])], fmt="pcap")
+    fields = ["tcp.checksum.status"] + ([] if v6 else ["ip.checksum.status"])
+    cmd = [tshark, "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    assert out and set(out) == {"1"}  # 1 = "Good" for every packet and field
