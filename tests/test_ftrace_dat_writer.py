@@ -26,6 +26,11 @@ QEMU_LINES = [
 ]
 
 
+def none(v):
+    """pandas' missing markers (NaN, NA) as None, for comparing with Event attributes."""
+    return None if v is None or (not isinstance(v, (list, dict, bytes)) and pd.isna(v)) else v
+
+
 def ev(ts, cpu, pid, comm, event, fields=None, text=None, system="ftrace", instance=None):
     return Event("trace-dat", ts, cpu, pid, comm, system, event, fields or {}, text, None, instance)
 
@@ -240,15 +245,18 @@ def test_dataframe_equals_events_on_a_mixed_file(tmp_path):
     df = read_trace_dat(path).dataframe(fields="dict")
     assert len(df) == len(ref) == len(evs)
     for row, e in zip(df.itertuples(index=False), ref):
-        assert (row.ts_ns, row.cpu, row.pid, row.comm, row.system, row.event, row.fields, row.text,
-                row.instance) == (e.ts_ns, e.cpu, e.pid, e.comm, e.system, e.event, e.fields, e.text, e.instance)
+        assert (row.ts_ns, row.cpu, row.pid, row.comm, row.system, row.event, row.fields, none(row.text),
+                none(row.instance)) == (e.ts_ns, e.cpu, e.pid, e.comm, e.system, e.event, e.fields, e.text,
+                                        e.instance)
     cols = read_trace_dat(path).dataframe()
 
     def plain(values):  # pandas' missing markers (NaN / NA) as None
         return [None if v is None or pd.isna(v) else v for v in values]
 
     assert cols["comm"].tolist() == [e.comm for e in ref]
-    assert plain(cols["buf"].tolist()) == [e.fields.get("buf") for e in ref]
+    assert plain(cols["buf"].tolist()) == [e.fields["buf"] if e.event == "print" else None for e in ref]
+    assert plain(cols["raw_data_buf"].tolist()) == [e.fields["buf"] if e.event == "raw_data" else None
+                                                    for e in ref]
     assert plain(cols["next_pid"].tolist()) == [e.fields.get("next_pid") for e in ref]
     assert plain(cols["text"].tolist()) == [e.text for e in ref]
     assert str(cols["text"].dtype) == "str" and str(cols["ip"].dtype) == "UInt64"

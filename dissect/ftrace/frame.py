@@ -179,9 +179,10 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     starts = np.concatenate([[0], np.cumsum(sizes)])
     texts: list[tuple[np.ndarray, Any]] = []
     cols: dict[str, list[tuple[np.ndarray, Any]]] = {}
+    kinds: dict[str, str] = {}
     dicts: list[tuple[np.ndarray, list]] = []
     names: dict[int, tuple[str | None, str]] = {}
-    sched_rows: list[np.ndarray] = []
+    sched_rows: list[tuple[np.ndarray, str, list]] = []
     for k, (inst, rec) in enumerate(streams):
         words, offs, lens, _, stypes, _ = per_stream[k]
         if len(offs) == 0:
@@ -198,7 +199,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                                                None, {"cpu": rec.cpu}))
                 names[t] = (None, "unknown" if t < 0 else f"unknown_{t}")
                 raws = [bytes(rec.buf[o:o + ln]) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]
-                cols.setdefault("raw", []).append((dst, raws))
+                _add(cols, kinds, "raw", None, dst, raws)
                 if fields_mode == "dict":
                     dicts.append((dst, [{"raw": r} for r in raws]))
                 continue
@@ -209,7 +210,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             if bulk is not None:
                 fcols, tx = bulk
                 for name, vals in fcols.items():
-                    cols.setdefault(name, []).append((dst, vals))
+                    _add(cols, kinds, name, fmt.name, dst, vals)
                 if fields_mode == "dict":
                     keys = list(fcols)
                     vals = [_pylist(v) for v in fcols.values()]
@@ -219,17 +220,16 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                 fl = [dec(buf, o, ln) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]  # type: ignore[misc]
                 tx = [render(fmt, f) for f in fl]
                 for f in fmt.own_fields:
-                    cols.setdefault(f.name, []).append((dst, [d.get(f.name) for d in fl]))
+                    _add(cols, kinds, f.name, fmt.name, dst, [d.get(f.name) for d in fl])
                 if fields_mode == "dict":
                     dicts.append((dst, fl))
                 if fmt.system == "sched" and fmt.name in _SCHED:
-                    sched_rows.append(dst)
+                    sched_rows.append((dst, fmt.name, fl))
             texts.append((dst, tx))
     pids = pids[order]
     types_o = types[order]
     utypes, inv = np.unique(types_o, return_inverse=True)
-    system = pd.Series(np.array([names[t][0] for t in utypes.tolist()] + [None], dtype=object)[inv],
-                       dtype=object)
+    system = _categorical([names[t][0] for t in utypes.tolist()], inv)
     event = _categorical([names[t][1] for t in utypes.tolist()], inv)
     ts = ts[order]
     if td.tsc2nsec is not None:
@@ -237,8 +237,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     else:
         ts_ns = ts.astype(np.int64) + np.int64(td.ts_offset)
     inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
-    instance = pd.Series(np.array(inst_names + [None], dtype=object)[ks[order]], dtype=object)
-    comm = _comms(td, pids, cols, sched_rows, n)
+    instance = _categorical(inst_names, ks[order])
+    comm = _comms(td, pids, sched_rows, n)
     data: dict[str, Any] = {"ts_ns": ts_ns, "cpu": cpu[order], "pid": pids, "comm": comm, "system": system,
                             "event": event}
     if fields_mode == "dict":
@@ -252,7 +252,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
         for name, pieces in cols.items():
             col = name if name not in FIXED and name != "fields" else f"field_{name}"
             data[col] = _column(pieces, n)
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)
 
 
 def _categorical(labels: list, codes: np.ndarray) -> pd.Categorical:
@@ -311,6 +311,25 @@ def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False)
     return pd.Series(out, dtype=object)
 
 
+def _kind(v: Any) -> str:
+    if isinstance(v, pa.Array):
+        return "str"
+    if isinstance(v, np.ndarray):
+        return "int" if v.dtype.kind in "iu" else "other"
+    first = next((x for x in v if x is not None), None)
+    return {str: "str", bytes: "bytes", int: "int", list: "list"}.get(type(first), "other")
+
+
+def _add(cols: dict, kinds: dict, name: str, event: str | None, dst: np.ndarray, vals: Any) -> None:
+    """Add a piece to the field column ``name``; a piece of another kind (raw_data's bytes ``buf``
+    next to print's text ``buf``) goes to ``<event>_<name>`` so each column holds one kind."""
+    k = _kind(vals)
+    if name in kinds and kinds[name] != k and event is not None:
+        name = f"{event}_{name}"
+    kinds.setdefault(name, k)
+    cols.setdefault(name, []).append((dst, vals))
+
+
 def _int_array(v: Any) -> Any:
     """A list of Python ints (no None) as an int64 array, so the column can be typed."""
     if isinstance(v, list) and v and all(type(x) is int for x in v):
@@ -358,32 +377,22 @@ def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
     arr[dst] = tmp
 
 
-def _comms(td: "TraceDat", pids: np.ndarray, cols: dict, sched_rows: list[np.ndarray], n: int):
+def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, str, list]], n: int):
     """comm per row: saved cmdlines, plus what libtraceevent's sched plugins register in order."""
     comms = dict(td.cmdlines)
     upids, inv = np.unique(pids, return_inverse=True)
     labels = ["<idle>" if p == 0 else comms.get(p, "<...>") for p in upids.tolist()]
     regs: list[tuple[int, int, str]] = []  # (row, pid, comm) of each new registration
     if sched_rows:
-        rows = np.sort(np.concatenate(sched_rows))
-        colv = {name: _column(pieces, n) for name, pieces in cols.items()
-                if name in ("prev_pid", "prev_comm", "next_pid", "next_comm", "pid", "comm")}
-        ev = {name: (np.asarray(v, dtype=object) if not isinstance(v, np.ndarray) else v) for name, v in colv.items()}
+        items = sorted((row, name, f) for dst, name, fl in sched_rows for row, f in zip(dst.tolist(), fl))
         known = set(comms)
-        for j in rows.tolist():
-            if "next_pid" in ev and ev["next_pid"][j] is not None:
-                f = {"next_pid": ev["next_pid"][j], "next_comm": ev["next_comm"][j],
-                     "prev_pid": ev["prev_pid"][j], "prev_comm": ev["prev_comm"][j]}
-                name = "sched_switch"
-            else:
-                f = {"pid": ev.get("pid", [None] * n)[j], "comm": ev.get("comm", [None] * n)[j]}
-                name = "sched_wakeup"
+        for row, name, f in items:
             new: dict[int, str] = {}
             td._register_comms(name, f, new)
             for pid, c in new.items():
                 if pid not in known:
                     known.add(pid)
-                    regs.append((j, pid, c))
+                    regs.append((row, pid, c))
     if not regs:
         return _categorical(labels, inv)
     out = np.array(labels, dtype=object)[inv]
