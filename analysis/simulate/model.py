@@ -24,366 +24,28 @@ Behaviour modelled (sources in the docstrings of the pieces):
     one DEV_PARTS_SET per complete record (§5), approve-switchover, VM
     start and RP SHUT after it (qemu-trace-events.md §7.2).
 
-Approximations are listed in docs/simulator.md.
+The data types live in :mod:`analysis.simulate.timeline`, the source
+kernel/device (admin queue, saving migration file) in
+:mod:`analysis.simulate.kernel`, the destination in
+:mod:`analysis.simulate.destination`.  Approximations are listed in
+docs/simulator.md.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dissect.qemu.build import vfio_pci_config_blob
-from dissect.vfio.stream import build_record
 
-from analysis.simulate import device as D
+from analysis.simulate.kernel import AdminQueue, SourceMigf
 from analysis.simulate.profiles import SimProfile
-
-MS = 1_000_000
-US = 1_000
-PAGE = 4096
-HZ_NS = 1_000_000_000  # the merged driver's rate-limit interval (1 s)
-CAP_CALLS = 128        # VIRTIOVF_MAX_PRE_COPY_CALLS of the V0 series
-QEMU_BUFFER_MAX = 1 << 20
-WINDOW_NS = 100 * MS   # QEMU's BUFFER_DELAY bandwidth window
-
-# RunState values (qapi/run-state.json order)
-RUN_STATE = {"inmigrate": 1, "paused": 4, "postmigrate": 5, "finish-migrate": 7, "running": 9}
-
-
-@dataclass
-class AdminCmd:
-    """One admin command on a PF's admin queue (virtio-admin.md §9.2)."""
-
-    side: str            # "source" | "destination"
-    vf: int
-    tag: int
-    opcode: str          # contract name, e.g. "DEV_PARTS_GET"
-    ts_ns: int           # request queued
-    latency_ns: int      # completion - request
-    reason: str
-    obj_id: int | None = None
-    obj_op: int | None = None       # RESOURCE_OBJ_CREATE: 0 GET, 1 SET
-    mode_flags: int | None = None   # DEV_MODE_SET
-    size: int | None = None         # METADATA_GET(SIZE) result
-    parts: bytes | None = None      # DEV_PARTS_GET result / DEV_PARTS_SET data (after the obj header)
-    record: int | None = None       # stream record index this GET produced / SET consumed
-    status: int = 0
-    qualifier: int = 0
-
-    @property
-    def done_ns(self) -> int:
-        return self.ts_ns + self.latency_ns
-
-
-@dataclass
-class Record:
-    """One DEVICE_DATA record in a VF's stream (vfio-virtio-stream.md §3)."""
-
-    vf: int
-    index: int
-    generation: int
-    offset: int           # in the VF's concatenated stream
-    parts_len: int
-    trailer: bytes
-    taken_ns: int         # DEV_PARTS_GET completion
-    reason: str           # precopy-entry | precopy-info | stopcopy
-    data: bytes           # header + payload (+ trailer)
-    part_types: tuple[int, ...]
-    phase: str | None = None          # phase of the chunk carrying the header
-    header_ts_ns: int | None = None   # capture time of that chunk
-
-    @property
-    def record_size(self) -> int:
-        return self.parts_len + len(self.trailer)
-
-    @property
-    def end(self) -> int:
-        return self.offset + len(self.data)
-
-
-@dataclass
-class Chunk:
-    """One ``read()`` by QEMU that returned data: a DEV_DATA_STATE chunk or multifd packet."""
-
-    vf: int
-    phase: str            # precopy | stopcopy
-    data_offset: int
-    size: int
-    ts_ns: int
-    iteration: int | None
-    unit: "Unit | None" = None
-
-
-@dataclass
-class Unit:
-    """One write on a flow: what the renderer encodes, at its capture time.
-
-    ``flow`` is ``main`` or ``multifd<N>``; ``direction`` ``c2s`` (source to
-    destination) or ``s2c`` (return path).
-    """
-
-    ts_ns: int
-    flow: str
-    direction: str
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
-    seq: int = 0
-    write: int = 0           # units with the same write id leave in one write()
-    end_ns: int = 0          # capture time of the segment holding the unit's last byte
-
-
-@dataclass
-class TraceEvent:
-    """A QEMU trace event (ftrace backend) on one side."""
-
-    side: str
-    ts_ns: int
-    tid: int
-    comm: str
-    name: str
-    args: dict[str, Any]
-
-
-@dataclass
-class Ioctl:
-    """A VFIO ioctl/read/write system call by QEMU (for kernel syscall events)."""
-
-    side: str
-    tid: int
-    comm: str
-    start_ns: int
-    end_ns: int
-    call: str            # ioctl | read | write
-    fd: int
-    cmd: int | None      # ioctl request number
-    ret: int
-    count: int = 0       # read/write: bytes requested
-
-
-@dataclass
-class Iteration:
-    index: int
-    start_ns: int
-    end_ns: int
-    exact: bool
-    dirty_pages: int
-    zero_pages: int
-    normal_pages: int
-    pending_bytes: int
-    threshold_bytes: int
-    vfio: list[dict[str, int]]
-
-
-@dataclass
-class Timeline:
-    profile: SimProfile
-    seed: int
-    units: list[Unit]
-    events: list[TraceEvent]
-    admin: list[AdminCmd]
-    ioctls: list[Ioctl]
-    records: list[list[Record]]
-    chunks: list[list[Chunk]]
-    iterations: list[Iteration]
-    marks: dict[str, int]
-    info_calls: list[list[dict[str, int]]]
-    config_blobs: list[bytes]
-    ram: dict[str, Any]
-    outcome: str
-
-
-# --------------------------------------------------------------- identities
-
-def vf_host_name(vf: int) -> str:
-    """The VF's host PCI address (QEMU's ``vbasedev->name`` in trace events)."""
-    return f"0000:3b:00.{vf + 1}"
-
-
-def vf_idstr(vf: int) -> str:
-    """The VFIO section idstr (guest PCI path + ``/vfio``)."""
-    return f"0000:00:{5 + vf:02x}.0/vfio"
-
-
-SRC_OWNER = "0000:3b:00.0"
-DST_OWNER = "0000:5e:00.0"
-SRC_PID, DST_PID = 4242, 5151
-
-
-class _Threads:
-    def __init__(self, family: str, side: str) -> None:
-        new = family != "8.1"  # 9.2+ thread names
-        if side == "source":
-            self.main = (SRC_PID, "qemu-system-x86")
-            self.mig = (SRC_PID + 8, "mig/src/main" if new else "live_migration")
-            self.rp = (SRC_PID + 9, "mig/src/return" if new else "return path")
-            self.dev = (SRC_PID + 14, "vfio-save")
-        else:
-            self.main = (DST_PID, "qemu-system-x86")
-            self.mig = self.main
-            self.rp = self.main
-            self.dev = (DST_PID + 9, "vfio-load")
-
-
-# ------------------------------------------------------------------ helpers
-
-class _Admin:
-    """Issues admin commands with firmware latencies and injected failures."""
-
-    def __init__(self, side: str, profile: SimProfile, rng: np.random.Generator, out: list[AdminCmd]):
-        self.side, self.fw, self.rng, self.out = side, profile.firmware, rng, out
-        self.tag = 0
-        self.precopy_metadata = 0
-
-    def _latency(self, opcode: str, nbytes: int, mode_flags: int | None) -> int:
-        fw = self.fw
-        base = {"RESOURCE_OBJ_CREATE": fw.obj_create_ms, "RESOURCE_OBJ_DESTROY": fw.obj_destroy_ms,
-                "DEV_PARTS_METADATA_GET": fw.metadata_get_ms,
-                "DEV_PARTS_GET": fw.parts_get_ms + fw.parts_get_per_kib_ms * nbytes / 1024,
-                "DEV_PARTS_SET": fw.parts_set_ms + fw.parts_set_per_kib_ms * nbytes / 1024,
-                "DEV_MODE_SET": fw.mode_stop_ms if mode_flags else fw.mode_resume_ms}[opcode]
-        factor = math.exp(self.rng.normal(0.0, fw.latency_sigma)) if fw.latency_sigma else 1.0
-        return max(1 * US, int(round(base * factor * MS)))
-
-    def run(self, t: int, vf: int, opcode: str, reason: str, **kw: Any) -> AdminCmd:
-        nbytes = len(kw.get("parts") or b"")
-        cmd = AdminCmd(self.side, vf, self.tag, opcode, t,
-                       self._latency(opcode, nbytes, kw.get("mode_flags")), reason, **kw)
-        self.tag += 1
-        for f in self.fw.failures:
-            if (f.kind == "precopy_metadata_einval" and self.side == "source"
-                    and opcode == "DEV_PARTS_METADATA_GET" and reason == "precopy-info"):
-                self.precopy_metadata += 1
-                if self.precopy_metadata == f.nth:
-                    cmd.status, cmd.qualifier, cmd.size = f.status, f.qualifier, None
-            if (f.kind == "parts_set_reject" and self.side == "destination"
-                    and opcode == "DEV_PARTS_SET" and reason == "load-stopcopy"):
-                cmd.status, cmd.qualifier = f.status, f.qualifier
-        self.out.append(cmd)
-        return cmd
-
-
-class _SrcVf:
-    """Source kernel state of one VF's saving migration file (vfio-virtio-stream.md §4, §7)."""
-
-    def __init__(self, vf: int, profile: SimProfile, admin: _Admin, rng: np.random.Generator):
-        self.vf, self.p, self.admin, self.rng = vf, profile, admin, rng
-        self.stream = bytearray()     # everything queued so far (max_pos = len)
-        self.pos = 0                  # bytes read by QEMU
-        self.records: list[Record] = []
-        self.generation = 0
-        self.obj_id: int | None = None
-        self.state = "RUNNING"
-        self.migf = None              # None | PRECOPY | COMPLETE | ERROR
-        self.pre_copy_initial_bytes = 0
-        self.calls = 0
-        self.rl_begin: int | None = None
-        self.stale = bytearray(rng.bytes(PAGE))  # recycled, never zeroed buffer pages
-        self.info_log: list[dict[str, int]] = []
-
-    @property
-    def max_pos(self) -> int:
-        return len(self.stream)
-
-    def current_parts_len(self) -> int:
-        return len(D.context(self.p.firmware, self.vf, self.generation).payload)
-
-    def metadata_get(self, t: int, reason: str, obj_id: int) -> tuple[int, AdminCmd]:
-        size = D.metadata_size(self.p.firmware, self.current_parts_len())
-        cmd = self.admin.run(t, self.vf, "DEV_PARTS_METADATA_GET", reason, obj_id=obj_id, size=size)
-        return cmd.done_ns, cmd
-
-    def snapshot(self, t: int, reason: str) -> int:
-        """DEV_PARTS_GET(ALL) and queue one record; returns the time after it."""
-        ctx = D.context(self.p.firmware, self.vf, self.generation)
-        cmd = self.admin.run(t, self.vf, "DEV_PARTS_GET", reason, obj_id=self.obj_id,
-                             parts=ctx.payload, record=len(self.records))
-        n = len(ctx.payload)
-        need = -(-(n + 8) // PAGE) * PAGE
-        if len(self.stale) < need:
-            self.stale += self.rng.bytes(need - len(self.stale))
-        self.stale[:n] = ctx.payload
-        trailer = bytes(self.stale[n:n + 8]) if self.p.trailer_bug else b""
-        data = build_record(ctx.payload, trailer_bug=bool(trailer), trailer=trailer or b"\0" * 8)
-        rec = Record(self.vf, len(self.records), self.generation, self.max_pos, n, trailer,
-                     cmd.done_ns, reason, data, ctx.part_types)
-        self.records.append(rec)
-        self.stream += data
-        self.generation += 1
-        return cmd.done_ns
-
-    # -- VFIO arcs ------------------------------------------------------------
-    def enter_precopy(self, t: int) -> int:
-        """RUNNING→PRE_COPY: CREATE(GET), METADATA_GET, DEV_PARTS_GET (§9)."""
-        self.obj_id = 0
-        t = self.admin.run(t, self.vf, "RESOURCE_OBJ_CREATE", "precopy-entry", obj_id=0, obj_op=0).done_ns
-        t, cmd = self.metadata_get(t, "precopy-entry", 0)
-        t = self.snapshot(t, "precopy-entry")
-        self.pre_copy_initial_bytes = self.max_pos
-        self.migf = "PRECOPY"
-        self.state = "PRE_COPY"
-        return t
-
-    def mig_data_size(self, t: int) -> tuple[int, int]:
-        """VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: METADATA_GET on the saving object,
-        or around a temporary GET object when none exists (§9)."""
-        if self.obj_id is None:
-            t = self.admin.run(t, self.vf, "RESOURCE_OBJ_CREATE", "mig-data-size", obj_id=0, obj_op=0).done_ns
-            t, cmd = self.metadata_get(t, "mig-data-size", 0)
-            t = self.admin.run(t, self.vf, "RESOURCE_OBJ_DESTROY", "mig-data-size", obj_id=0).done_ns
-        else:
-            t, cmd = self.metadata_get(t, "mig-data-size", self.obj_id)
-        return t, cmd.size or 0
-
-    def precopy_info(self, t: int) -> tuple[int, int, int, int]:
-        """VFIO_MIG_GET_PRECOPY_INFO per policy → (time after, ret, initial, dirty)."""
-        policy = self.p.policy
-        t0 = t
-        ctx_size = 0
-        queried = False
-        ret = 0
-        if policy == "cap128":
-            self.calls += 1
-            if self.calls > CAP_CALLS:
-                # V0: success without touching the device; QEMU's zeroed struct echoes back
-                self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=0, snapshot=0,
-                                          initial=0, dirty=0, ret=0))
-                return t, 0, 0, 0
-            queried = True
-        else:
-            if self.rl_begin is None or t > self.rl_begin + HZ_NS:
-                self.rl_begin = t
-                queried = True
-        if queried:
-            t, cmd = self.metadata_get(t, "precopy-info", self.obj_id or 0)
-            if cmd.status:
-                ret = -cmd.status
-                self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=1, snapshot=0,
-                                          initial=0, dirty=0, ret=ret))
-                return t, ret, 0, 0
-            ctx_size = cmd.size or 0
-        snap = 0
-        if self.pre_copy_initial_bytes > self.pos:
-            initial, dirty = self.pre_copy_initial_bytes - self.pos, 0
-        else:
-            initial = 0
-            dirty = (self.max_pos - self.pos) + ctx_size
-            if self.max_pos == self.pos and ctx_size:
-                t = self.snapshot(t, "precopy-info")
-                snap = 1
-        self.info_log.append(dict(ts_ns=t0, call=self.calls, queried=int(queried), snapshot=snap,
-                                  initial=initial, dirty=dirty, ret=ret))
-        return t, ret, initial, dirty
-
-    def read(self, n: int) -> bytes | None:
-        """``read()`` on the data fd: bytes, or None for ENOMSG (pre-copy empty)/EOF."""
-        if self.pos >= self.max_pos:
-            return None
-        data = bytes(self.stream[self.pos:self.pos + n])
-        self.pos += len(data)
-        return data
-
+from analysis.simulate.timeline import (CAP_CALLS, DST_OWNER, DST_PID, HZ_NS, MS, PAGE, QEMU_BUFFER_MAX,  # noqa: F401
+                                        RUN_STATE, SRC_OWNER, SRC_PID, US, WINDOW_NS, AdminCmd, Chunk, Ioctl,
+                                        Iteration, Record, Timeline, TraceEvent, Unit, _Threads, vf_host_name,
+                                        vf_idstr)
 
 @dataclass
 class _QVf:
@@ -411,9 +73,9 @@ class _Model:
         self.events: list[TraceEvent] = []
         self.admin: list[AdminCmd] = []
         self.ioctls: list[Ioctl] = []
-        self.src_admin = _Admin("source", p, self.rng, self.admin)
-        self.dst_admin = _Admin("destination", p, self.rng, self.admin)
-        self.vfs = [_SrcVf(i, p, self.src_admin, self.rng) for i in range(p.vfs)]
+        self.src_admin = AdminQueue("source", p, self.rng, self.admin)
+        self.dst_admin = AdminQueue("destination", p, self.rng, self.admin)
+        self.vfs = [SourceMigf(i, p, self.src_admin, self.rng) for i in range(p.vfs)]
         self.qv = [_QVf(section_id=3 + i) for i in range(p.vfs)]
         self.chunks: list[list[Chunk]] = [[] for _ in range(p.vfs)]
         self.iterations: list[Iteration] = []
@@ -712,7 +374,7 @@ class _Model:
         self.sev(t, "vfio_state_pending_exact", name=vf_host_name(vf), precopy=precopy, postcopy=0,
                  stopcopy_size=qv.stop_copy_size, precopy_init_size=qv.init, precopy_dirty_size=qv.dirty)
 
-    def vfio_iterate(self, t: int, vf: int, kv: _SrcVf, qv: _QVf, it: int, log: dict[str, int]) -> int:
+    def vfio_iterate(self, t: int, vf: int, kv: SourceMigf, qv: _QVf, it: int, log: dict[str, int]) -> int:
         """``vfio_save_iterate``: one read, then END_OF_STATE or INIT_DATA_SENT."""
         name = vf_host_name(vf)
         self.sev(t, "savevm_section_start", id=vf_idstr(vf), section_id=qv.section_id)
@@ -894,7 +556,7 @@ class _Model:
                 self.sev(t, "vfio_save_cleanup", name=vf_host_name(vf))
         m["end"] = t
 
-    def vfio_thread(self, td: int, vf: int, kv: _SrcVf, qv: _QVf, out: list[Unit]) -> int:
+    def vfio_thread(self, td: int, vf: int, kv: SourceMigf, qv: _QVf, out: list[Unit]) -> int:
         """10.x multifd device state: the save thread reads until EOF and queues one
         device-state packet per read, the config state last (§10.6)."""
         name = vf_host_name(vf)
@@ -930,7 +592,7 @@ class _Model:
         self.ev("source", end, th, "vfio_save_complete_precopy_thread_end", name=name, ret=0)
         return end
 
-    def vfio_complete(self, t: int, vf: int, kv: _SrcVf, qv: _QVf, out: list[Unit]) -> int:
+    def vfio_complete(self, t: int, vf: int, kv: SourceMigf, qv: _QVf, out: list[Unit]) -> int:
         """END section: reads until EOF (main channel, or a multifd save thread in 10.x)."""
         name = vf_host_name(vf)
         q = self.q

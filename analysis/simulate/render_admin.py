@@ -23,7 +23,7 @@ from dissect.virtio.admin_data import (VirtioAdminDevModeSetData, VirtioAdminDev
                                        VirtioResourceObjDevParts)
 from dissect.virtio.admin_result import VirtioAdminDevPartsMetadataSize
 
-from analysis.simulate.model import DST_OWNER, SRC_OWNER, AdminCmd
+from analysis.simulate.timeline import DST_OWNER, SRC_OWNER, AdminCmd
 
 OPCODES = {"RESOURCE_OBJ_CREATE": A.RESOURCE_OBJ_CREATE, "RESOURCE_OBJ_DESTROY": A.RESOURCE_OBJ_DESTROY,
            "DEV_PARTS_METADATA_GET": A.DEV_PARTS_METADATA_GET, "DEV_PARTS_GET": A.DEV_PARTS_GET,

@@ -19,7 +19,7 @@ from dissect.capture.synth import SynthFlow, write_tcp_capture
 from dissect.qemu import build as Q
 from dissect.qemu import wire as W
 
-from analysis.simulate.model import PAGE, Timeline, Unit, vf_idstr
+from analysis.simulate.timeline import PAGE, Timeline, Unit, vf_idstr
 
 SRC_IP, DST_IP = "192.168.100.1", "192.168.100.2"
 DST_PORT = 49152            # libvirt's first native migration port

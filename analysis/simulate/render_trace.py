@@ -27,7 +27,7 @@ from dissect.virtio.admin_capture import AdminRecord, trace_pieces
 from dissect.ftrace.writer import tracing_mark_write_ip, write_trace_dat
 from dissect.qemu.trace_events import Catalogue
 
-from analysis.simulate.model import Ioctl, TraceEvent
+from analysis.simulate.timeline import Ioctl, TraceEvent
 
 _COMMON = ("\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
            "\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n"
