@@ -93,3 +93,24 @@ def test_decode_real_file_with_and_without_vmdesc_agree():
     assert [(x["offset"], x["length"]) for x in a] == [(x["offset"], x["length"]) for x in b]
     assert {x["delimited_by"] for x in a if x["type"] == "FULL"} == {"vmdesc"}
     assert {x["delimited_by"] for x in b if x["type"] == "FULL"} == {"footer"}
+
+
+@pytest.mark.parametrize("name", ["qemu-tcp-returnpath.pcap", "qemu-tcp-multifd.pcap"])
+def test_records_equal_destination_loadvm_trace(name):
+    """The destination's loader traces every record it reads: type byte, START/FULL
+    header (id, idstr, instance, version), PART/END id, and each RP message it sends."""
+    text = (REAL / f"{name.rsplit('.', 1)[0]}.dst.log").read_text()
+    traced_types = [int(t) for t in re.findall(r":qemu_loadvm_state_section (\d+)$", text, re.M)]
+    traced_full = [(int(a), b, int(c), int(d)) for a, b, c, d in re.findall(
+        r":qemu_loadvm_state_section_startfull (\d+)\((.*)\) (\d+) (\d+)$", text, re.M)]
+    traced_part = [int(a) for a in re.findall(r":qemu_loadvm_state_section_partend (\d+)$", text, re.M)]
+    traced_rp = [(int(a), int(b)) for a, b in re.findall(r":migrate_send_rp_message (\d+): len (\d+)$", text, re.M)]
+    objs = list(emit_capture(REAL / name))
+    code = {"START": 1, "PART": 2, "END": 3, "FULL": 4}
+    ours_types = [code[o["type"]] if o["kind"] == "section" else 8 if o["kind"] == "command" else 0
+                  for o in objs if o["kind"] in ("section", "command", "eof")]
+    assert ours_types == traced_types
+    assert [(o["section_id"], o["idstr"], o["instance_id"], o["version_id"]) for o in objs
+            if o["kind"] == "section" and o["type"] in ("START", "FULL")] == traced_full
+    assert [o["section_id"] for o in objs if o["kind"] == "section" and o["type"] in ("PART", "END")] == traced_part
+    assert [(o["type"], o["len"]) for o in objs if o["kind"] == "rp_message"] == traced_rp
