@@ -24,15 +24,12 @@ from typing import Any, Callable, Protocol
 from dissect.common.findings import Finding
 from dissect.qemu import ram as _ram
 from dissect.qemu import wire as W
+from dissect.qemu.records import RecordHandlers
+from dissect.qemu.states import (S_DONE, S_FIXED, S_FOOTER, S_HEADER, S_LOST, S_RAM, S_RECORD, S_SCAN, S_VFIO,
+                                 S_VFIO_CFG, ts_seconds as _ts)
+from dissect.qemu.vfio import VfioHandlers
 from dissect.qemu.vmdesc import MAX_VMDESC, VmDesc
 
-# parser states
-S_HEADER, S_RECORD, S_RAM, S_VFIO, S_FOOTER, S_SCAN, S_VFIO_CFG, S_FIXED, S_LOST, S_DONE = range(10)
-
-#: Bytes we are willing to hold while looking for the end of one FULL section or config blob.
-MAX_SCAN = 64 * 1024 * 1024
-#: Bytes after a candidate footer needed to judge the record that follows it.
-LOOKAHEAD = 1 + 4 + 1 + 255 + 8 + 8
 
 
 class DeviceSink(Protocol):
@@ -67,11 +64,7 @@ class _Section:
         self.nth = 0
 
 
-def _ts(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
-
-
-class StreamParser:
+class StreamParser(RecordHandlers, VfioHandlers):
     """Main-channel parser; a ``StreamConsumer``.
 
     ``sink`` receives units; ``devices`` (optional) receives VFIO chunk data;
@@ -114,7 +107,6 @@ class StreamParser:
         self._fixed_len = 0
         self._closed = False
         self._lost_since: int | None = None
-        self._vfio_cfg_start = 0
         self._vfio_term = False
 
     # ---- StreamConsumer -------------------------------------------------
@@ -462,10 +454,6 @@ class StreamParser:
                 self.ram.flush(self._sec.ram)
             self._end_section(None, reason)
 
-    def _payload_done(self, p: int, base: int) -> None:
-        """The handler's payload ended at ``p``: a footer (or the next record) follows."""
-        self._state = S_FOOTER
-
     def _footer(self, b: Any, p: int, end: int, base: int) -> int:
         sec = self._sec
         off = base + p
@@ -493,356 +481,6 @@ class StreamParser:
         self._state = S_RECORD
         return p + 5
 
-    # ---- commands, configuration, vmdesc ------------------------------------
-    def _command(self, b: Any, p: int, end: int, base: int) -> int:
-        if end - p < 5:
-            return -p - 1
-        off = base + p
-        cmd, ln = W.COMMAND_HDR.unpack_from(b, p + 1)
-        if end - p < 5 + ln:
-            return -p - 1
-        payload = bytes(b[p + 5:p + 5 + ln])
-        name = W.COMMANDS.get(cmd)
-        value: Any = None
-        want = W.COMMAND_LEN.get(cmd, ())
-        if name is None or cmd == 0:
-            self._finding("error", "unknown_command", f"MIG_CMD value {cmd}", off)
-        elif want is not None and ln not in want:
-            self._finding("error", "bad_command_length", f"{name} with len {ln} (expected {want})", off)
-        else:
-            value = _command_value(cmd, payload)
-        self._emit(self._unit("command", offset=off, cmd=cmd, cmd_name=name if cmd else "INVALID", len=ln,
-                              value=value, ts=_ts(self._ts_at(off))))
-        if cmd == W.MIG_CMD_PACKAGED and isinstance(value, dict):
-            self._pkg_ends.append(off + 5 + ln + value["length"])
-        if name is None:
-            return self._go_lost(p + 5 + ln, base)
-        return p + 5 + ln
-
-    def _configuration(self, b: Any, p: int, end: int, base: int) -> int:
-        off = base + p
-        if end - p < 5:
-            return -p - 1
-        (n,) = W.BE32.unpack_from(b, p + 1)
-        if n > 1024:
-            self._finding("error", "bad_configuration", f"machine type length {n}", off)
-            return self._go_lost(p + 1, base)
-        q = p + 5 + n
-        if q > end:
-            return -p - 1
-        machine = bytes(b[p + 5:q]).decode("utf-8", "replace")
-        subs: dict[str, Any] = {}
-        while True:
-            if q >= end:
-                if self._closing:
-                    break
-                return -p - 1
-            if b[q] != W.QEMU_VM_SUBSECTION:
-                break
-            if q + 2 > end:
-                return -p - 1
-            ln = b[q + 1]
-            if q + 2 + ln + 4 > end:
-                return -p - 1
-            name = bytes(b[q + 2:q + 2 + ln]).decode("utf-8", "replace")
-            r = q + 2 + ln + 4
-            if name == "configuration/target-page-bits":
-                if r + 4 > end:
-                    return -p - 1
-                bits = W.BE32.unpack_from(b, r)[0]
-                subs["target_page_bits"] = bits
-                if 10 <= bits <= 24:
-                    self.page_size = 1 << bits
-                    self.ram.set_page_size(self.page_size)
-                r += 4
-            elif name == "configuration/capabilities":
-                if r + 4 > end:
-                    return -p - 1
-                count = W.BE32.unpack_from(b, r)[0]
-                r += 4
-                caps = []
-                for _ in range(min(count, 256)):
-                    if r >= end:
-                        return -p - 1
-                    cl = b[r]
-                    if r + 1 + cl > end:
-                        return -p - 1
-                    caps.append(bytes(b[r + 1:r + 1 + cl]).decode("utf-8", "replace"))
-                    r += 1 + cl
-                subs["capabilities"] = caps
-                self.capabilities = caps
-                if "x-ignore-shared" in caps:
-                    self.ram.ignore_shared = True
-            elif name == "configuration/uuid":
-                if r + 16 > end:
-                    return -p - 1
-                subs["uuid"] = bytes(b[r:r + 16]).hex()
-                r += 16
-            else:
-                self._finding("error", "unknown_subsection", f"configuration subsection {name!r}", base + q)
-                self.machine_type = machine
-                self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs,
-                                      ts=_ts(self._ts_at(off))))
-                return self._go_lost(r, base)
-            q = r
-        self.machine_type = machine
-        self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs, ts=_ts(self._ts_at(off))))
-        return q
-
-    def _vmdesc(self, raw: bytes, off: int) -> None:
-        try:
-            vd = VmDesc.from_json(raw, offset=off)
-        except (ValueError, UnicodeDecodeError) as e:
-            self._finding("error", "bad_vmdesc", f"vmdesc JSON does not parse: {e}", off + 5)
-            return
-        self.vmdesc_seen = vd
-        self._emit(self._unit("vmdesc", offset=off, page_size=vd.page_size, devices=len(vd.devices),
-                              length=len(raw), ts=_ts(self._ts_at(off))))
-        if vd.page_size and vd.page_size != self.page_size:
-            self._finding("warning", "page_size_mismatch", f"vmdesc page_size {vd.page_size}, "
-                          f"parser used {self.page_size}", off)
-        # Check the FULL sections delimited by footer resync against the description.
-        bad = 0
-        for idstr, inst, nth, n in self.footer_delimited:
-            want = vd.payload_length(idstr, inst, nth)
-            if want is not None and want != n:
-                bad += 1
-                self._finding("warning", "full_section_length_mismatch",
-                              f"FULL {idstr} instance {inst}: footer resync found {n} payload bytes, "
-                              f"vmdesc describes {want}", None, idstr=idstr)
-        if self.footer_delimited:
-            self._finding("info", "full_sections_by_footer",
-                          f"{len(self.footer_delimited)} FULL sections were delimited by footer "
-                          f"resynchronisation; the vmdesc trailer confirms {len(self.footer_delimited) - bad}",
-                          off)
-
-    # ---- FULL sections: described length or footer scan ----------------------
-    def _fixed(self, b: Any, p: int, end: int, base: int) -> int:
-        n = self._fixed_len
-        sec = self._sec
-        need = n + (5 if self.footers is not False else 0)
-        if need > MAX_SCAN:
-            self._skip = max(0, n - (end - p))
-            self._state = S_FOOTER
-            return min(end, p + n)
-        if end - p < need:
-            if self._closing:
-                self._finding("error", "stream_truncated", "stream ends inside a FULL section", base + p)
-                return self._go_lost(end, base)
-            return -p - 1
-        if self.footers is not False and (b[p + n] != W.QEMU_VM_SECTION_FOOTER
-                                          or W.SECTION_ID.unpack_from(b, p + n + 1)[0] != sec.id):
-            self._finding("warning", "vmdesc_length_mismatch", f"FULL {sec.idstr}: no footer after the "
-                          f"{n} payload bytes vmdesc describes; resynchronising on the footer", base + p)
-            sec.delimited_by = "footer"
-            self._scan_from = base + p
-            self._state = S_SCAN
-            return p
-        self._state = S_FOOTER
-        return p + n
-
-    def _scan(self, b: Any, p: int, end: int, base: int) -> int:
-        sec = self._sec
-        sig = bytes([W.QEMU_VM_SECTION_FOOTER]) + W.SECTION_ID.pack(sec.id)
-        start = max(p, self._scan_from - base - 4)
-        hb = bytes(b) if isinstance(b, memoryview) else b
-        while True:
-            c = hb.find(sig, start)
-            if c < 0:
-                self._scan_from = base + max(p, end - 4)
-                if end - p > MAX_SCAN:
-                    self._finding("error", "footer_not_found", f"no footer for section {sec.id} within "
-                                  f"{MAX_SCAN} bytes", sec.offset)
-                    self._abandon_section("footer_not_found")
-                    return self._go_lost(end, base)
-                return -p - 1
-            ok = self._plausible(b, c + 5, end)
-            if ok is None:
-                if self._closing:
-                    ok = True  # the stream ends before the next record could be judged
-                else:
-                    self._scan_from = base + c
-                    return -p - 1
-            if ok:
-                n = c - p
-                sec.delimited_by = "footer"
-                if sec.handler == "vmsd":
-                    self.footer_delimited.append((sec.idstr or "", sec.instance_id or 0, sec.nth, c - (sec.payload_start - base)))
-                self.footers = True
-                self._state = S_FOOTER
-                return p + n
-            start = c + 1
-
-    def _plausible(self, b: Any, p: int, end: int) -> bool | None:
-        """Could a record start at ``p``?  None = need more bytes to tell."""
-        if p >= end:
-            return None
-        t = b[p]
-        if t == W.QEMU_VM_EOF:
-            if p + 1 >= end:
-                return None
-            return b[p + 1] == W.QEMU_VM_VMDESCRIPTION or b[p + 1] in (1, 2, 3, 4, 8)
-        if t in (2, 3):
-            if end - p < 5:
-                return None
-            return W.SECTION_ID.unpack_from(b, p + 1)[0] in self.sections
-        if t in (1, 4):
-            if end - p < 6:
-                return None
-            sid = W.SECTION_ID.unpack_from(b, p + 1)[0]
-            ln = b[p + 5]
-            if ln == 0 or sid > 0xFFFF:
-                return False
-            if end - p < 6 + ln + 8:
-                return None
-            name = bytes(b[p + 6:p + 6 + ln])
-            if not all(0x20 < c < 0x7F for c in name):
-                return False
-            known = self.sections.get(sid)
-            return known is None or known[0] == name.decode()
-        if t == W.QEMU_VM_COMMAND:
-            if end - p < 5:
-                return None
-            cmd, ln = W.COMMAND_HDR.unpack_from(b, p + 1)
-            want = W.COMMAND_LEN.get(cmd, ())
-            return cmd in W.COMMANDS and cmd != 0 and (want is None or ln in want)
-        return False
-
-    def _lost(self, b: Any, p: int, end: int, base: int) -> int:
-        """After a gap or garbage: find ``7e`` + known section id + a plausible record."""
-        q = p
-        hb = bytes(b) if isinstance(b, memoryview) else b
-        while True:
-            c = hb.find(b"\x7e", q)
-            if c < 0:
-                return -max(p, end - 1) - 1 if end - p > 0 else -p - 1
-            if end - c < 5:
-                return -c - 1
-            sid = W.SECTION_ID.unpack_from(b, c + 1)[0]
-            if sid in self.sections or not self.sections:
-                ok = self._plausible(b, c + 5, end)
-                if ok is None:
-                    if self._closing:
-                        return end
-                    return -c - 1
-                if ok:
-                    self._finding("warning", "resync", f"resynchronised on the footer of section {sid} after "
-                                  f"{base + c + 5 - (self._lost_since or 0)} bytes", base + c + 5,
-                                  method="footer")
-                    self._lost_since = None
-                    self._state = S_RECORD
-                    return c + 5
-            q = c + 1
-
-    # ---- VFIO ---------------------------------------------------------------
-    def _vfio(self, b: Any, p: int, end: int, base: int) -> int:
-        sec = self._sec
-        dev = sec.idstr or ""
-        phase = W.VFIO_PHASE.get(sec.type, "precopy")
-        while True:
-            if self._vfio_term:
-                # After END_OF_STATE / INIT_DATA_SENT / CONFIG_LOAD_READY: another marker
-                # (0xff…), a footer, or (no footers) the next record follows.
-                if b[p] != 0xFF:
-                    self._vfio_term = False
-                    self._state = S_FOOTER
-                    return p
-                self._vfio_term = False
-            if end - p < 8:
-                return -p - 1
-            (v,) = W.BE64.unpack_from(b, p)
-            name = W.VFIO_MARKERS.get(v)
-            off = base + p
-            if name is None:
-                self._finding("error", "vfio_unknown_marker", f"0x{v:016x} is not a VFIO_MIG_FLAG value", off,
-                              device=dev)
-                sec.delimited_by = "footer"
-                self._scan_from = off
-                self._state = S_SCAN
-                return p
-            if v == W.VFIO_MIG_FLAG_DEV_DATA_STATE:
-                if end - p < 16:
-                    return -p - 1
-                (size,) = W.BE64.unpack_from(b, p + 8)
-                ts = self._ts_at(off)
-                self._emit(self._unit("vfio_marker", device=dev, section_id=sec.id, offset=off, marker=name,
-                                      value=v))
-                data_off = self.devices_offset(dev)
-                self._emit(self._unit("vfio_chunk", device=dev, section_id=sec.id, phase=phase, offset=off,
-                                      data_offset=data_off, size=size, ts=_ts(ts)))
-                if size > W.VFIO_MIG_DEFAULT_DATA_BUFFER_SIZE:
-                    self._finding("info", "vfio_chunk_large", f"chunk of {size} bytes exceeds QEMU's 1 MiB "
-                                  "buffer", off, device=dev)
-                p += 16
-                avail = end - p
-                k = size if size < avail else avail
-                if k:
-                    self._route(bytes(b[p:p + k]), base + p, self._ts_at(base + p))
-                p += k
-                if k < size:
-                    self._dev_left = size - k
-                    return end
-                continue
-            self._emit(self._unit("vfio_marker", device=dev, section_id=sec.id, offset=off, marker=name, value=v))
-            p += 8
-            if v == W.VFIO_MIG_FLAG_DEV_CONFIG_STATE:
-                self._vfio_cfg_start = base + p
-                self._scan_from = base + p
-                self._state = S_VFIO_CFG
-                return p
-            if v == W.VFIO_MIG_FLAG_DEV_SETUP_STATE:
-                continue
-            self._vfio_term = True
-            if p >= end:
-                return p
-
-    def devices_offset(self, dev: str) -> int | None:
-        get = getattr(self.devices, "data_offset", None)
-        return get(dev) if get else None
-
-    def _vfio_cfg(self, b: Any, p: int, end: int, base: int) -> int:
-        sec = self._sec
-        eos = W.BE64.pack(W.VFIO_MIG_FLAG_END_OF_STATE)
-        sig = eos + (bytes([W.QEMU_VM_SECTION_FOOTER]) + W.SECTION_ID.pack(sec.id) if self.footers else b"")
-        start = max(p, self._scan_from - base - len(sig))
-        hay = bytes(b[start:end])
-        while True:
-            c = hay.find(sig)
-            if c < 0:
-                self._scan_from = base + end
-                if end - p > MAX_SCAN:
-                    self._finding("error", "vfio_config_unterminated", "no END_OF_STATE after the config state "
-                                  f"within {MAX_SCAN} bytes", base + p, device=sec.idstr)
-                    self._abandon_section("config_unterminated")
-                    return self._go_lost(end, base)
-                return -p - 1
-            c += start
-            if not self.footers:
-                ok = self._plausible(b, c + 8, end)
-                if ok is None and not self._closing:
-                    self._scan_from = base + c
-                    return -p - 1
-                if ok is False:
-                    hay = hay[c - start + 1:]
-                    start = c + 1
-                    continue
-            blob = bytes(b[p:c])
-            off = base + p
-            self._emit(self._unit("vfio_chunk", device=sec.idstr, section_id=sec.id, phase="config",
-                                  offset=off - 8, data_offset=None, size=len(blob), ts=_ts(self._ts_at(off)),
-                                  data=blob.hex()))
-            if self.devices is not None:
-                self._emit_many(self.devices.config(sec.idstr or "", blob, self._ts_at(off), off))
-            self._emit(self._unit("vfio_marker", device=sec.idstr, section_id=sec.id, offset=base + c,
-                                  marker="END_OF_STATE", value=W.VFIO_MIG_FLAG_END_OF_STATE))
-            if self.vmdesc is not None:
-                want = self.vmdesc.payload_length(sec.idstr or "", sec.instance_id or 0, 0)
-                if want is not None and want != len(blob) + 16:
-                    self._finding("warning", "vmdesc_length_mismatch", f"VFIO config payload is {len(blob) + 16} "
-                                  f"bytes, vmdesc describes {want}", off, device=sec.idstr)
-            self._state = S_FOOTER
-            return c + 8
-
     # ---- RAM ----------------------------------------------------------------
     def _ram(self, b: Any, p: int, end: int, base: int) -> int:
         sec = self._sec
@@ -861,27 +499,6 @@ class StreamParser:
         self._scan_from = base + q
         self._state = S_SCAN
         return q
-
-
-def _command_value(cmd: int, payload: bytes) -> Any:
-    """The contract's ``command.value``: the decoded payload (None when empty)."""
-    if cmd == W.MIG_CMD_PING:
-        return W.BE32.unpack(payload)[0]
-    if cmd == W.MIG_CMD_PACKAGED:
-        return {"length": W.BE32.unpack(payload)[0]}
-    if cmd == W.MIG_CMD_POSTCOPY_ADVISE and len(payload) == 16:
-        a, t = W.BE64.unpack_from(payload, 0)[0], W.BE64.unpack_from(payload, 8)[0]
-        return {"ram_pagesize_summary": a, "target_page_size": t}
-    if cmd == W.MIG_CMD_POSTCOPY_RAM_DISCARD and len(payload) >= 3:
-        ln = payload[1]
-        name = payload[2:2 + ln].decode("utf-8", "replace")
-        rest = payload[2 + ln + 1:]
-        ranges = [list(W.BE64.unpack_from(rest, i)) + [W.BE64.unpack_from(rest, i + 8)[0]]
-                  for i in range(0, len(rest) - 15, 16)]
-        return {"version": payload[0], "block": name, "ranges": ranges}
-    if cmd == W.MIG_CMD_RECV_BITMAP and payload:
-        return {"block": payload[1:1 + payload[0]].decode("utf-8", "replace")}
-    return None
 
 
 __all__ = ["StreamParser", "DeviceSink"]

@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Shared pieces of the main-channel parser (stream.py and its handler mixins)."""
+from __future__ import annotations
+
+# parser states
+S_HEADER, S_RECORD, S_RAM, S_VFIO, S_FOOTER, S_SCAN, S_VFIO_CFG, S_FIXED, S_LOST, S_DONE = range(10)
+
+#: Bytes we are willing to hold while looking for the end of one FULL section or config blob.
+MAX_SCAN = 64 * 1024 * 1024
+
+
+def ts_seconds(ns: int | None) -> float | None:
+    """Capture nanoseconds as the contract's float seconds (None stays None)."""
+    return None if ns is None else ns / 1e9
