@@ -304,3 +304,44 @@ def test_fused_pcap_loop_hands_over_on_bad_input(tmp_path: Path) -> None:
         path = tmp_path / f"m{k}.pcap"
         path.write_bytes(bytes(b))
         _same(path)
+
+
+def _frames(data: bytes, pieces, isn: int = 5000, flip: dict | None = None) -> list[RawPacket]:
+    """SYN then one segment per (start, end) piece of ``data`` (bytes at the
+    offsets in ``flip`` altered in that piece's copy)."""
+    fb = _FrameBuilder(F.LINKTYPE_ETHERNET, 4, False)
+    c, s = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    frames = [fb.frame(c, s, 1000, 2000, isn, 0, L.TCP_SYN, b"", True)]
+    for n, (a, b) in enumerate(pieces):
+        payload = bytearray(data[a:b])
+        for off, val in (flip or {}).get(n, {}).items():
+            payload[off - a] = val
+        frames.append(fb.frame(c, s, 1000, 2000, isn + 1 + a, 1, L.TCP_ACK, bytes(payload), True))
+    return [RawPacket(i * 1000, F.LINKTYPE_ETHERNET, memoryview(f), len(f), 0, i) for i, f in enumerate(frames)]
+
+
+def test_ring_is_small_for_short_flows_and_checks_old_retransmissions() -> None:
+    data = RND.randbytes(1_000_000)
+    r = Reassembler(lambda f, d: Collect())
+    r.feed(_frames(data[:1000], [(0, 1000)]))
+    assert len(r.flows[0].c2s.ring) == 4096  # not the full 512 KiB
+    # 1 MB in 1000-byte segments, then a retransmission of bytes 600,000..601,000
+    # (within the last 512 KiB) with one byte changed, and one of 100,000..101,000
+    # (older than the ring: counted, not compared).
+    pieces = [(a, a + 1000) for a in range(0, len(data), 1000)] + [(600_000, 601_000), (100_000, 101_000)]
+    pk = _frames(data, pieces, flip={len(pieces) - 2: {600_500: data[600_500] ^ 1}})
+    got, res = collect(pk)
+    assert bytes(got[(0, "c2s")].buf) == data
+    (fl,) = res.flows
+    assert fl.retransmitted_bytes == 2000 and fl.overlap_mismatch_bytes == 1
+    (f,) = [f for f in res.findings if f.code == "tcp_overlap_mismatch"]
+    assert (f.context["start"], f.context["end"]) == (600_500, 600_501)
+
+
+def test_retransmission_into_a_declared_gap_is_not_a_mismatch() -> None:
+    data = RND.randbytes(50_000)
+    pieces = [(a, a + 1000) for a in range(0, 50_000, 1000) if a != 10_000] + [(10_000, 11_000)]
+    got, res = collect(_frames(data, pieces), window=5000)  # the hole is declared lost early
+    (fl,) = res.flows
+    assert fl.gaps == [{"direction": "c2s", "start": 10_000, "end": 11_000}]
+    assert fl.overlap_mismatch_bytes == 0 and fl.retransmitted_bytes == 1000

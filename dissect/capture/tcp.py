@@ -127,7 +127,8 @@ class _Dir:
 
     __slots__ = ("name", "flow", "base", "nxt", "pending", "heap", "pending_bytes", "consumer",
                  "state", "head", "head_off", "head_ts", "ring", "ring_len", "delivered",
-                 "max_end", "fin_off", "trunc_hole", "ack_out", "before_start", "peer", "fast", "expect")
+                 "max_end", "fin_off", "trunc_hole", "ack_out", "before_start", "peer", "fast", "expect",
+                 "ring_from")
 
     def __init__(self, name: Direction, flow: "_Flow") -> None:
         self.name = name
@@ -143,7 +144,8 @@ class _Dir:
         self.head_off = 0
         self.head_ts = 0
         self.ring: memoryview | None = None
-        self.ring_len = 0  # bytes ever written to the ring (== delivered)
+        self.ring_len = 0  # stream offset after the last byte written to the ring
+        self.ring_from = 0  # the ring holds nothing below this offset (start, or end of the last gap)
         self.delivered = 0
         self.max_end = 0  # highest stream offset a captured header proved was sent
         self.fin_off: int | None = None
@@ -202,7 +204,7 @@ class Reassembler:
         if d is not None:
             # Refresh the inlined path's view of this direction.
             d.fast = (d.state == 1 and d.base is not None and not d.pending and d.flow.client_fixed
-                      and (not self.history or d.ring is not None))
+                      and (not self.history or (d.ring is not None and len(d.ring) == self.history)))
             if d.base is not None:
                 d.expect = (d.base + d.nxt) & _M32
 
@@ -642,7 +644,7 @@ class Reassembler:
         if ring is None or n == 0:
             return
         size = len(ring)
-        lo = max(off, 0, d.ring_len - size)
+        lo = max(off, d.ring_from, d.ring_len - size)
         hi = min(off + n, d.ring_len)
         if lo >= hi:
             return
@@ -674,13 +676,34 @@ class Reassembler:
 
     # -- output ---------------------------------------------------------------
 
+    def _grow_ring(self, d: _Dir, end: int) -> memoryview:
+        """Give ``d`` a ring big enough for stream offsets up to ``end`` (powers of
+        two up to ``history``), keeping what the old one held: a short flow
+        never costs the full ring, so thousands of flows stay cheap."""
+        size = 4096
+        while size < end and size < self.history:
+            size <<= 1
+        size = min(size, self.history)
+        new = memoryview(bytearray(size))  # mv slice assignment is faster than bytearray's
+        old = d.ring
+        if old is not None:
+            osz = len(old)
+            a = max(d.ring_from, d.ring_len - osz, d.ring_len - size)
+            while a < d.ring_len:
+                i, j = a % osz, a % size
+                k = min(d.ring_len - a, osz - i, size - j)
+                new[j:j + k] = old[i:i + k]
+                a += k
+        d.ring = new
+        return new
+
     def _deliver(self, d: _Dir, off: int, data: memoryview, ts: int) -> None:
         n = len(data)
         d.delivered += n
         ring = d.ring
         if self.history:
-            if ring is None:
-                ring = d.ring = memoryview(bytearray(self.history))  # mv slice assignment is faster
+            if ring is None or (len(ring) < self.history and off + n > len(ring)):
+                ring = self._grow_ring(d, off + n)
             size = len(ring)
             if n >= size:
                 tail = data[n - size:]
@@ -747,6 +770,7 @@ class Reassembler:
             d.consumer.gap(start, end)
         d.nxt = end
         d.trunc_hole = None
+        d.ring_from = end  # ring positions of the missing bytes hold older data
 
     def close(self) -> ReassemblyResult:
         """Flush every direction: declare the remaining holes, close consumers."""
