@@ -93,6 +93,19 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     cat = Catalogue.default()
+    # machine calibration: the floor of any reader that yields one Event per line
+    from dissect.ftrace.event import Event
+
+    def floor() -> int:
+        n = 0
+        for i in range(a.lines):
+            Event("ftrace-text", i, 1, 4242, "live_migration", "ftrace", "print",
+                  {"ip": "tracing_mark_write", "buf": "x\n"}, "tracing_mark_write: x", i)
+            n += 1
+        return n
+
+    _, c, n = measure(floor, a.repeat)
+    print(f"calibration: {n / c:,.0f} bare Event() constructions/s (CPU) on this machine")
     with tempfile.TemporaryDirectory() as d:
         paths = generate(Path(d), a.lines)
         print(f"{a.lines:,} lines per file; best of {a.repeat}; load average {os.getloadavg()[0]:.1f}")
