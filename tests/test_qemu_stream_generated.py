@@ -228,3 +228,15 @@ def test_two_migrations_in_one_capture_keep_device_data_apart(tmp_path):
     assert len(recs) == 12
     assert [i for _, d, i in recs if d == "0000:00:05.0/vfio"] == [0, 1, 2, 0, 1, 2]
     assert not [o for o in objs if o["kind"] == "finding" and o["severity"] == "error"]
+
+
+def test_10_1_config_load_ready_ends_the_full_section():
+    m = build_migration(_spec("10.x", load_config_after_iter=True))
+    units, _ = _feed_all(m)
+    assert [u for u in units if isinstance(u, Finding) and u.severity != "info"] == []
+    fulls = [u for u in units if isinstance(u, dict) and u["kind"] == "section" and u["type"] == "FULL"
+             and u["idstr"].endswith("/vfio")]
+    assert [f["length"] for f in fulls] == [6 + 17 + 8 + 8 + 5] * 2
+    marks = [u["marker"] for u in units if isinstance(u, dict) and u["kind"] == "vfio_marker"]
+    assert marks.count("DEV_CONFIG_LOAD_READY") == 2
+    assert len([u for u in units if isinstance(u, RecordUnit)]) == 6
