@@ -246,6 +246,11 @@ class Reassembler:
                 d.fin_off = d.unwrap(seq)
                 if d.fin_off > d.max_end:
                     d.max_end = d.fin_off
+            if (flags & _RST or (d.fin_off is not None and d.peer.fin_off is not None)) and d.ring is not None:
+                # Connection over: retransmissions are no longer expected, so the
+                # rings go (a capture of many connections keeps little per flow).
+                d.ring = d.peer.ring = None
+                d.ring_from, d.peer.ring_from = d.ring_len, d.peer.ring_len
             return d
         if not fl.client_fixed:
             fl.client_fixed = True
