@@ -135,8 +135,9 @@ def test_function_tracer_sched_switch_and_other_print_symbols(tmp_path):
     assert evs[1].fields == {"prev_comm": "bash", "prev_pid": 1, "prev_prio": 120, "prev_state": 1,
                              "next_comm": "swapper/0", "next_pid": 0, "next_prio": 120}
     assert evs[1].text == "bash:1 [120] S ==> swapper/0:0 [120]"
-    assert (evs[2].event, evs[2].fields, evs[2].text) == (
-        "print", {"ip": "my_func", "buf": "printk text here\n"}, "my_func: printk text here")
+    # not key=value: an event of that name (or trace_printk from that function) with its text
+    assert (evs[2].system, evs[2].event, evs[2].fields, evs[2].text) == (
+        None, "my_func", {}, "printk text here")
 
 
 def test_chunk_boundaries_do_not_split_lines(tmp_path, monkeypatch):

@@ -22,7 +22,8 @@ What text keeps and what it loses (decisions, docs/trace-events.md):
 - ``raw_data``: ``fields = {id, buf}`` (buf bytes, padded to 4 as stored);
   ``text`` in trace-cmd's form ``"# <id> <hex bytes>"``.
 - Other events: ``fields`` from ``key=value`` pairs (decimal integers as
-  ints); ``system`` is known only for ftrace's own events and ``sched_*``.
+  ints); a payload that is not ``key=value`` is kept in ``text``;
+  ``system`` is known only for ftrace's own events and ``sched_*``.
 - QEMU log lines: ``system "qemu"``, ``event`` = the QEMU event name,
   ``pid`` = the thread id, ``text`` = ``"<event> <args>"`` (the same text
   the ftrace backend would have written), ``ts_ns`` wall clock (None for
@@ -316,7 +317,7 @@ class FtraceText(TextTrace):
                             yield prev
                         prev = ev
                         continue
-                if prev is not None and prev.event == "print" and prev.system == "ftrace":
+                if prev is not None and prev.event == "print" and isinstance(prev.fields.get("buf"), str):
                     # a marker with an embedded newline continues on an unprefixed line
                     prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
                     prev.text = prev.text + "\n" + line  # type: ignore[operator]
@@ -362,9 +363,9 @@ class FtraceText(TextTrace):
                 return Event(self.source, ts, cpu, pid, comm, "sched", name, f,
                              _render_switch(f, sm.group(4)), off)
         if payload and _KV_RE.search(payload) is None:
-            # "<symbol>: <text>": trace_printk output (bprint/bputs) or a print from elsewhere
-            return Event(self.source, ts, cpu, pid, comm, "ftrace", "print",
-                         {"ip": name, "buf": payload + "\n"}, f"{name}: {payload}", off)
+            # an event whose print format is not key=value, or trace_printk output
+            # ("<function>: <text>", indistinguishable here): keep the rendered text
+            return Event(self.source, ts, cpu, pid, comm, _system_of(name), name, {}, payload, off)
         return Event(self.source, ts, cpu, pid, comm, _system_of(name), name, _kv_fields(payload), None, off)
 
     def _header_line(self, line: str) -> None:
@@ -471,7 +472,7 @@ class ReportText(TextTrace):
                                 yield prev
                             prev = ev
                             continue
-                if prev is not None and prev.event == "print":
+                if prev is not None and prev.event == "print" and isinstance(prev.fields.get("buf"), str):
                     prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
                     prev.text = prev.text + "\n" + line  # type: ignore[operator]
                     continue
