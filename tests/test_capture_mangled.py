@@ -289,3 +289,23 @@ def test_differing_overlap_is_a_finding(clean) -> None:
     (f,) = [f for f in res.findings if f.code == "tcp_overlap_mismatch"]
     assert (f.context["start"], f.context["end"]) == (off + 10, off + 13)
     assert res.flows[0].overlap_mismatch_bytes == 2
+
+
+def test_capture_starting_mid_stream(clean, tmp_path: Path) -> None:
+    """No handshake and no first data: both directions start at the first
+    payload seen, like tshark's follow."""
+    pkts, want, _ = clean
+    idx = data_indexes(pkts)
+    start = idx[len(idx) // 3]
+    offs = stream_offsets(pkts)
+    path = save(tmp_path / "mid.pcap", pkts[start:])
+    got, res = streams(path)
+    (fl,) = res.flows
+    assert not fl.syn_seen and fl.gaps == []
+    key0 = pkts[0].key  # the SYN's sender is still found to be the client
+    assert fl.client.endswith(f":{key0[1]}")
+    for d, key in (("c2s", key0), ("s2c", next(p.key for p in pkts if p.key != key0))):
+        first = min((o for i, (k, o, n) in offs.items() if k == key and i >= start), default=None)
+        if first is not None:
+            assert got[(0, d)] == want[(0, d)][first:]
+    assert_same_as_tshark(path)
