@@ -228,3 +228,21 @@ def test_fresh_qemu_log_backend_capture(tmp_path):
     assert r.precision_ns == 1000
     assert all(e.pid and e.ts_ns > 1_600_000_000 * 10**9 for e in evs)   # thread id, wall clock
     assert read_text(log).__class__.__name__ == "QemuLog"
+
+
+def test_text_trace_to_trace_dat_that_trace_cmd_reads_back(tmp_path):
+    """tracefs text → engineer E's writer → real trace-cmd report: the same events."""
+    tc = require_tool("trace-cmd")
+    from dissect.ftrace.text import events_for_writer
+    from dissect.ftrace.writer import write_trace_dat
+
+    evs = list(read_ftrace_text(HERE / "trace.txt").events())
+    exec_fmt = read_trace_dat(HERE / "markers.dat").formats[("sched", "sched_process_exec")].text
+    out = write_trace_dat(tmp_path / "from-text.dat", events_for_writer(evs), cpus=2,
+                          formats={("sched", "sched_process_exec"): exec_fmt})
+    rep = tmp_path / "report.txt"
+    with open(rep, "w") as f:
+        subprocess.run([tc, "report", "-t", str(out)], stdout=f, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    back = list(read_report_text(rep).events())
+    assert_same_events(evs, back, 1)                       # ns-exact: the µs values written
+    assert [e.ts_ns for e in back] == [e.ts_ns for e in evs]

@@ -633,3 +633,24 @@ def read_text(path: str | os.PathLike, kind: str | None = None) -> TextTrace:
         if kind is None:
             raise ValueError(f"{path}: not a known text trace form")
     return _READERS[kind](path)
+
+
+def events_for_writer(events: Iterator[Event | Finding] | list[Event | Finding],
+                      long_size: int = 8) -> Iterator[Event]:
+    """Text-read events made ready for :func:`dissect.ftrace.writer.write_trace_dat`.
+
+    Text has the symbol of a print's ``ip``, the binary format an address: a
+    marker's ``tracing_mark_write`` becomes the writer's address for it (its
+    written kallsyms resolves it back, so ``trace-cmd report`` and
+    KernelShark show the same text); findings are dropped.
+    """
+    from dissect.ftrace.writer import tracing_mark_write_ip
+
+    ip = tracing_mark_write_ip(long_size)
+    for ev in events:
+        if not isinstance(ev, Event):
+            continue
+        if ev.event == "print" and isinstance(ev.fields.get("ip"), str):
+            ev = Event(ev.source, ev.ts_ns, ev.cpu, ev.pid, ev.comm, ev.system, ev.event,
+                       dict(ev.fields, ip=ip), ev.text, ev.offset, ev.instance)
+        yield ev
