@@ -246,3 +246,33 @@ def test_text_trace_to_trace_dat_that_trace_cmd_reads_back(tmp_path):
     back = list(read_report_text(rep).events())
     assert_same_events(evs, back, 1)                       # ns-exact: the µs values written
     assert [e.ts_ns for e in back] == [e.ts_ns for e in evs]
+
+
+@pytest.mark.parametrize("opts", [["-l"], ["-t", "-l"], ["--ts-diff"], ["-R"]], ids=lambda o: " ".join(o))
+def test_other_trace_cmd_report_layouts(opts, tmp_path):
+    """Latency format (8-character comm, cpu+flags column), --ts-diff, -R raw fields."""
+    tc = require_tool("trace-cmd")
+    dat = HERE / "markers.dat"
+    rep = tmp_path / "report.txt"
+    with open(rep, "w") as f:
+        subprocess.run([tc, "report", *opts, str(dat)], stdout=f, stderr=subprocess.DEVNULL, check=True,
+                       timeout=120)
+    r = read_report_text(rep)
+    items = list(r)
+    assert [x for x in items if isinstance(x, Finding)] == []
+    evs = [x for x in items if isinstance(x, Event)]
+    binary = binary_events(dat)
+    assert len(evs) == len(binary)
+    half = 0 if "-t" in opts else 500
+    for b, t in zip(binary, evs):
+        assert abs(b.ts_ns - t.ts_ns) <= half
+        assert (t.cpu, t.pid, t.event) == (b.cpu, b.pid, b.event)
+        assert t.comm == (b.comm[:8] if "-l" in opts else b.comm)
+        if b.event == "print":
+            assert t.fields["buf"] == b.fields["buf"]
+        elif b.event == "raw_data":
+            assert t.fields["id"] == b.fields["id"]
+            if "-R" not in opts:
+                assert t.fields["buf"] == b.fields["buf"]
+        else:
+            assert t.fields == b.fields

@@ -68,6 +68,9 @@ _LOST_RE = re.compile(r"^CPU:(\d+) \[LOST (\d+) EVENTS\]\s*$")
 _DROPPED_RE = re.compile(r"^CPU:(\d+) \[(?:(\d+) )?EVENTS DROPPED\]\s*$")
 _RAW_TRACE_RE = re.compile(r"^# ([0-9a-fA-F]+) buf:((?: [0-9a-fA-F]{2})*) ?$")
 _RAW_REPORT_RE = re.compile(r"^# ([0-9a-fA-F]+)((?: [0-9a-fA-F]{2})*) ?$")
+# trace-cmd report -l (latency format): "<comm8>-<pid> <cpu><flags> <ts>: <event>: <payload>"
+_REPORT_LAT_RE = re.compile(
+    r"^(?:([^\s:]+):)?[ \t]*(.+?)-(\d+)[ \t]+(\d+)([^\s\d]\S{3,4})[ \t]+(\d+)\.(\d+):[ \t]+([^\s:]+):[ \t]*(.*)$")
 _RAW_R_RE = re.compile(r"^id=([0-9a-fA-F]+) buf=")
 _KV_RE = re.compile(r"(\w+)=(\S*)")
 _SWITCH_TRACE_RE = re.compile(
@@ -460,6 +463,11 @@ class ReportText(TextTrace):
                 m = _REPORT_RE.match(line)
                 if m is not None and m.group(2) is not None and m.group(10) is not None:
                     inst, comm, pid, _tgid, cpu, _flags, sec, frac, event, rest = m.groups()[:10]
+                else:
+                    m = _REPORT_LAT_RE.match(line)
+                    if m is not None:
+                        inst, comm, pid, cpu, _flags, sec, frac, event, rest = m.groups()
+                if m is not None:
                     sc = _SCALE.get(len(frac))
                     if sc is not None:
                         ev = self._event(int(sec + frac) * sc, (comm, int(pid), int(cpu), inst),
@@ -476,6 +484,8 @@ class ReportText(TextTrace):
                     prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
                     prev.text = prev.text + "\n" + line  # type: ignore[operator]
                     continue
+                if prev is not None and prev.event == "raw_data" and "buf" not in prev.fields:
+                    continue  # -R printed the binary payload as a string, newline bytes included
                 if prev is not None:
                     yield prev
                     prev = None
@@ -487,6 +497,9 @@ class ReportText(TextTrace):
                off: int) -> Event | None:
         comm, pid, cpu, inst = hc
         src = self.source
+        if event[:1] in (" ", "("):
+            # --ts-diff puts "(+<delta>)" and padding between the timestamp and the event
+            event = event.rpartition(")")[2].strip() if event.lstrip()[:1] == "(" else event.strip()
         if event == "print":
             if rest[:3] == "ip=":  # -R: "ip=<sym> buf=<text>"
                 sym, _, body = rest[3:].partition(" buf=")
