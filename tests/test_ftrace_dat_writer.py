@@ -260,3 +260,18 @@ def test_dataframe_equals_events_on_a_mixed_file(tmp_path):
     assert plain(cols["next_pid"].tolist()) == [e.fields.get("next_pid") for e in ref]
     assert plain(cols["text"].tolist()) == [e.text for e in ref]
     assert str(cols["text"].dtype) == "str" and str(cols["ip"].dtype) == "UInt64"
+
+
+def test_dataframe_print_fallbacks_equal_events(tmp_path):
+    """Texts with an embedded NUL, invalid UTF-8 and several ips take the slow paths; still equal."""
+    evs = [ev(100 + i, 0, 7, "t", "print", {"buf": f"line {i}\n"}) for i in range(20)]
+    evs.append(ev(200, 0, 7, "t", "print", {"buf": b"cut\0here\n"}))
+    evs.append(ev(201, 0, 7, "t", "print", {"buf": b"bad \xff utf8\n"}))
+    evs.append(ev(202, 1, 7, "t", "print", {"buf": "other ip\n", "ip": 0xFFFFFFFF81000000}))
+    evs.append(ev(203, 1, 7, "t", "print", {"buf": "no newline"}))
+    path = write_trace_dat(tmp_path / "f.dat", evs, cpus=2)
+    ref = list(read_trace_dat(path).events())
+    assert ref[20].fields["buf"] == "cut" and ref[21].fields["buf"] == "bad \ufffd utf8\n"
+    df = read_trace_dat(path).dataframe()
+    assert [none(x) for x in df["buf"].tolist()] == [e.fields["buf"] for e in ref]
+    assert [none(x) for x in df["text"].tolist()] == [e.text for e in ref]

@@ -104,18 +104,22 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
         return None
     lo = int(a[0])
     region = words.u8[lo:int(b[-1])]
-    # the text ends at the record's first NUL (the first zero byte at or after its start)
-    zpos = np.flatnonzero(region == 0)
-    if len(zpos) == 0:
-        return None
-    k = np.searchsorted(zpos, a - lo)
-    z = zpos[np.minimum(k, len(zpos) - 1)]
-    if not ((k < len(zpos)) & (z < b - lo)).all():
-        return None  # a record without its NUL: the per-record decoder handles it
+    # The text ends at the record's first NUL.  The kernel's NUL sits in the last 4
+    # bytes (only padding follows it): take the first zero there, then make sure
+    # no text holds an earlier NUL (such rows go to the per-record decoder).
+    tail = np.maximum(b - 4, a) - lo
+    last4 = words.u8[(tail + lo)[:, None] + np.arange(4, dtype=np.int64)[None, :]]
+    last4 = np.where(((tail + lo)[:, None] + np.arange(4)[None, :]) < b[:, None], last4, 1)
+    has0 = last4 == 0
+    if not has0.any(axis=1).all():
+        return None  # a record without a NUL near its end
+    z = tail + has0.argmax(axis=1)
     nl = (z > a - lo) & (region[np.maximum(z - 1, 0)] == 10)
     bufs = _arrow_strings(region, a - lo, z)
+    if bufs is None or pc.any(pc.greater(pc.count_substring(bufs, "\0"), 0)).as_py():
+        return None
     stripped = _arrow_strings(region, a - lo, z - nl)
-    if bufs is None or stripped is None:
+    if stripped is None:
         return None
     ks = td.kallsyms
     uniq, inv = np.unique(ips, return_inverse=True)
@@ -228,7 +232,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             texts.append((dst, tx))
     pids = pids[order]
     types_o = types[order]
-    utypes, inv = np.unique(types_o, return_inverse=True)
+    inv, utypes = pd.factorize(types_o)
     system = _categorical([names[t][0] for t in utypes.tolist()], inv)
     event = _categorical([names[t][1] for t in utypes.tolist()], inv)
     ts = ts[order]
@@ -380,7 +384,7 @@ def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
 def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, str, list]], n: int):
     """comm per row: saved cmdlines, plus what libtraceevent's sched plugins register in order."""
     comms = dict(td.cmdlines)
-    upids, inv = np.unique(pids, return_inverse=True)
+    inv, upids = pd.factorize(pids)
     labels = ["<idle>" if p == 0 else comms.get(p, "<...>") for p in upids.tolist()]
     regs: list[tuple[int, int, str]] = []  # (row, pid, comm) of each new registration
     if sched_rows:

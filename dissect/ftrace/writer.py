@@ -191,9 +191,11 @@ def _print_fields(ev: Event, long_size: int) -> dict[str, Any]:
         buf = ev.text or ""
         if buf.startswith("tracing_mark_write: "):
             buf = buf[len("tracing_mark_write: "):]
-    if isinstance(buf, (bytes, bytearray)):
-        buf = bytes(buf).decode("utf-8", "replace")
-    if not buf.endswith("\n"):
+    if isinstance(buf, (bytes, bytearray, memoryview)):
+        # raw bytes are written as the kernel stores a write: as is, \n appended, NUL-terminated
+        raw = bytes(buf)
+        buf = (raw if raw.endswith(b"\n") else raw + b"\n") + b"\0"
+    elif not buf.endswith("\n"):
         buf += "\n"
     return {"ip": ev.fields.get("ip", tracing_mark_write_ip(long_size)), "buf": buf}
 
