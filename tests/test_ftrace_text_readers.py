@@ -123,6 +123,15 @@ def test_unparseable_lines_become_findings_with_line_and_byte_offset(tmp_path):
     assert evs[1].offset == len(("garbage here\n" + good + "\n" + "é?? not a line\n").encode())
 
 
+def test_sym_offset_option_on_markers(tmp_path):
+    p = write(tmp_path, "t", "  q-9    [001] ...1.   3.000004: tracing_mark_write+0x3a/0x2a0: "
+                             "vmstate_downtime_save type=iterable idstr=x instance_id=0 downtime=5\n")
+    evs, fs = items(read_ftrace_text(p))
+    assert fs == [] and (evs[0].event, evs[0].fields) == (
+        "print", {"ip": "tracing_mark_write",
+                  "buf": "vmstate_downtime_save type=iterable idstr=x instance_id=0 downtime=5\n"})
+
+
 def test_function_tracer_sched_switch_and_other_print_symbols(tmp_path):
     p = write(tmp_path, "t",
               "  bash-1  [000] ....  2.000000: do_sys_open <-__x64_sys_openat\n"

@@ -353,6 +353,9 @@ class FtraceText(TextTrace):
                 f = _raw_event_fields(rm.group(1), rm.group(2))
                 return Event(self.source, ts, cpu, pid, comm, "ftrace", "raw_data", f, _raw_text(f), off)
         name, sep, payload = rest.partition(": ")
+        if name.startswith("tracing_mark_write+"):  # options/sym-offset: "tracing_mark_write+0x3a/0x2a0"
+            return Event(self.source, ts, cpu, pid, comm, "ftrace", "print",
+                         {"ip": "tracing_mark_write", "buf": payload + "\n"}, "tracing_mark_write: " + payload, off)
         if not sep or " " in name:
             fm = re.match(r"^(\S+) <-(\S+)$", rest)
             if fm:  # function tracer
