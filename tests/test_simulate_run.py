@@ -266,3 +266,21 @@ def test_admin_records_in_the_trace(tmp_path: Path) -> None:
         assert cmds == want
         raw = [o for o in lines if o["kind"] == "event" and o["event"] == "raw_data"]
         assert raw and all(o["fields"]["id"] == 0x76697274 for o in raw)
+
+
+def test_query_migrate_reply_matches_the_run(runs: dict[str, Path]) -> None:
+    for name, folder in runs.items():
+        manifest = json.loads((folder / "run.json").read_text())
+        t = manifest["truth"]
+        assert {"path": "source-query-migrate.json", "role": "other"} in manifest["captures"]
+        r = json.loads((folder / "source-query-migrate.json").read_text())["return"]
+        assert r["status"] == "completed"
+        assert r["downtime"] == int(t["downtime_qemu_ms"])  # QEMU's ms clock difference
+        assert r["ram"]["duplicate"] == t["ram_zero_pages"] and r["ram"]["normal"] == t["ram_normal_pages"]
+        assert r["ram"]["transferred"] == t["bytes_main"] + t["bytes_multifd"]
+        assert r["ram"]["dirty-sync-count"] == t["dirty_sync_count"]
+        chunks = t["devices"][0]["chunks"]
+        if name == "qemu10":  # stop-copy as device-state packets, 12-byte header each, config packet last
+            assert r["vfio"]["transferred"] > sum(chunks["precopy"]) + sum(chunks["stopcopy"])
+        else:
+            assert r["vfio"]["transferred"] == sum(chunks["precopy"]) + sum(chunks["stopcopy"])

@@ -73,6 +73,7 @@ def run_manifest(p: SimProfile, seed: int, captures: list[dict[str, str]], truth
 def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     """Simulate one migration and write its run folder; returns the folder."""
     from analysis.simulate.render_admin import admin_records, write_admin
+    from analysis.simulate.render_qmp import query_migrate
     from analysis.simulate.render_trace import write_trace
     from analysis.simulate.truth import truth as make_truth
 
@@ -104,6 +105,10 @@ def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     write_admin(out / "admin-destination.pcapng", tl.admin, "destination", clk["epoch_ns"])
     captures.append({"path": "admin-destination.pcapng", "role": "admin"})
     truth = make_truth(tl, bytes_main=bytes_main, bytes_multifd=bytes_multifd)
+    if bytes_main is not None:
+        qmp = query_migrate(tl, bytes_main, bytes_multifd or 0, truth["dirty_sync_count"])
+        (out / "source-query-migrate.json").write_text(json.dumps(qmp, indent=1) + "\n")
+        captures.append({"path": "source-query-migrate.json", "role": "other"})
     manifest = run_manifest(p, seed, captures, truth, clk)
     (out / "run.json").write_text(dump_manifest(manifest))
     return out
