@@ -123,6 +123,17 @@ def test_unparseable_lines_become_findings_with_line_and_byte_offset(tmp_path):
     assert evs[1].offset == len(("garbage here\n" + good + "\n" + "é?? not a line\n").encode())
 
 
+def test_counter_clock_timestamps_and_no_continuation_into_event_lines(tmp_path):
+    # trace_clock counter (Linux 6.18): "...1.            2: tracing_mark_write: clk"
+    p = write(tmp_path, "t", "  q-9    [001] ...1.  1366.811418: tracing_mark_write: a\n"
+                             "  q-9    [001] ...1.            2: tracing_mark_write: clk\n"
+                             "  q-9    [001] ...1. : tracing_mark_write: bad stamp\n")
+    out = list(read_ftrace_text(p))
+    assert [(type(x).__name__, getattr(x, "code", None) or x.fields["buf"]) for x in out] == [
+        ("Event", "a\n"), ("Finding", "text_raw_clock"), ("Event", "clk\n"), ("Finding", "text_line_unparsed")]
+    assert out[2].ts_ns == 2 and out[1].severity == "info"
+
+
 def test_sym_offset_option_on_markers(tmp_path):
     p = write(tmp_path, "t", "  q-9    [001] ...1.   3.000004: tracing_mark_write+0x3a/0x2a0: "
                              "vmstate_downtime_save type=iterable idstr=x instance_id=0 downtime=5\n")

@@ -53,12 +53,12 @@ CHUNK = 1 << 22
 #   <comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <payload>
 _FTRACE_RE = re.compile(
     r"^(?:[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)\][ \t]+(?:(\S{4,5})[ \t]+)?"
-    r"(\d+)\.(\d+):[ \t]([^\n]*)|([^\n]*))$", re.M)
+    r"(\d+)(?:\.(\d+))?:[ \t]([^\n]*)|([^\n]*))$", re.M)
 # trace-cmd report:
 #   [<instance>:] <comm>-<pid> [<cpu>] [<flags>] <secs>.<frac>: <event>: <payload>
 _REPORT_RE = re.compile(
     r"^(?:(?:([^\s:]+):)?[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)\][ \t]+"
-    r"(?:(\S{4,5})[ \t]+)?(\d+)\.(\d+):[ \t]+([^\s:]+):[ \t]*([^\n]*)|([^\n]*))$", re.M)
+    r"(?:(\S{4,5})[ \t]+)?(\d+)(?:\.(\d+))?:[ \t]+([^\s:]+):[ \t]*([^\n]*)|([^\n]*))$", re.M)
 # QEMU log backend: "tid@sec.usec:event args", "<ISO-8601> event args", "event args"
 _QEMU_RE = re.compile(
     r"^(?:(?:(\d+)@(\d+)\.(\d+):|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z? )([A-Za-z_][A-Za-z0-9_]*)"
@@ -230,6 +230,15 @@ class TextTrace:
         return self._finding("warning", "lost_events", f"CPU {cpu}: the kernel lost {what} here",
                              off, cpu=cpu, count=count)
 
+    def _raw_clock(self, off: int) -> Finding | None:
+        """The first timestamp without a decimal point: a counter clock, not ns (once per file)."""
+        if self.header.get("raw_clock"):
+            return None
+        self.header["raw_clock"] = True
+        return self._finding("info", "text_raw_clock",
+                             "timestamps without a decimal point: a counter trace clock (counter, "
+                             "x86-tsc, ...); ts_ns holds the raw counts, not nanoseconds", off)
+
     def _unparsed(self, line: str, off: int, what: str) -> Finding:
         return self._finding("warning", "text_line_unparsed",
                              f"line {self._lineno(off)}: not {what}: {line[:80]!r}", off)
@@ -313,14 +322,20 @@ class FtraceText(TextTrace):
                 if m is not None and m.group(1) is not None and m.group(8) is not None:
                     ev = self._slow_event(m, here)
                     if ev is not None:
-                        flen = len(m.group(7))
-                        scale = _SCALE[flen]
+                        if m.group(7) is not None:
+                            flen = len(m.group(7))
+                            scale = _SCALE[flen]
                         header_done = True
                         if prev is not None:
                             yield prev
+                        if m.group(7) is None:
+                            f = self._raw_clock(here)
+                            if f is not None:
+                                yield f
                         prev = ev
                         continue
-                if prev is not None and prev.event == "print" and isinstance(prev.fields.get("buf"), str):
+                if (prev is not None and prev.event == "print" and isinstance(prev.fields.get("buf"), str)
+                        and not (k > 0 and heads_get(line[:i]))):
                     # a marker with an embedded newline continues on an unprefixed line
                     prev.fields["buf"] = prev.fields["buf"][:-1] + "\n" + line + "\n"
                     prev.text = prev.text + "\n" + line  # type: ignore[operator]
@@ -334,10 +349,10 @@ class FtraceText(TextTrace):
 
     def _slow_event(self, m: re.Match, off: int) -> Event | None:
         comm, pid, _tgid, cpu, _flags, sec, frac, rest = m.groups()[:8]
-        scale = _SCALE.get(len(frac))
+        scale = _SCALE.get(len(frac)) if frac is not None else 1
         if scale is None:
             return None
-        ts = int(sec + frac) * scale
+        ts = int(sec + (frac or "")) * scale
         if self.precision_ns is None or scale > self.precision_ns:
             self.precision_ns = scale
         if rest.startswith("tracing_mark_write: "):
@@ -471,16 +486,21 @@ class ReportText(TextTrace):
                     if m is not None:
                         inst, comm, pid, cpu, _flags, sec, frac, event, rest = m.groups()
                 if m is not None:
-                    sc = _SCALE.get(len(frac))
+                    sc = _SCALE.get(len(frac)) if frac is not None else 1
                     if sc is not None:
-                        ev = self._event(int(sec + frac) * sc, (comm, int(pid), int(cpu), inst),
+                        ev = self._event(int(sec + (frac or "")) * sc, (comm, int(pid), int(cpu), inst),
                                          event, rest, here)
                         if ev is not None:
-                            flen, scale = len(frac), sc
+                            if frac is not None:
+                                flen, scale = len(frac), sc
                             if self.precision_ns is None or sc > self.precision_ns:
                                 self.precision_ns = sc
                             if prev is not None:
                                 yield prev
+                            if frac is None:
+                                f = self._raw_clock(here)
+                                if f is not None:
+                                    yield f
                             prev = ev
                             continue
                 if prev is not None and prev.event == "print" and isinstance(prev.fields.get("buf"), str):
