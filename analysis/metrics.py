@@ -169,37 +169,62 @@ def downtime_qemu(m: "Migration") -> tuple[float | None, str | None]:
     return None, None
 
 
+def _category(r: pd.Series) -> str:
+    idstr = str(r["idstr"]) if pd.notna(r["idstr"]) else ""
+    if r["type"] == "END" and idstr == "ram":
+        return "ram"
+    if r["type"] == "END" and idstr.endswith("/vfio"):
+        return "vfio"
+    return "config"
+
+
 def downtime_breakdown(m: "Migration", win: dict[str, Any] | None = None) -> dict[str, float | None] | None:
     """(c) split of (b): ``ram``, ``vfio``, ``config``, ``dst_load`` in ms.
 
-    Every instant of [start, end) is attributed to the main-channel section in
-    flight: RAM END → ram; ``…/vfio`` END → vfio; FULL sections (VFIO config
-    and every non-iterable device) and other iterables' END → config.  Stop-copy
-    data still arriving on multifd channels after the main channel went quiet
-    is vfio.  The rest until the return path's SHUT is the destination's load
-    (``dst_load``; None without a return path).  The parts sum to (b).
+    Categories: RAM END → ram; ``…/vfio`` END → vfio; FULL sections (VFIO
+    config and every non-iterable device) and other iterables' END → config.
+    Between the first bytes of two consecutive main-channel sections, the
+    earlier section is busy while its bytes go out — until its last chunk (VFIO
+    data has chunk timestamps), or for ``length / link rate`` when run.json
+    gives the link, or else until the next section starts — and the idle rest is
+    the time QEMU spent producing the next section, charged to that one (e.g.
+    the device's stop-copy read before the VFIO END section appears).
+    Stop-copy data still arriving on multifd channels after the main channel
+    went quiet is vfio.  The rest until the return path's SHUT is the
+    destination's load (``dst_load``; None without a return path).  The parts
+    sum to (b).
     """
     win = win or downtime_window(m)
     if win["start_ns"] is None:
         return None
+    secs = win["sections"][win["sections"]["ts_ns"].notna()]
+    link = m.manifest.link_bytes_per_s if m.manifest else None
+    ch = _primary(m, m.chunks)
+    last_chunk = ch[ch["section"].notna() & ch["ts_ns"].notna()].groupby("section")["ts_ns"].max() \
+        if len(ch) else pd.Series(dtype="Int64")
     parts = {"ram": 0, "vfio": 0, "config": 0}
-    first = True
-    for _, r in win["sections"].iterrows():
-        if pd.isna(r["ts_ns"]):
-            continue
-        t1 = r["end_ts_ns"] if pd.notna(r["end_ts_ns"]) else r["ts_ns"]
-        # the first section also takes the time of a command that preceded it (SWITCHOVER_START)
-        begin = win["start_ns"] if first else int(r["ts_ns"])
-        first = False
-        dur = max(0, int(t1) - begin)
-        idstr = str(r["idstr"]) if pd.notna(r["idstr"]) else ""
-        if r["type"] == "END" and idstr == "ram":
-            parts["ram"] += dur
-        elif r["type"] == "END" and idstr.endswith("/vfio"):
-            parts["vfio"] += dur
+    rows = list(secs.iterrows())
+    prev_busy_until = win["start_ns"]
+    main_end = win["start_ns"]
+    for k, (idx, r) in enumerate(rows):
+        start = int(r["ts_ns"])
+        nxt = int(rows[k + 1][1]["ts_ns"]) if k + 1 < len(rows) else None
+        end = nxt if nxt is not None else int(r["end_ts_ns"]) if pd.notna(r["end_ts_ns"]) else start
+        end = max(end, start)
+        # idle time before this section's first byte: spent producing it
+        parts[_category(r)] += max(0, start - prev_busy_until)
+        if idx in last_chunk.index:
+            busy = int(last_chunk[idx])
+        elif link and pd.notna(r["length_bytes"]):
+            busy = start + int(int(r["length_bytes"]) / link * 1e9)
         else:
-            parts["config"] += dur
-    main_end = int(pd.concat([win["sections"]["end_ts_ns"], win["sections"]["ts_ns"]]).dropna().max())
+            busy = end
+        busy = min(max(busy, start), end)
+        parts[_category(r)] += busy - start
+        prev_busy_until = busy
+        main_end = max(main_end, end)
+    # the idle tail of the last section (its end is its last chunk or its start)
+    parts[_category(rows[-1][1]) if rows else "config"] += max(0, main_end - prev_busy_until)
     parts["vfio"] += max(0, win["src_end_ns"] - main_end)
     out: dict[str, float | None] = {k: v / 1e6 for k, v in parts.items()}
     out["dst_load"] = (win["end_ns"] - win["src_end_ns"]) / 1e6 if win.get("has_shut") else None
@@ -766,10 +791,7 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
     out: dict[str, Any] = {"captures": [str(c.path) for c in m.captures], "qemu_profile": qemu_profile(m)}
     total = setup = None
     total_m = setup_m = None
-    if st.get("total_time_ms") is not None:
-        total, total_m = float(st["total_time_ms"]), "qemu stats"
-    if st.get("setup_ms") is not None:
-        setup, setup_m = float(st["setup_ms"]), "qemu stats"
+    # QEMU's own trace events first (ns resolution), then its stats (whole ms), then the wire
     ms = qemu_events(m, "migrate_set_state")
     if len(ms):
         states = ms["args"].map(lambda a: a.get("new_state") if isinstance(a, dict) else None)
@@ -780,6 +802,10 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
             total, total_m = (int(t_done.iloc[-1]) - int(t_setup.iloc[0])) / 1e6, "trace"
         if setup is None and len(t_setup) and len(t_active):
             setup, setup_m = (int(t_active.iloc[0]) - int(t_setup.iloc[0])) / 1e6, "trace"
+    if total is None and st.get("total_time_ms") is not None:
+        total, total_m = float(st["total_time_ms"]), "qemu stats"
+    if setup is None and st.get("setup_ms") is not None:
+        setup, setup_m = float(st["setup_ms"]), "qemu stats"
     if len(s) and s["ts_ns"].notna().any():
         first = int(flows["first_ts_ns"].min()) if len(flows) and flows["first_ts_ns"].notna().any() \
             else int(s["ts_ns"].min())

@@ -146,6 +146,8 @@ def _migration_html(label: str, m: "Migration", plots_on: bool) -> str:
     out += ["<h3>Captures and clock alignment</h3>", _html_table(caps),
             _html_table(pd.DataFrame([a.to_json() for a in m.alignment]))]
     out += ["<h3>Summary</h3>", _html_table(summarize(m).T.reset_index().rename(columns={"index": "metric"}))]
+    if man is not None and man.truth:
+        out += ["<h3>Measured vs simulator truth</h3>", _html_table(truth_table(m))]
     d = M.downtime(m)
     est = pd.DataFrame([
         {"estimate": "(a) QEMU", "ms": d["downtime_qemu_ms"], "method": d["downtime_qemu_method"]},
@@ -169,6 +171,36 @@ def _migration_html(label: str, m: "Migration", plots_on: bool) -> str:
             except Exception as e:  # a plot must not sink the report
                 out.append(f"<p class='err'>plot {name} failed: {html.escape(type(e).__name__ + ': ' + str(e))}</p>")
     return "\n".join(out)
+
+
+def truth_table(m: "Migration") -> pd.DataFrame:
+    """Measured summary fields next to the run's ``truth`` (simulated runs, run-manifest.md)."""
+    from analysis.summary import DEVICE_FIELDS, MIGRATION_FIELDS, summary_objects
+
+    truth = (m.manifest.truth if m.manifest else None) or {}
+    objs = summary_objects(m)
+    rows = []
+    mig = objs[0]
+    for k in MIGRATION_FIELDS:
+        if k in truth and k != "captures":
+            rows.append({"device": None, "metric": k, "measured": mig.get(k), "truth": truth[k]})
+    tdevs = truth.get("devices") or []
+    for obj, t in zip([o for o in objs if o["kind"] == "device_summary"], tdevs):
+        for k in DEVICE_FIELDS:
+            if k in t and k != "device":
+                rows.append({"device": obj["device"], "metric": k, "measured": obj.get(k), "truth": t[k]})
+    df = pd.DataFrame(rows, columns=["device", "metric", "measured", "truth"])
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return abs(a - b) <= 0.02 * abs(b) + 1e-6
+        if isinstance(a, dict) and isinstance(b, dict):
+            return set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+        return a == b
+    df["agrees"] = [same(a, b) for a, b in zip(df["measured"], df["truth"])]
+    df["measured"] = df["measured"].map(str)
+    df["truth"] = df["truth"].map(str)
+    return df
 
 
 def render_report(loaded: list[tuple[str, "Migration | None", str | None]], title: str = "migtrace report",

@@ -79,3 +79,21 @@ def test_plot_png_svg_and_bad_suffix(sim_corpus, tmp_path):
     assert b"<svg" in svg.read_bytes()[:400]
     assert run_cli("plot", "timeline", str(run), "-o", str(tmp_path / "x.gif")).returncode == 2
     assert run_cli("plot", "nosuch", str(run), "-o", str(png)).returncode == 2
+
+
+@pytest.mark.slow
+def test_main_job_report_on_the_bundled_traces(tmp_path):
+    """README command (1): `migtrace report traces/ -o report/` covers every bundled run."""
+    runs = sorted(p.parent for p in (ROOT / "traces").rglob("run.json"))
+    if not runs:
+        pytest.skip("no run folders under traces/")
+    out = tmp_path / "report"
+    p = run_cli("report", str(ROOT / "traces"), "-o", str(out))
+    assert p.returncode in (0, 1), p.stderr  # 1: a bundled run has input errors on purpose
+    html = (out / "index.html").read_text()
+    for run in runs:
+        run_id = json.loads((run / "run.json").read_text())["run_id"]
+        assert f"id='{run_id}'" in html, run_id
+        assert run_id in p.stdout
+    assert html.count("data:image/png;base64,") == 5 * len(runs)
+    assert "Measured vs simulator truth" in html

@@ -84,8 +84,9 @@ def stream_units() -> list[dict[str, Any]]:
     # switchover at 3100 ms
     u += [_sec(off, 3100, "END", 1, "ram", 8300), _ram(1, "END", 0, 2, 8200)]
     off += 8300
-    u += [_sec(off, 3110, "END", 2, DEV, 1240), _chunk(3110, "stopcopy", off + 5, data_off, 1200),
-          _record(3110, 3, data_off, 1184, "stopcopy", 4)]
+    # the device's stop-copy data leaves at 3128 ms, after 18 ms of reading the device
+    u += [_sec(off, 3110, "END", 2, DEV, 1240), _chunk(3128, "stopcopy", off + 5, data_off, 1200),
+          _record(3128, 3, data_off, 1184, "stopcopy", 4)]
     u += [_part(i, t, n, length) for i, (t, n, length) in enumerate(LAST_PARTS)]
     off += 1240
     u += [_sec(off, 3130, "FULL", 2, DEV, 80)]
@@ -120,7 +121,7 @@ def trace_units() -> list[dict[str, Any]]:
     u.append(_ev(3090, "vfio_state_pending_exact", name=HOST, precopy=0, postcopy=0, stopcopy_size=1200,
                  precopy_init_size=0, precopy_dirty_size=0))
     u.append(_ev(3095, "vmstate_downtime_checkpoint", checkpoint="src-downtime-start"))
-    u.append(_ev(3110, "vfio_save_block", name=HOST, data_size=1200))
+    u.append(_ev(3128, "vfio_save_block", name=HOST, data_size=1200))
     u.append(_ev(3152, "vmstate_downtime_checkpoint", checkpoint="src-downtime-end"))
     return u
 

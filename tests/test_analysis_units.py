@@ -59,7 +59,7 @@ def test_clock_alignment_by_chunk_sizes(m):
     assert a.offset_ns == U.BOOT + U.LAG
     assert a.residual_ns == 0
     blocks = m.events[m.events["qemu_event"] == "vfio_save_block"]
-    assert list(blocks["ts_ns"]) == [ms(20), ms(1020), ms(2020), ms(3110)]
+    assert list(blocks["ts_ns"]) == [ms(20), ms(1020), ms(2020), ms(3128)]
     assert "clock_alignment" in codes(m)
 
 
@@ -117,8 +117,9 @@ def test_downtime_estimates(m):
     assert "vmstate_downtime_checkpoint" in d["downtime_qemu_method"]
     assert d["downtime_wire_ms"] == pytest.approx(50.0)
     assert "SHUT" in d["downtime_wire_method"]
-    # (c) ram END 3100→3110, vfio END 3110→3130, FULL 3130→3135, destination 3135→3150
-    assert d["downtime_breakdown_ms"] == pytest.approx({"ram": 10.0, "vfio": 20.0, "config": 5.0, "dst_load": 15.0})
+    # (c) RAM END 3100→3110 (no link rate: busy until the next section), VFIO END 3110→3128 (its last
+    # chunk), then idle until FULL at 3130 (producing the config) + FULL 3130→3135, destination 3135→3150
+    assert d["downtime_breakdown_ms"] == pytest.approx({"ram": 10.0, "vfio": 18.0, "config": 7.0, "dst_load": 15.0})
     assert sum(d["downtime_breakdown_ms"].values()) == pytest.approx(d["downtime_wire_ms"])
     assert d["downtime_admin_ms"] == pytest.approx({"DEV_MODE_SET": 1.0, "DEV_PARTS_GET": 3.0})
 

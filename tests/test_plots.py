@@ -71,7 +71,7 @@ def test_downtime_breakdown(m):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["(a) QEMU", "(b) wire", "(c) breakdown", "(d) model"]
     widths = {c.get_label(): c.patches[0].get_width() for c in ax.containers}
     assert widths["(a) QEMU"] == pytest.approx(57.0) and widths["(b) wire"] == pytest.approx(50.0)
-    assert [widths[f"(c) {k}"] for k in ("ram", "vfio", "config", "dst_load")] == pytest.approx([10, 20, 5, 15])
+    assert [widths[f"(c) {k}"] for k in ("ram", "vfio", "config", "dst_load")] == pytest.approx([10, 18, 7, 15])
     assert labels(ax) == ["(c) ram", "(c) vfio", "(c) config", "(c) dst_load"]
 
 
