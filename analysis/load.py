@@ -286,6 +286,7 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
                       + f": offset {a.offset_ns} ns, residual {a.residual_ns} ns over {a.matched} matched pairs",
                       capture=a.capture, method=a.method, offset_ns=a.offset_ns, residual_ns=a.residual_ns,
                       matched=a.matched)
+    _dedup_admin(m)
     m.events["host_device"] = m.events["device"].copy()
     _map_devices(m)
     from analysis import metrics
@@ -553,6 +554,29 @@ def _map_devices(m: Migration) -> None:
         m.device_map = mapping
         m.events["device"] = m.events["device"].map(lambda d: mapping.get(d, d) if isinstance(d, str) else d
                                                     ).astype("string")
+
+
+def _dedup_admin(m: Migration) -> None:
+    """Admin commands seen twice — in an admin capture and as raw_data records in a
+    trace (admin-capture.md, ftrace form) — are kept once, from the admin capture."""
+    a = m.admin
+    if not len(a):
+        return
+    kinds = {c.index: c.kind for c in m.captures}
+    from_trace = a["capture"].map(lambda i: kinds.get(int(i)) in TRACE_KINDS)
+    owners = set(a.loc[~from_trace, "owner"].dropna())
+    drop = from_trace & a["owner"].isin(owners)
+    if not drop.any():
+        return
+    caps = set(int(x) for x in a.loc[drop, "capture"])
+    m.admin = a[~drop].reset_index(drop=True)
+    keep_caps = set(int(x) for x in m.admin["capture"])
+    p = m.parts
+    gone = p["admin_tag"].notna() & p["capture"].isin(caps - keep_caps)
+    m.parts = p[~gone].reset_index(drop=True)
+    m.finding("info", "admin_duplicates_dropped",
+              f"{int(drop.sum())} admin commands carried by trace capture(s) {sorted(caps)} are also in an "
+              "admin capture; the admin capture's copies are used", dropped=int(drop.sum()))
 
 
 def _map_by_chunk_sizes(m: Migration, names: list[str], idstrs: list[str]) -> dict[str, str]:

@@ -338,3 +338,13 @@ def test_lazy_import_keeps_analysis_cheap():
     code = "import sys, analysis; print('pandas' in sys.modules, analysis.__version__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", analysis.__version__]
+
+
+def test_finding_admin_duplicates_dropped():
+    u = U.units()
+    u[1] += U.admin_units()  # the same exchanges carried as raw_data records by the trace
+    m = load(u)
+    assert len(m.admin) == 2 and set(m.admin["capture"]) == {2}
+    assert int(m.parts["admin_tag"].notna().sum()) == 4
+    f = [f for f in m.findings if f["code"] == "admin_duplicates_dropped"]
+    assert f and f[0]["dropped"] == 2

@@ -24,7 +24,7 @@ NAME = "summary"
 HELP = "summarise migrations: iterations, record sizes, PRE_COPY policy, downtime"
 #: the analysis' own finding codes (docs/analysis.md); decoder info findings stay out of --json
 ANALYSIS_CODES = {"capture_unreadable", "capture_unknown_format", "capture_decode_failed", "clock_alignment",
-                  "clock_alignment_failed", "device_name_unmapped", "device_names_mapped_by_order", "trace_stream_chunk_mismatch",
+                  "clock_alignment_failed", "device_name_unmapped", "device_names_mapped_by_order", "admin_duplicates_dropped", "trace_stream_chunk_mismatch",
                   "stopcopy_size_mismatch", "admin_record_size_mismatch", "record_trailer_present",
                   "qemu_counter_mismatch"}
 
