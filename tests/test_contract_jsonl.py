@@ -849,14 +849,22 @@ def test_help_has_an_example(cmd: str) -> None:
     assert any(ln.strip().startswith(f"migtrace {cmd} ") for ln in lines), text
 
 
-BROKEN_EXAMPLES: dict[str, str] = {}
+#: --help examples naming bundled paths that do not exist (owners' files; reported to the lead)
+BROKEN_EXAMPLES: dict[str, str] = {
+    "decode": "analysis/cli/decode.py docstring example names traces/real/tcp-return-path.pcap; "
+              "the bundled file is traces/real/qemu-tcp-returnpath.pcap",
+    "summary": "analysis/cli/summary.py docstring example names traces/sim/fw-28.41.1000-rl-000/, "
+               "which the bundled corpus does not have (runs are traces/sim/{compare,policies,variants}/…)",
+    "plot": "analysis/cli/plot.py docstring example names traces/sim/fw-28.41.1000-rl-000/, "
+            "which the bundled corpus does not have",
+}
 
 
-@pytest.mark.parametrize("cmd", SUBCOMMANDS)
+@pytest.mark.parametrize("cmd", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=BROKEN_EXAMPLES[c])) if c in BROKEN_EXAMPLES
+    else c for c in SUBCOMMANDS])
 def test_help_examples_name_bundled_files_that_exist(cmd: str) -> None:
     """An example that names a bundled ``traces/…`` path must work as printed."""
-    if cmd in BROKEN_EXAMPLES:
-        pytest.xfail(BROKEN_EXAMPLES[cmd])
     _, lines, _ = cli(cmd, "--help")
     missing = []
     for ln in lines:
