@@ -398,7 +398,7 @@ class Reassembler:
             buf = b""
             mv = memoryview(buf)
             base = 24
-            i = n = count = 0
+            i = n = count = fast_n = 0
             sec = 0
             handover: int | None = None
             centre: int | None = None  # the plausibility window's centre, handed over too
@@ -479,7 +479,7 @@ class Reassembler:
                         slow(ts, lt, mv[j:end], base + i)
                         i = end
                         continue
-                    self.packets += 1
+                    fast_n += 1
                     st = fl.stats
                     st.packets += 1
                     st.last_ts_ns = ts
@@ -501,13 +501,14 @@ class Reassembler:
                     d.nxt = e
                     d.expect = (seq + plen) & 0xFFFFFFFF
                 else:
-                    self.packets += 1
+                    fast_n += 1
                     st = fl.stats
                     st.packets += 1
                     st.last_ts_ns = ts
                     if flags & 0x10:
                         d.ack_out = ack
                 i = end
+            self.packets += fast_n
         if handover is not None:
             self.feed(reader.records(start=handover, last_sec=centre, prev_record=prev_rec))
 
