@@ -111,11 +111,6 @@ def _state_value(s: str) -> int:
     return v
 
 
-def _render_switch(f: dict[str, Any], state: str) -> str:
-    return (f"{f['prev_comm']}:{f['prev_pid']} [{f['prev_prio']}] {state} ==> "
-            f"{f['next_comm']}:{f['next_pid']} [{f['next_prio']}]")
-
-
 def _switch_fields(g: tuple[str, ...]) -> dict[str, Any]:
     return {"prev_comm": g[0], "prev_pid": int(g[1]), "prev_prio": int(g[2]),
             "prev_state": _state_value(g[3]), "next_comm": g[4], "next_pid": int(g[5]),
@@ -380,9 +375,9 @@ class FtraceText(TextTrace):
         if name == "sched_switch":
             sm = _SWITCH_TRACE_RE.match(payload)
             if sm:
-                f = _switch_fields(sm.groups())
-                return Event(self.source, ts, cpu, pid, comm, "sched", name, f,
-                             _render_switch(f, sm.group(4)), off)
+                # text stays None: the contract's text is for print-like events (as E's reader)
+                return Event(self.source, ts, cpu, pid, comm, "sched", name, _switch_fields(sm.groups()),
+                             None, off)
         if payload and _KV_RE.search(payload) is None:
             # an event whose print format is not key=value, or trace_printk output
             # ("<function>: <text>", indistinguishable here): keep the rendered text
@@ -547,7 +542,7 @@ class ReportText(TextTrace):
         if event == "sched_switch":
             sm = _SWITCH_REPORT_RE.match(rest)
             if sm:
-                return Event(src, ts, cpu, pid, comm, "sched", event, _switch_fields(sm.groups()), rest, off, inst)
+                return Event(src, ts, cpu, pid, comm, "sched", event, _switch_fields(sm.groups()), None, off, inst)
         return Event(src, ts, cpu, pid, comm, _system_of(event), event, _kv_fields(rest), None, off, inst)
 
 
