@@ -284,3 +284,17 @@ def test_query_migrate_reply_matches_the_run(runs: dict[str, Path]) -> None:
             assert r["vfio"]["transferred"] > sum(chunks["precopy"]) + sum(chunks["stopcopy"])
         else:
             assert r["vfio"]["transferred"] == sum(chunks["precopy"]) + sum(chunks["stopcopy"])
+
+
+def test_cli_knobs_and_usage_errors(tmp_path: Path) -> None:
+    proc = run_cli("simulate", "--no-switchover-ack", "--vfs", "2", "--busy-s", "1.5", "--seed", "5",
+                   "-o", str(tmp_path / "k"))
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "k" / "run.json").read_text())
+    assert m["vm"]["vfs"] == 2 and len(m["truth"]["devices"]) == 2
+    assert m["truth"]["switchover_ack"] is False and m["labels"]["switchover_ack"] == "off"
+    assert run_cli("simulate", "--vfs", "0", "-o", str(tmp_path / "x")).returncode == 2
+    assert run_cli("simulate", "--profile", "nosuch", "-o", str(tmp_path / "x")).returncode == 2
+    assert run_cli("simulate").returncode == 2  # -o is required
+    listing = run_cli("simulate", "--list")
+    assert listing.returncode == 0 and "fw-28.41" in listing.stdout and "28.41.1000" in listing.stdout

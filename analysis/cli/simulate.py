@@ -10,6 +10,7 @@ examples:
   migtrace simulate --profile default --seed 3 -o runs/default-3
   migtrace simulate --profile default --firmware fw-28.41 --policy cap128 --qemu 10.x -o runs/x
   migtrace simulate --profile default --trailer-bug -o runs/trailer
+  migtrace simulate --profile default --no-switchover-ack --vfs 2 --busy-s 5 -o runs/y
   migtrace simulate --list
 """
 from __future__ import annotations
@@ -38,6 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="source kernel 6.13.0-6.15.2: 8 junk bytes per DEVICE_DATA record")
     bug.add_argument("--no-trailer-bug", dest="trailer_bug", action="store_false",
                      help="source kernel without the trailer bug")
+    ack = p.add_mutually_exclusive_group()
+    ack.add_argument("--switchover-ack", dest="switchover_ack", action="store_true", default=None,
+                     help="QEMU switchover-ack capability on (default of the presets)")
+    ack.add_argument("--no-switchover-ack", dest="switchover_ack", action="store_false",
+                     help="switchover-ack off: no DEV_INIT_DATA_SENT, no SWITCHOVER_ACK")
+    p.add_argument("--vfs", type=int, metavar="N", help="number of vfio-virtio VFs (default 1)")
+    p.add_argument("--busy-s", type=float, metavar="S",
+                   help="seconds the guest keeps dirtying pages (sets the pre-copy length)")
     p.add_argument("-o", "--output", metavar="DIR", help="run folder to write")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--json", action="store_true", help="print the truth as JSON instead of a summary")
@@ -45,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    from dataclasses import replace
 
     from analysis.simulate import simulate
     from analysis.simulate.profiles import FIRMWARE_PRESETS, PRESETS, QEMU_PRESETS, resolve
@@ -60,6 +70,18 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     profile = resolve(args.profile, firmware=args.firmware, policy=args.policy, qemu=args.qemu,
                       trailer_bug=args.trailer_bug)
+    if args.switchover_ack is not None:
+        profile = replace(profile, qemu=replace(profile.qemu, switchover_ack=args.switchover_ack))
+    if args.vfs is not None:
+        if not 1 <= args.vfs <= 8:
+            print("migtrace simulate: --vfs must be 1..8", file=sys.stderr)
+            return EXIT_USAGE
+        profile = replace(profile, vfs=args.vfs)
+    if args.busy_s is not None:
+        if not 0 < args.busy_s <= 60:
+            print("migtrace simulate: --busy-s must be in (0, 60]", file=sys.stderr)
+            return EXIT_USAGE
+        profile = replace(profile, busy_s=args.busy_s)
     folder = simulate(profile, args.seed, args.output)
     manifest = json.loads((folder / "run.json").read_text())
     t = manifest["truth"]
