@@ -59,6 +59,7 @@ class _Dev:
     records: int = 0
     multifd_seen: bool = False
     stopped: bool = False
+    section_id: int | None = None
 
 
 class DeviceAssembler:
@@ -82,6 +83,10 @@ class DeviceAssembler:
 
     def data_offset(self, device: str) -> int:
         return self._dev(device).data_off
+
+    def section(self, device: str, section_id: int) -> None:
+        """The main channel announced the device's section id (used for multifd chunks)."""
+        self._dev(device).section_id = section_id
 
     def _ts_phase(self, d: _Dev, off: int) -> tuple[int | None, str | None]:
         i = bisect.bisect_right(d.starts, off) - 1
@@ -159,7 +164,7 @@ class DeviceAssembler:
         if flags & W.VFIO_DEVICE_STATE_CONFIG_STATE:
             blob = _strip_config(data)
             d.config = blob if blob is not None else data
-            unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": None, "phase": "config",
+            unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": d.section_id, "phase": "config",
                     "offset": offset, "data_offset": None, "size": len(d.config), "ts": _s(ts), "idx": idx,
                     "data": d.config.hex()}
             out: list[Any] = [unit]
@@ -167,7 +172,7 @@ class DeviceAssembler:
                 out.append(Finding("warning", "vfio_config_packet", "config-state packet does not hold "
                                    "DEV_CONFIG_STATE … END_OF_STATE", offset, {"device": d.name, "flow": flow}))
             return out
-        unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": None, "phase": "stopcopy",
+        unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": d.section_id, "phase": "stopcopy",
                 "offset": offset, "data_offset": d.data_off, "size": len(data), "ts": _s(ts), "idx": idx}
         return [unit] + self._feed(d, "stopcopy", data, ts)
 

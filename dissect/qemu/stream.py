@@ -406,6 +406,9 @@ class StreamParser(RecordHandlers, VfioHandlers):
         elif idstr is not None and W.is_vfio_idstr(idstr):
             sec.handler = "vfio"
             self._state = S_VFIO
+            note = getattr(self.devices, "section", None)
+            if note is not None:
+                note(idstr, sid)  # multifd device-state chunks are reported with this section id
         elif t == W.QEMU_VM_SECTION_FULL and idstr is not None:
             sec.handler = "vmsd"
             key = (idstr, inst or 0)
