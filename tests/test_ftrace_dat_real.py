@@ -60,10 +60,15 @@ def parse_report(text: str, strict: bool = True) -> list[tuple]:
 
 
 def reader_rows(path: Path) -> list[tuple]:
+    """Our events as report rows; events without ``text`` (not print-like) are rendered with the
+    reader's plugin rendering (sched_switch), which must equal trace-cmd's too."""
     td = read_trace_dat(path)
     rows = []
     for e in td.events():
-        rows.append((e.instance, e.ts_ns, e.cpu, e.pid, e.comm, e.event, e.text))
+        text = e.text
+        if text is None and e.system is not None:
+            text = td.render(td.format(e.system, e.event), e.fields, plugins=True)
+        rows.append((e.instance, e.ts_ns, e.cpu, e.pid, e.comm, e.event, text))
     return rows
 
 
@@ -145,6 +150,10 @@ def test_committed_file_contents():
     assert (total, piece_off) == (40, 0)
     assert raws[0].fields["buf"][8:24] == bytes.fromhex("01000000" "01000000" "28000000" "00000000")
     assert raws[3].fields["buf"] == bytes(range(1, 17))
+    sw = next(e for e in evs if e.event == "sched_switch")
+    assert sw.text is None  # contract: text only for print-like events
+    assert td.render(td.format("sched", "sched_switch"), sw.fields, plugins=True) == \
+        "qemu-system-x86:9881 [120] S ==> qemu-system-x86:9966 [120]"
     inst = [e.text for e in evs if e.instance == "migtrace_e"]
     assert inst == ["tracing_mark_write: instance marker one", "tracing_mark_write: instance marker two",
                     "tracing_mark_write: instance marker three on cpu1"]

@@ -289,8 +289,7 @@ class Kallsyms:
                 addr = int(parts[0], 16)
             except ValueError:
                 continue
-            if parts[1] in ("t", "T", "w", "W") or True:
-                pairs.append((addr, parts[2]))
+            pairs.append((addr, parts[2]))  # every symbol type, as libtraceevent's function map
         pairs.sort()
         self._addrs = [a for a, _ in pairs]
         self._names = [n for _, n in pairs]

@@ -129,6 +129,38 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
     return {"ip": ips, "buf": bufs}, texts
 
 
+def _fixed_bulk(td: "TraceDat", fmt: EventFormat, words: _Words, offs: np.ndarray,
+                lens: np.ndarray) -> tuple[dict[str, Any], Any] | None:
+    """Events whose fields all sit at fixed offsets (scalars, fixed arrays): one NumPy gather per
+    field.  Most kernel events (sched_switch, …) are like this."""
+    own = fmt.own_fields
+    if not own or any(f.kind not in ("scalar", "string", "array") for f in own):
+        return None
+    if fmt.system == "ftrace":
+        return None  # print-like events need their rendered text: per-record path
+    end = max(f.offset + f.size for f in own)
+    if int(lens.min()) < end:
+        return None  # short records: the per-record decoder reports None fields
+    out: dict[str, Any] = {}
+    for f in own:
+        if f.kind == "scalar":
+            out[f.name] = words.read(offs + f.offset, f.size, f.signed and not f.is_pointer)
+            continue
+        idx = (offs + f.offset)[:, None] + np.arange(f.size, dtype=np.int64)[None, :]
+        mat = np.ascontiguousarray(words.u8[idx])
+        if f.kind == "string":
+            raw = mat.view(f"S{f.size}").reshape(-1).tolist()  # trailing NULs already stripped
+            out[f.name] = [(b.split(b"\0", 1)[0] if b"\0" in b else b).decode("utf-8", "replace")
+                           for b in raw]
+        else:
+            kind = ("i" if f.signed and not f.is_pointer else "u") + str(f.elem_size)
+            if f.elem_size not in (1, 2, 4, 8) or f.size % f.elem_size:
+                out[f.name] = [bytes(r) for r in mat]
+            else:
+                out[f.name] = mat.view(words.e + kind).reshape(len(offs), -1).tolist()
+    return out, None
+
+
 def records_dataframe(td: "TraceDat", fields: str = "columns") -> pd.DataFrame:
     """See the module docstring; ``fields`` is ``"columns"`` or ``"dict"``."""
     if fields not in ("columns", "dict"):
@@ -186,7 +218,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     kinds: dict[str, str] = {}
     dicts: list[tuple[np.ndarray, list]] = []
     names: dict[int, tuple[str | None, str]] = {}
-    sched_rows: list[tuple[np.ndarray, str, list]] = []
+    sched_rows: list[tuple[np.ndarray, list]] = []
     for k, (inst, rec) in enumerate(streams):
         words, offs, lens, _, stypes, _ = per_stream[k]
         if len(offs) == 0:
@@ -211,6 +243,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             bulk = None
             if fmt.system == "ftrace" and fmt.name == "print":
                 bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel])
+            else:
+                bulk = _fixed_bulk(td, fmt, words, offs[sel], lens[sel])
             if bulk is not None:
                 fcols, tx = bulk
                 for name, vals in fcols.items():
@@ -219,6 +253,10 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                     keys = list(fcols)
                     vals = [_pylist(v) for v in fcols.values()]
                     dicts.append((dst, [dict(zip(keys, row)) for row in zip(*vals)]))
+                if fmt.system == "sched" and fmt.name in _SCHED:
+                    sched_rows.append((dst, _comm_pairs(fmt.name, fcols)))
+                if tx is None:
+                    continue
             else:
                 dec, render, buf = fmt.decoder, td.render, rec.buf
                 fl = [dec(buf, o, ln) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]  # type: ignore[misc]
@@ -228,7 +266,9 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                 if fields_mode == "dict":
                     dicts.append((dst, fl))
                 if fmt.system == "sched" and fmt.name in _SCHED:
-                    sched_rows.append((dst, fmt.name, fl))
+                    fc = {k: [d.get(k) for d in fl] for k in ("next_pid", "next_comm", "prev_pid", "prev_comm",
+                                                               "pid", "comm")}
+                    sched_rows.append((dst, _comm_pairs(fmt.name, fc)))
             texts.append((dst, tx))
     pids = pids[order]
     types_o = types[order]
@@ -381,22 +421,48 @@ def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
     arr[dst] = tmp
 
 
-def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, str, list]], n: int):
-    """comm per row: saved cmdlines, plus what libtraceevent's sched plugins register in order."""
+def _comm_pairs(name: str, cols: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(pid column, comm column) pairs a sched plugin registers, in its order."""
+    if name == "sched_switch":
+        keys = (("next_pid", "next_comm"), ("prev_pid", "prev_comm"))
+    else:
+        keys = (("pid", "comm"),)
+    return [(cols.get(p), cols.get(c)) for p, c in keys]
+
+
+def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, list]], n: int):
+    """comm per row: saved cmdlines, plus what libtraceevent's sched plugins register in order.
+
+    A plugin registers a comm only for a pid not known yet (``tep_register_comm``
+    does not override), so only the first mention of each new pid matters.
+    """
     comms = dict(td.cmdlines)
     inv, upids = pd.factorize(pids)
     labels = ["<idle>" if p == 0 else comms.get(p, "<...>") for p in upids.tolist()]
-    regs: list[tuple[int, int, str]] = []  # (row, pid, comm) of each new registration
-    if sched_rows:
-        items = sorted((row, name, f) for dst, name, fl in sched_rows for row, f in zip(dst.tolist(), fl))
-        known = set(comms)
-        for row, name, f in items:
-            new: dict[int, str] = {}
-            td._register_comms(name, f, new)
-            for pid, c in new.items():
-                if pid not in known:
-                    known.add(pid)
-                    regs.append((row, pid, c))
+    known = np.array(sorted(comms), dtype=np.int64)
+    cand_row, cand_ord, cand_pid, cand_comm = [], [], [], []
+    for dst, pairs in sched_rows:
+        for k, (pcol, ccol) in enumerate(pairs):
+            if pcol is None or ccol is None:
+                continue
+            parr = np.asarray([-1 if x is None else x for x in pcol] if isinstance(pcol, list) else pcol,
+                              dtype=np.int64)
+            new = np.nonzero(~np.isin(parr, known) & (parr >= 0))[0]
+            if len(new) == 0:
+                continue
+            cand_row.append(dst[new])
+            cand_ord.append(np.full(len(new), k))
+            cand_pid.append(parr[new])
+            cand_comm.extend(ccol[i] for i in new.tolist())
+    regs: list[tuple[int, int, str]] = []
+    if cand_row:
+        rows, ords, cpids = np.concatenate(cand_row), np.concatenate(cand_ord), np.concatenate(cand_pid)
+        order = np.lexsort((ords, rows))
+        _, first = np.unique(cpids[order], return_index=True)
+        for i in np.sort(order[first]).tolist():
+            c = cand_comm[i]
+            if isinstance(c, str):
+                regs.append((int(rows[i]), int(cpids[i]), c))
     if not regs:
         return _categorical(labels, inv)
     out = np.array(labels, dtype=object)[inv]

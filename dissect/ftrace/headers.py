@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from construct import (Array, BitsInteger, BitStruct, Bytes, Const, CString, Int8ub, Int16sb,
+from construct import (Array, BitsInteger, BitStruct, ByteSwapped, Const, CString, Int8ub, Int16sb,
                        Int16sl, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul, Int64sb,
                        Int64sl, Int64ub, Int64ul, Struct, this)
 
@@ -147,12 +147,6 @@ def event_header(big: bool) -> Struct:
     4 raw bytes: for big-endian the bit fields come in order
     (type_len, time_delta); for little-endian the word is byte-reversed first.
     """
-    bits = BitStruct("type_len" / BitsInteger(5), "time_delta" / BitsInteger(27))
     if big:
-        return bits
-    from construct import ByteSwapped
+        return BitStruct("type_len" / BitsInteger(5), "time_delta" / BitsInteger(27))
     return ByteSwapped(BitStruct("time_delta" / BitsInteger(27), "type_len" / BitsInteger(5)))
-
-
-def raw_bytes(n: int):
-    return Bytes(n)

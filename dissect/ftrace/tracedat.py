@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import mmap
 import os
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,7 +338,6 @@ class TraceDat:
         if ln < 8:
             return Event("trace-dat", ts_ns, rec.cpu, None, None, None, "unknown", {"raw": bytes(buf[off:off + ln])},
                          None, fileoff, inst.name or None)
-        import struct
         etype, pid = struct.unpack_from(e + "H2xi", buf, off)
         fmt = self.formats_by_id.get(etype)
         comm = self._comm(pid, comms)
@@ -368,8 +368,13 @@ class TraceDat:
             if isinstance(pid, int) and isinstance(comm, str) and pid not in comms:
                 comms[pid] = comm
 
-    def render(self, fmt: EventFormat, f: dict[str, Any]) -> str | None:
-        """The text trace-cmd report prints after ``<event>: `` (print-like events, sched_switch)."""
+    def render(self, fmt: EventFormat, f: dict[str, Any], plugins: bool = False) -> str | None:
+        """The text trace-cmd report prints after ``<event>: `` for print-like events.
+
+        ``Event.text`` holds this (the contract's ``text`` is for print-like
+        events only).  With ``plugins=True`` also ``sched_switch`` as
+        libtraceevent's plugin prints it; other events give None.
+        """
         if fmt.system == "ftrace":
             n = fmt.name
             if n == "print":
@@ -390,7 +395,7 @@ class TraceDat:
                     body = render_printf(pf, args, self.kernel_long, self.big_endian, self.kallsyms)
                 return f"{self.kallsyms.symbol(f.get('ip') or 0)}: {strip_nl(body)}"
             return None
-        if fmt.system == "sched" and fmt.name == "sched_switch":
+        if plugins and fmt.system == "sched" and fmt.name == "sched_switch":
             return render_sched_switch(f)
         return None
 

@@ -38,8 +38,6 @@ __all__ = ["write_trace_dat", "ftrace_format_texts", "sched_switch_format", "SCH
 
 # Symbols the written kallsyms holds, so trace-cmd resolves print/raw ips (%ps)
 # the way it does on a real kernel.
-TRACING_MARK_WRITE = 0xFFFFFFFF81498A90
-TRACING_MARK_RAW_WRITE = 0xFFFFFFFF814986E0
 _SYMS = ((0x814986E0, "t", "tracing_mark_raw_write"), (0x81498830, "T", "__pfx_trace_dump_stack"),
          (0x81498A90, "t", "tracing_mark_write"), (0x81498C00, "T", "__pfx_trace_vbprintk"))
 
@@ -172,8 +170,6 @@ def encode_record(fmt: EventFormat, pid: int, fields: dict[str, Any], big: bool,
             data = _value_bytes(f, v, e)
             start = fixed + len(tail)
             tail.extend(data)
-            pad = (-len(tail)) % 4 if False else 0
-            tail.extend(bytes(pad))
             off = start - (f.offset + f.size) if f.kind == "rel" else start
             put(f.offset, struct.pack(e + "I", (len(data) << 16) | (off & 0xFFFF)))
     flex = [f for f in fmt.fields if f.kind == "flex"]
