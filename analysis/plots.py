@@ -216,6 +216,29 @@ def downtime_breakdown(m: "Migration") -> Figure:
     return fig
 
 
+def corpus_downtime(table: pd.DataFrame) -> Figure:
+    """Downtime estimates of many migrations (a ``summarize`` table, one row per run/device):
+    grouped horizontal bars per run, (a) QEMU and (b) wire."""
+    t = table.drop_duplicates("run_id") if "run_id" in table else table
+    n = len(t)
+    fig = Figure(figsize=(9, max(2.5, 0.32 * n + 1.2)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(n)
+    for k, (col, lab) in enumerate((("downtime_qemu_ms", "(a) QEMU"), ("downtime_wire_ms", "(b) wire"))):
+        if col in t:
+            vals = pd.to_numeric(t[col], errors="coerce").fillna(0).to_numpy()
+            ax.barh(y + (k - 0.5) * 0.4, vals, height=0.4, label=lab)
+    ax.set_yticks(y, [str(r) for r in t["run_id"]] if "run_id" in t else [str(i) for i in y], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("downtime (ms)")
+    ax.set_title("Downtime per migration")
+    if n:
+        ax.legend(fontsize="small")
+    else:
+        _empty(ax, "migrations")
+    return fig
+
+
 KINDS: dict[str, Callable[..., Figure]] = {
     "timeline": timeline,
     "convergence": convergence,

@@ -214,6 +214,10 @@ def render_report(loaded: list[tuple[str, "Migration | None", str | None]], titl
              f"<h1>{html.escape(title)}</h1><p>migtrace {__version__}, generated {now}; "
              f"{sum(1 for _, m, _ in loaded if m is not None)} migration(s).</p>",
              "<h2>All migrations</h2>", _html_table(table)]
+    if plots_on and len(table) > 1:
+        from analysis.plots import corpus_downtime
+
+        parts.append(f"<img alt='corpus-downtime' src='data:image/png;base64,{_fig_png(corpus_downtime(table))}'>")
     failed = [(label, msg) for label, m, msg in loaded if m is None]
     if failed:
         parts.append("<p class='err'>Not loaded: " + "; ".join(

@@ -95,5 +95,13 @@ def test_main_job_report_on_the_bundled_traces(tmp_path):
         run_id = json.loads((run / "run.json").read_text())["run_id"]
         assert f"id='{run_id}'" in html, run_id
         assert run_id in p.stdout
-    assert html.count("data:image/png;base64,") == 5 * len(runs)
+    assert html.count("data:image/png;base64,") == 5 * len(runs) + 1  # + the corpus downtime chart
     assert "Measured vs simulator truth" in html
+
+
+def test_progress_goes_to_stderr_only(sim_corpus):
+    plain = run_cli("summary", str(sim_corpus))
+    p = run_cli("summary", "--progress", str(sim_corpus))
+    assert p.returncode == plain.returncode == 0
+    assert p.stdout == plain.stdout  # progress never mixes into stdout
+    assert "decoding" in p.stderr and "decoding" not in plain.stderr  # stderr is not a tty here

@@ -91,3 +91,14 @@ def test_timeline_from_traces_only():
     lines = {ln.get_label(): ln for ln in bottom.lines}
     vfio = lines[f"VFIO bytes {U.HOST} (vfio_save_block)"]
     assert list(vfio.get_ydata()) == [1000, 2016, 3048, 4248]
+
+
+def test_corpus_downtime(m):
+    import pandas as pd
+
+    table = pd.concat([analysis.summarize(m).assign(run_id="a"),
+                       analysis.summarize(m).assign(run_id="b", downtime_wire_ms=70.0)])
+    ax = plots.corpus_downtime(table).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    widths = {c.get_label(): [p.get_width() for p in c.patches] for c in ax.containers}
+    assert widths == {"(a) QEMU": [57.0, 57.0], "(b) wire": [50.0, 70.0]}
