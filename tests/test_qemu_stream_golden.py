@@ -370,3 +370,40 @@ def test_multifd_device_state_little_endian_prerelease():
     p.close()
     assert dev.got == [(1, 1, H("beef"))]
     assert codes(units) == ["vfio_packet_little_endian"]
+
+
+def test_stream_without_footers_uses_vmdesc(tmp_path):
+    """send-section-footer=off (old machine types): sections end with their payload;
+    FULL VMSD sections need the vmdesc sizes."""
+    from dissect.qemu.session import decode_stream_file
+    from dissect.vfio.stream import build_record
+
+    w = B.RamWriter()
+    timer = H("0102030405060708")
+    desc = {"page_size": 4096, "devices": [{"name": "timer", "instance_id": 0, "vmsd_name": "timer", "version": 2,
+                                            "fields": [{"name": "a", "type": "int64", "size": 8}]}]}
+    stream = (B.file_header() + B.configuration("pc-0.12")
+              + B.section_start(2, "ram", 0, 4, w.setup([("pc.ram", 1 << 20)]), with_footer=False)
+              + B.section_start(3, "0000:00:05.0/vfio", 0, 1, B.vfio_setup_payload(), with_footer=False)
+              + B.section_part(2, w.zero_page("pc.ram", 0) + w.eos(), with_footer=False)
+              + B.section_end(3, B.vfio_stopcopy_payload(build_record(H("aabb"))), with_footer=False)
+              + B.section_full(0, "timer", 0, 2, timer, with_footer=False)
+              + B.eof() + B.vmdesc_trailer(desc))
+    path = tmp_path / "nofooter.mig"
+    path.write_bytes(stream)
+    objs = [o for o in decode_stream_file(path)]
+    secs = [o for o in objs if isinstance(o, dict) and o["kind"] == "section"]
+    assert [(s["type"], s["idstr"]) for s in secs] == [("START", "ram"), ("START", "0000:00:05.0/vfio"),
+                                                        ("PART", "ram"), ("END", "0000:00:05.0/vfio"),
+                                                        ("FULL", "timer")]
+    assert secs[-1]["length"] == 1 + 4 + 1 + 5 + 8 + 8 and secs[-1]["delimited_by"] == "vmdesc"
+    assert [o.code for o in objs if isinstance(o, Finding)] == ["full_sections_by_vmdesc"]
+    chunks = [o for o in objs if isinstance(o, dict) and o["kind"] == "vfio_chunk"]
+    assert [(c["phase"], c["size"]) for c in chunks] == [("stopcopy", 18)]
+
+    # without the trailer: each FULL ends where the next plausible record starts
+    units2, _ = parse(stream[:stream.index(B.eof() + B.vmdesc_trailer(desc)[:1])] + B.eof())
+    full = [u for u in kinds(units2, "section") if u["type"] == "FULL"]
+    assert [(f["idstr"], f["length"], f["delimited_by"]) for f in full] == [("timer", 1 + 4 + 1 + 5 + 8 + 8,
+                                                                             "next_record")]
+    assert "full_sections_by_footer" in codes(units2)

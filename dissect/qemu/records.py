@@ -136,7 +136,7 @@ class RecordHandlers:
         if self.footer_delimited:
             self._finding("info", "full_sections_by_footer",
                           f"{len(self.footer_delimited)} FULL sections were delimited by footer "
-                          f"resynchronisation; the vmdesc trailer confirms {len(self.footer_delimited) - bad}",
+                          f"resynchronisation (without footers: by the next record); the vmdesc trailer confirms {len(self.footer_delimited) - bad}",
                           off)
 
     # ---- FULL sections: described length or footer scan ----------------------
@@ -165,6 +165,8 @@ class RecordHandlers:
         return p + n
 
     def _scan(self, b: Any, p: int, end: int, base: int) -> int:
+        if self.footers is False:
+            return self._scan_next_record(b, p, end, base)
         sec = self._sec
         sig = bytes([W.QEMU_VM_SECTION_FOOTER]) + W.SECTION_ID.pack(sec.id)
         start = max(p, self._scan_from - base - 4)
@@ -195,6 +197,46 @@ class RecordHandlers:
                 self._state = S_FOOTER
                 return p + n
             start = c + 1
+
+    def _scan_next_record(self, b: Any, p: int, end: int, base: int) -> int:
+        """No footers (send-section-footer=off) and no vmdesc: the section ends where
+        a plausible FULL header (type 04, be32 id < 65536) or EOF + VMDESCRIPTION starts."""
+        sec = self._sec
+        start = max(p, self._scan_from - base - 8)
+        hb = bytes(b) if isinstance(b, memoryview) else b
+        while True:
+            cands = [x for x in (hb.find(b"\x04\x00\x00", start), hb.find(b"\x00\x06", start)) if x >= 0]
+            if not cands:
+                self._scan_from = base + max(p, end - 8)
+                if end - p > MAX_SCAN:
+                    self._finding("error", "footer_not_found", f"no end for section {sec.id} within "
+                                  f"{MAX_SCAN} bytes (no footers, no vmdesc)", sec.offset)
+                    self._abandon_section("footer_not_found")
+                    return self._go_lost(end, base)
+                if self._closing:
+                    # The stream ends: with EOF (no trailer, e.g. suppress-vmdesc) or just ends.
+                    return self._end_by_next_record(end - 1 if hb[end - 1:end] == b"\x00" else end, p, base)
+                return -p - 1
+            c = min(cands)
+            ok = self._plausible(b, c, end)
+            if ok is None:
+                if not self._closing:
+                    self._scan_from = base + c
+                    return -p - 1
+                ok = True
+            if ok:
+                return self._end_by_next_record(c, p, base)
+            start = c + 1
+
+    def _end_by_next_record(self, c: int, p: int, base: int) -> int:
+        sec = self._sec
+        sec.delimited_by = "next_record"
+        if sec.handler == "vmsd":
+            self.footer_delimited.append((sec.idstr or "", sec.instance_id or 0, sec.nth,
+                                          c - (sec.payload_start - base)))
+        self._end_section(base + c)
+        self._state = S_RECORD
+        return c
 
     def _plausible(self, b: Any, p: int, end: int) -> bool | None:
         """Could a record start at ``p``?  None = need more bytes to tell."""
