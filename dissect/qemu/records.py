@@ -136,7 +136,8 @@ class RecordHandlers:
         if self.footer_delimited:
             self._finding("info", "full_sections_by_footer",
                           f"{len(self.footer_delimited)} FULL sections were delimited by footer "
-                          f"resynchronisation (without footers: by the next record); the vmdesc trailer confirms {len(self.footer_delimited) - bad}",
+                          "resynchronisation (without footers: by the next record); the vmdesc trailer "
+                          f"confirms {len(self.footer_delimited) - bad}",
                           off)
 
     # ---- FULL sections: described length or footer scan ----------------------

@@ -231,7 +231,8 @@ class StreamParser(RecordHandlers, VfioHandlers):
         if self.footer_delimited and self.vmdesc_seen is None:
             self._finding("info", "full_sections_by_footer",
                           f"{len(self.footer_delimited)} FULL sections were delimited by footer "
-                          "resynchronisation (without footers: by the next record); the stream holds no vmdesc trailer to confirm them", None)
+                          "resynchronisation (without footers: by the next record); the stream holds no "
+                          "vmdesc trailer to confirm them", None)
         if self.eof_offset is None and self._state != S_LOST:
             self._finding("warning", "no_eof", "the stream has no QEMU_VM_EOF", self._pos)
         self._closed = True
