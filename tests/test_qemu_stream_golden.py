@@ -407,3 +407,20 @@ def test_stream_without_footers_uses_vmdesc(tmp_path):
     assert [(f["idstr"], f["length"], f["delimited_by"]) for f in full] == [("timer", 1 + 4 + 1 + 5 + 8 + 8,
                                                                              "next_record")]
     assert "full_sections_by_footer" in codes(units2)
+
+
+def test_mem_size_block_extras():
+    # §11.3: "pc.ram" with a postcopy block page size 0x200000; "pc.bios" without; EOS
+    body = (H("0000000000140004") + H("06 70632e72616d 0000000000100000 0000000000200000")
+            + H("07 70632e62696f73 0000000000040000") + H("0000000000000010"))
+    units, _ = parse(HEADER + H("01 00000002 03 72616d 00000000 00000004") + body + FOOTER2 + H("00"))
+    (r,) = kinds(units, "ram")
+    assert r["ram_blocks"] == [{"idstr": "pc.ram", "used_length": 0x100000, "page_size": 0x200000},
+                               {"idstr": "pc.bios", "used_length": 0x40000}]
+    # x-ignore-shared validated in the configuration: one extra is mr->addr (here 0)
+    cfg = B.configuration("pc", capabilities=["x-ignore-shared"])
+    body2 = H("0000000000100004") + H("06 70632e72616d 0000000000100000 0000000000000000") + H("0000000000000010")
+    units, _ = parse(HEADER + cfg + H("01 00000002 03 72616d 00000000 00000004") + body2 + FOOTER2 + H("00"))
+    (r,) = kinds(units, "ram")
+    assert r["ram_blocks"] == [{"idstr": "pc.ram", "used_length": 0x100000, "addr": 0}]
+    assert codes(units) == []

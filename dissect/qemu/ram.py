@@ -244,21 +244,23 @@ class RamState:
             used = W.BE64.unpack_from(b, q + 1 + ln)[0]
             q += 1 + ln + 8
             ent: dict[str, Any] = {"idstr": name, "used_length": used}
-            # Optional be64 block page size (postcopy) and mr->addr (x-ignore-shared): both
+            # Optional be64 block page size (postcopy), then mr->addr (x-ignore-shared): both
             # start with a 0 byte (a name length never does) and have no RAM flag bits.
-            for _ in range(2):
+            extras = []
+            while len(extras) < 2:
                 if end - q < 8:
                     return -1
-                if b[q] != 0:
-                    break
                 v = W.BE64.unpack_from(b, q)[0]
-                if v & mask:
+                if b[q] != 0 or v & mask:
                     break
-                if v and not v & (v - 1) and "page_size" not in ent and not (self.ignore_shared and "addr" not in ent and not ent):
-                    ent["page_size"] = v
-                else:
-                    ent["addr"] = v
+                extras.append(v)
                 q += 8
+            if len(extras) == 2:
+                ent["page_size"], ent["addr"] = extras
+            elif extras:
+                v = extras[0]
+                # One extra: the address when x-ignore-shared is validated, else a page size.
+                ent["addr" if self.ignore_shared or not v or v & (v - 1) else "page_size"] = v
             blocks.append(ent)
             acc += used
         if acc != total and blocks:

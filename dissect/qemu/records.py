@@ -193,7 +193,8 @@ class RecordHandlers:
                 n = c - p
                 sec.delimited_by = "footer"
                 if sec.handler == "vmsd":
-                    self.footer_delimited.append((sec.idstr or "", sec.instance_id or 0, sec.nth, c - (sec.payload_start - base)))
+                    self.footer_delimited.append((sec.idstr or "", sec.instance_id or 0, sec.nth,
+                                                  c - (sec.payload_start - base)))
                 self.footers = True
                 self._state = S_FOOTER
                 return p + n
