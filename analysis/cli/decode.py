@@ -2,8 +2,9 @@
 """Decode everything a capture holds, down to device parts and typed trace events.
 
 examples:
-  migtrace decode traces/real/tcp-return-path.pcap
-  migtrace decode --json source.dat | jq 'select(.kind=="event")'
+  migtrace decode traces/real/qemu-tcp-returnpath.pcap
+  migtrace decode --json traces/generated/qemu-9x-vfio-rp.pcapng | jq 'select(.kind=="dev_part")'
+  migtrace decode --json traces/real/ftrace/markers-v7-zstd.dat | jq 'select(.kind=="event")'
   migtrace decode --as dev-parts parts.bin
   migtrace decode --as admin-completion --opcode 0x10 --subtype 1 result.bin
 """
