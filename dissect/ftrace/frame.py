@@ -76,11 +76,10 @@ def _arrow_strings(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     runs[1::2] = lengths
     keep = np.repeat(np.tile(np.array([False, True]), n), runs)
     data = region[:len(keep)][keep]
-    total = int(lengths.sum())
-    typ, odt = (pa.string(), np.int32) if total < 2**31 - 1 else (pa.large_string(), np.int64)
-    offsets = np.zeros(n + 1, dtype=odt)
+    # large_string (64-bit offsets) is what pandas' str columns store: no conversion later
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    arr = pa.Array.from_buffers(typ, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     try:
         arr.validate(full=True)
     except pa.ArrowInvalid:
@@ -125,7 +124,7 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
     uniq, inv = np.unique(ips, return_inverse=True)
     prefixes = pa.array([ks.symbol(ip) + ": " for ip in uniq.tolist()], type=stripped.type)
     pref = prefixes[0] if len(uniq) == 1 else prefixes.take(pa.array(inv))
-    texts = pc.binary_join_element_wise(pref, stripped, "")
+    texts = pc.binary_join_element_wise(pref, stripped, pa.scalar("", type=pa.large_string()))
     return {"ip": ips, "buf": bufs}, texts
 
 
@@ -393,23 +392,19 @@ def _arrow_column(pieces: list[tuple[np.ndarray, Any]], n: int):
             if not all(x is None or type(x) is str for x in vals):
                 return None  # e.g. raw_data's bytes: an object column keeps them as bytes
             try:
-                vals = pa.array(vals, type=pa.string())
+                vals = pa.array(vals, type=pa.large_string())
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 return None
         if not (pa.types.is_string(vals.type) or pa.types.is_large_string(vals.type)):
             return None
         arrays.append(vals)
         positions.append(dst)
-    if len({a.type for a in arrays}) > 1:
-        arrays = [a.cast(pa.large_string()) for a in arrays]
-    typ = arrays[0].type if arrays else pa.string()
+    arrays = [a if a.type == pa.large_string() else a.cast(pa.large_string()) for a in arrays]
+    typ = pa.large_string()
     pos = np.concatenate(positions) if positions else np.zeros(0, np.int64)
     if len(arrays) == 1 and len(pos) == n and (np.diff(pos) > 0).all():
         return pd.array(arrays[0], dtype=_STR)  # already in row order: no copy
-    try:
-        cat = pa.concat_arrays(arrays + [pa.nulls(1, type=typ)])
-    except pa.ArrowInvalid:  # offsets overflow int32: widen
-        cat = pa.concat_arrays([a.cast(pa.large_string()) for a in arrays] + [pa.nulls(1, pa.large_string())])
+    cat = pa.concat_arrays(arrays + [pa.nulls(1, type=typ)])
     idx = np.full(n, len(pos), dtype=np.int64)
     idx[pos] = np.arange(len(pos), dtype=np.int64)
     return pd.array(cat.take(pa.array(idx)), dtype=_STR)
