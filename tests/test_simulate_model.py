@@ -204,3 +204,19 @@ def test_deterministic_for_a_seed() -> None:
 def test_firmware_presets_are_distinct_versions() -> None:
     versions = [f.version for f in FIRMWARE_PRESETS.values()]
     assert len(set(versions)) == len(versions)
+
+
+def test_without_a_return_path_the_wire_downtime_ends_with_the_stream() -> None:
+    tl = build_timeline(PRESETS["no-return-path"], 1)
+    assert not [u for u in tl.units if u.direction == "s2c"]
+    kinds = [u.kind for u in tl.units]
+    assert "cmd_open_return_path" not in kinds and "cmd_ping" not in kinds
+    assert not [e for e in tl.events if e.name.startswith(("source_return_path", "migration_return_path"))]
+    t = truth(tl)
+    assert t["downtime_wire_end"] == "end of stream"
+    assert t["downtime_wire_ms"] == pytest.approx((tl.marks["last_src_byte"] - tl.marks["wire_t0"]) / MS, abs=1e-5)
+    assert t["downtime_breakdown_ms"]["dst_load"] == 0
+    # QEMU's downtime then covers only the source side (qemu-trace-events.md §7.2)
+    assert t["downtime_qemu_ms"] < t["downtime_ms"]
+    with pytest.raises(ValueError):
+        build_timeline(replace(PRESETS["no-return-path"], firmware=FIRMWARE_PRESETS["fw-28.40-setreject"]), 1)

@@ -95,11 +95,13 @@ class Destination:
         self.shut(t + 200 * US, 1)
 
     def shut(self, t: int, value: int) -> None:
-        self.ev(t, "migrate_send_rp_message", msg_type=1, len=4)
-        arrival = self.m.rp_send(t, "rp_shut", value=value)
+        """migration_incoming_state_destroy: RP SHUT when there is a return path."""
         self.m.marks["shut_sent"] = t
-        self.m.marks["shut_arrival"] = arrival
         self.done = True
+        if not self.m.rp:
+            return
+        self.ev(t, "migrate_send_rp_message", msg_type=1, len=4)
+        self.m.marks["shut_arrival"] = self.m.rp_send(t, "rp_shut", value=value)
 
     # -- the loader ---------------------------------------------------------------
     def feed(self, u: Unit, arrival: int) -> None:

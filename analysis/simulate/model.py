@@ -102,6 +102,11 @@ class _Model:
                                                   seed=vf) for vf in range(p.vfs)]
         self.threshold = self.q.threshold_bytes
         self.ack_needed = self.q.switchover_ack
+        # switchover-ack requires the return-path capability
+        self.rp = self.q.switchover_ack or self.q.return_path
+        if not self.rp and any(f.kind == "parts_set_reject" for f in p.firmware.failures):
+            raise ValueError("a rejected DEV_PARTS_SET needs a return path in this model (the source "
+                             "learns of the failure only through RP SHUT)")
         self.ack_arrival: int | None = None
         from analysis.simulate.destination import Destination
 
@@ -239,7 +244,7 @@ class _Model:
         # destination: it was started with -incoming and is waiting
         self.sev(t, "savevm_state_header")
         t = self.send(t, "header", 64, machine=q.machine)
-        if q.switchover_ack or q.return_path:
+        if self.rp:
             self.sev(t, "savevm_send_open_return_path")
             self.sev(t, "savevm_command_send", command=1, len=0)
             # qemu_savevm_command_send() flushes after every command
@@ -520,17 +525,20 @@ class _Model:
         m["ram_end"] = ram_unit.end_ns
         m["vfio_end"] = max([m["ram_end"]] + [u.end_ns for u in vfio_units])
         m["last_src_byte"] = last.end_ns
-        self.sev(t, "migration_return_path_end_before")
-        # the destination processed every unit as it arrived; its SHUT ends the return path
-        shut_arrival = m["shut_arrival"]
-        t = max(t, shut_arrival) + 30 * US
-        self.ev("source", shut_arrival, self.sth.rp, "source_return_path_thread_shut",
-                val=1 if self.outcome == "failed" else 0)
-        self.ev("source", shut_arrival + 5 * US, self.sth.rp, "source_return_path_thread_end")
-        if fam == "8.1":
-            self.sev(t, "migration_return_path_end_after", rp_error=0)
-        else:
-            self.sev(t, "migration_return_path_end_after")
+        if self.rp:
+            self.sev(t, "migration_return_path_end_before")
+            # the destination processed every unit as it arrived; its SHUT ends the return path
+            shut_arrival = m["shut_arrival"]
+            t = max(t, shut_arrival) + 30 * US
+            self.ev("source", shut_arrival, self.sth.rp, "source_return_path_thread_shut",
+                    val=1 if self.outcome == "failed" else 0)
+            self.ev("source", shut_arrival + 5 * US, self.sth.rp, "source_return_path_thread_end")
+            if fam == "8.1":
+                self.sev(t, "migration_return_path_end_after", rp_error=0)
+            else:
+                self.sev(t, "migration_return_path_end_after")
+        else:  # no return path: the source is done when its last byte has left
+            t += 30 * US
         if self.outcome == "failed":
             self.sev(t, "migrate_set_state", new_state="failed")
             # the source resumes the VM: devices back to RUNNING (STOP_COPY→STOP→RUNNING_P2P→RUNNING)

@@ -37,7 +37,8 @@ def downtime(tl: Timeline) -> dict[str, Any]:
         "downtime_qemu_ms": _ms(m["downtime_end"] - m["downtime_start"]),
         # what query-migrate reports: whole milliseconds (source-query-migrate.json)
         "downtime_query_migrate_ms": (m["downtime_end"] - m["downtime_start"]) // MS,
-        "downtime_wire_ms": _ms(m["shut_arrival"] - m["wire_t0"]),
+        # → RP SHUT, or the end of the stream without a return path
+        "downtime_wire_ms": _ms(m.get("shut_arrival", m["last_src_byte"]) - m["wire_t0"]),
         "downtime_model_ms": None,
     }
     if tl.outcome == "completed":
@@ -45,7 +46,7 @@ def downtime(tl: Timeline) -> dict[str, Any]:
         ram = m["ram_end"] - m["wire_t0"]
         vfio = m["vfio_end"] - m["ram_end"]
         config = m["last_src_byte"] - m["vfio_end"]
-        dst = m["shut_arrival"] - m["last_src_byte"]
+        dst = m.get("shut_arrival", m["last_src_byte"]) - m["last_src_byte"]
         out["downtime_breakdown_ms"] = {"ram": _ms(ram), "vfio": _ms(vfio), "config": _ms(config),
                                         "dst_load": _ms(dst)}
         # the guest-visible downtime, from VM stop on the source to VM start on the destination
@@ -145,6 +146,7 @@ def truth(tl: Timeline, *, bytes_main: int | None = None, bytes_multifd: int | N
     out["devices"] = devs
     out["downtime_wire_start"] = ("SWITCHOVER_START command" if tl.profile.qemu.family == "10.x"
                                   else "RAM END section")
+    out["downtime_wire_end"] = "RP SHUT" if "shut_arrival" in m else "end of stream"
     out["marks_ms"] = {k: _ms(v) for k, v in sorted(m.items(), key=lambda kv: kv[1])}
     out["switchover_ack"] = tl.profile.qemu.switchover_ack
     # per pre-copy iteration, as columns (the last entry is the switchover decision)

@@ -16,7 +16,7 @@ Sets:
              (METADATA SIZE rounded to 4 KiB: one read per snapshot; larger context)
   policies/  the same 3 firmware versions with the cap128 policy (posted V0 series);
              with compare/ that is every firmware version x both PRE_COPY policies
-  variants/  QEMU 8.1 and 10.x, trailer-bug kernel, two VFs, no switchover-ack,
+  variants/  QEMU 8.1 and 10.x, trailer-bug kernel, two VFs, no switchover-ack, no return path,
              an EINVAL admin status, a rejected DEV_PARTS_SET (failed migration),
              admin records also carried in the trace.dat files (raw_data)
 """
@@ -47,7 +47,8 @@ def runs() -> dict[str, tuple[SimProfile, int]]:
     for i, fw in enumerate(FIRMWARE):
         p = replace(resolve("cap128", firmware=fw), name="policies-cap128", labels={"set": "policies"})
         out[f"policies/{fw}-cap128"] = (p, 100 + i)
-    for name in ("qemu81", "qemu10", "trailer", "two-vfs", "no-ack", "einval", "set-reject", "admin-in-trace"):
+    for name in ("qemu81", "qemu10", "trailer", "two-vfs", "no-ack", "no-return-path", "einval", "set-reject",
+                 "admin-in-trace"):
         p = replace(PRESETS[name], labels={"set": "variants"})
         out[f"variants/{name}"] = (p, 200)
     return out
