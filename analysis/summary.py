@@ -144,7 +144,8 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
             null(k)
     obj.update(run_id=m.run_id, dirty_sync_count=_json_value(mig.get("dirty_sync_count")),
                ram_bytes=_json_value(mig.get("ram_bytes")),
-               ram_transferred_bytes=_json_value(mig.get("ram_transferred_bytes")), downtime_qemu_method=mig.get("downtime_qemu_method"),
+               ram_transferred_bytes=_json_value(mig.get("ram_transferred_bytes")),
+               total_method=mig.get("total_method"), setup_method=mig.get("setup_method"), downtime_qemu_method=mig.get("downtime_qemu_method"),
                downtime_wire_method=mig.get("downtime_wire_method"),
                downtime_model_inputs={k: v for k, v in (mig.get("downtime_model") or {}).items()
                                       if k not in ("downtime_model_ms",)},

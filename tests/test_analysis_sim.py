@@ -41,8 +41,10 @@ def test_policy_detected(run):
 def test_downtime_qemu_and_admin_latency(run):
     _, _, truth, _, mig, dev = run
     assert mig["downtime_qemu_ms"] == pytest.approx(truth["downtime_qemu_ms"], abs=1e-3)
-    assert mig["total_ms"] == pytest.approx(truth["total_ms"], abs=1e-3)
-    assert mig["setup_ms"] == pytest.approx(truth["setup_ms"], abs=1e-3)
+    # QEMU's query-migrate figures (written by the simulator) are whole milliseconds
+    assert mig["total_method"] == mig["setup_method"] == "qemu stats"
+    assert mig["total_ms"] == pytest.approx(truth["total_ms"], abs=1.0)
+    assert mig["setup_ms"] == pytest.approx(truth["setup_ms"], abs=1.0)
     assert dev["admin_latency_ms"] == pytest.approx(truth["admin_latency_ms"], abs=1e-3)
 
 
