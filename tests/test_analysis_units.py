@@ -5,13 +5,12 @@ Expected values are worked out by hand from the fixture's numbers.
 """
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 import analysis
 from analysis import metrics as M
 from tests import test_analysis_fixture as U
-from tests.test_analysis_fixture import DEV, T, ms
+from tests.test_analysis_fixture import DEV, ms
 
 
 def load(u=None, paths=("s.pcapng", "s.dat", "a.pcapng"), **kw):
