@@ -347,3 +347,21 @@ def test_finding_admin_duplicates_dropped():
     assert int(m.parts["admin_tag"].notna().sum()) == 4
     f = [f for f in m.findings if f["code"] == "admin_duplicates_dropped"]
     assert f and f[0]["dropped"] == 2
+
+
+def test_finding_capture_decode_failed(monkeypatch):
+    """A decoder that raises loses only its own capture."""
+    import analysis.load as L
+
+    def broken(path, kind):
+        yield {"kind": "finding", "severity": "warning", "code": "partial", "message": "before the crash",
+               "offset": 0}
+        raise RuntimeError("boom")
+    monkeypatch.setattr(L, "iter_units", broken)
+    info = U.__file__  # any readable file; detection is not what is tested here
+    monkeypatch.setattr(L, "detect_kind", lambda p: "pcapng")
+    m = analysis.load(info, "s.pcapng", units={1: U.units()[0]})
+    f = [f for f in m.findings if f["code"] == "capture_decode_failed"]
+    assert len(f) == 1 and "RuntimeError: boom" in f[0]["message"] and f[0]["capture"] == 0
+    assert "partial" in codes(m)  # what the decoder yielded before failing is kept
+    assert len(m.records) == 4  # the other capture is analysed
