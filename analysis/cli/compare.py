@@ -89,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(f.to_json()))
         print(json.dumps(res.summary_object()))
     else:
-        print(f"{'metric':<34} {'candidate':<14} {'n':>7} {'baseline':>11} {'candidate':>11} "
+        print(f"{'metric':<40} {'candidate':<14} {'n':>7} {'baseline':>11} {'candidate':>11} "
               f"{'change':>8} {'95% CI':>17} {'p':>8}  verdict")
         for c in res.comparisons:
             ci = f"{_fmt(c['ci_low_pct'], '{:+.1f}')}..{_fmt(c['ci_high_pct'], '{:+.1f}')}"
-            print(f"{c['metric']:<34} {c['candidate']:<14} {c['n_baseline']:>3}/{c['n_candidate']:<3} "
+            print(f"{c['metric']:<40} {c['candidate']:<14} {c['n_baseline']:>3}/{c['n_candidate']:<3} "
                   f"{_fmt(c['baseline_median']):>11} {_fmt(c['candidate_median']):>11} "
                   f"{_fmt(c['change_pct'], '{:+.1f}%'):>8} {ci:>17} {_fmt(c['p_value'], '{:.3g}'):>8}  "
                   f"{c['verdict'].upper() if c['verdict'] == 'regression' else c['verdict']}")
