@@ -335,8 +335,12 @@ def _check_dev_part(obj: dict) -> list[tuple[str, str, str]]:
 def _check_event(obj: dict) -> list[tuple[str, str, str]]:
     out = []
     f = obj.get("fields") or {}
-    if obj.get("event") == "print" and obj.get("system") == "ftrace" and not {"ip", "buf"} <= set(f):
-        out.append(("event", "fields", f"print needs {{ip, buf}}, got {sorted(f)}"))
+    if obj.get("event") == "print" and obj.get("system") == "ftrace":
+        if not {"ip", "buf"} <= set(f):
+            out.append(("event", "fields", f"print needs {{ip, buf}}, got {sorted(f)}"))
+        elif not OPT(INT)(f["ip"]):
+            # ip is an address: a number (or null where the source does not carry it)
+            out.append(("event", "fields.ip", f"print ip must be an integer address or null, got {f['ip']!r:.60}"))
     if obj.get("event") == "raw_data" and obj.get("system") == "ftrace":
         if not (INT(f.get("id")) and HEX(f.get("buf"))):
             out.append(("event", "fields", f"raw_data needs {{id: int, buf: hex}}, got {f!r:.100}"))
@@ -401,6 +405,12 @@ KNOWN_VIOLATIONS: dict[str, tuple[Callable[[tuple[str, str, str]], bool], str]] 
         "vfio_chunk.section_id is null for QEMU 10.x multifd device-state chunks "
         "(dissect/qemu/session.py:162,170 set section_id None); json-lines.md requires section_id, and the "
         "device's section id is known from its SECTION_START idstr on the main channel"),
+    "event_print_ip_symbol": (
+        lambda v: v[:2] == ("event", "fields.ip"),
+        "event.fields.ip of ftrace `print` events read from text traces (ftrace-text, "
+        "trace-cmd-report) is the symbol name text 'tracing_mark_write' (dissect/ftrace/text.py), "
+        "while trace.dat gives the integer address; contract: numbers are JSON integers, never "
+        "text -- the text form has no address, so ip should be null (symbol in an extra field)"),
     "device_summary_sizes_float": (
         lambda v: v[0] == "device_summary" and v[1] in ("record_bytes_median", "record_bytes_p95"),
         "device_summary.record_bytes_median/record_bytes_p95 are floats (analysis/metrics.py: "
@@ -1065,3 +1075,9 @@ def test_violation_device_summary_sizes_float() -> None:
         pytest.skip("no simulated run bundled")
     _, lines, _ = cli("summary", "--json", _rel(runs[0]))
     assert not _violations_of("device_summary_sizes_float", list(lines), summary_kind=None)
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_VIOLATIONS["event_print_ip_symbol"][1])
+def test_violation_event_print_ip_symbol() -> None:
+    _, lines, _ = cli("decode", "--json", "traces/real/ftrace-text/trace.txt")
+    assert not _violations_of("event_print_ip_symbol", list(lines))
