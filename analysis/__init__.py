@@ -14,7 +14,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": ("analysis.load", "load"),
+    # the module itself: it is callable (``analysis.load(*captures)``), so the package attribute
+    # stays the same object whether the function or the module was asked for first
+    "load": ("analysis.load", None),
     "Migration": ("analysis.load", "Migration"),
     "summarize": ("analysis.summary", "summarize"),
     "summary_objects": ("analysis.summary", "summary_objects"),
@@ -30,7 +32,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'analysis' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(target[0]), target[1])
+    module = importlib.import_module(target[0])
+    value = module if target[1] is None else getattr(module, target[1])
     globals()[name] = value
     return value
 

@@ -9,8 +9,8 @@ to time of day.  ``qemu-trace-events.md`` §6: QEMU's ftrace backend adds no
 time of its own.
 
 Order of methods (the issue's rule): an explicit anchor when present
-(``wall-clock``: both clocks are epoch times; ``date-option``: the trace's
-DATE offset), otherwise ``sequence``: the trace's ``vfio_save_block``
+(``wall-clock``: both clocks are epoch times; ``date-option``: a trace.dat
+whose DATE option the reader applied, which puts it on the wall clock), otherwise ``sequence``: the trace's ``vfio_save_block``
 data sizes (source) or ``vfio_load_state_device_data`` sizes (destination)
 matched to the DEV_DATA_STATE chunk sizes of the stream, falling back to the
 order of ``savevm_section_start`` / ``qemu_loadvm_state_section_*`` events
@@ -90,30 +90,3 @@ def _int_median(sorted_vals: np.ndarray) -> int:
 
 def is_wall_clock(ts_ns: Sequence[int]) -> bool:
     return len(ts_ns) > 0 and min(ts_ns) >= WALL_CLOCK_MIN_NS
-
-
-def parse_date_option(value: Any) -> int | None:
-    """Offset (ns) from a trace.dat DATE option value.
-
-    trace-cmd writes the offset between the trace clock and time of day as a
-    string; its exact form is UNVERIFIED (trace-dat.md §4).  Accepted here:
-    an integer (ns), hex ``0x…``, or decimal seconds ``"1700000000.123456"``
-    (what ``trace-cmd record --date`` stores, ``sec.usec``).
-    """
-    if value is None:
-        return None
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).split(b"\0", 1)[0].decode("ascii", "replace")
-    if isinstance(value, int):
-        return value
-    s = str(value).strip()
-    try:
-        if s.lower().startswith(("0x", "-0x")):
-            return int(s, 16)
-        if "." in s:
-            sec, frac = s.split(".", 1)
-            sign = -1 if sec.startswith("-") else 1
-            return sign * (abs(int(sec)) * 1_000_000_000 + int((frac + "000000000")[:9]))
-        return int(s)
-    except ValueError:
-        return None

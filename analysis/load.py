@@ -377,28 +377,21 @@ def _trace_keys(units: list[dict[str, Any]], side: str | None) -> tuple[tuple[li
     return (ck, ct), (sk, st)
 
 
-def _date_offset(cap: Capture) -> int | None:
+def _has_date_option(cap: Capture) -> bool:
+    """True when a trace.dat carries the DATE option.  E's reader applies it (with
+    OFFSET/TSC2NSEC, trace-dat.md §9), so such a trace's events are already on the
+    wall clock: the anchor shows up as method ``date-option`` with offset 0."""
     if cap.kind != "trace-dat":
-        return None
+        return False
     try:
-        from dissect.ftrace.tracedat import read_trace_dat  # E's reader; optional here
+        from dissect.ftrace.tracedat import read_trace_dat
     except ImportError:
-        return None
+        return False
     try:
         opts = read_trace_dat(cap.path).options
     except Exception:
-        return None
-    if isinstance(opts, dict):
-        for k, v in opts.items():
-            if str(k).upper() in ("DATE", "1"):
-                return A.parse_date_option(v)
-    elif isinstance(opts, list):
-        for o in opts:
-            name = getattr(o, "name", None) or (o.get("name") if isinstance(o, dict) else None)
-            if str(name).upper() == "DATE":
-                val = getattr(o, "value", None) if not isinstance(o, dict) else o.get("value")
-                return A.parse_date_option(val)
-    return None
+        return False
+    return any(getattr(o, "id", None) == 1 or str(getattr(o, "name", "")).upper() == "DATE" for o in opts or [])
 
 
 def _admin_keys(units: list[dict[str, Any]]) -> tuple[list, list]:
@@ -498,14 +491,11 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
             else:
                 match, basis = A.match_sequences(sk, st, rsk, rst, min_match=2), "sections"
         wall = A.is_wall_clock(_unit_ts(units[:2000]))
-        date = _date_offset(c)
         if ref_wall and wall:
             # anchored at 0: the residual is the matched pairs' distance from 0 (|median| + MAD)
             resid = None if match is None else abs(match[0]) + match[1]
-            out.append(A.Alignment(c.index, ref.index, "wall-clock", 0, resid,
-                                   match[2] if match else 0, basis if match else None))
-        elif ref_wall and date is not None:
-            out.append(A.Alignment(c.index, ref.index, "date-option", date, None, 0))
+            out.append(A.Alignment(c.index, ref.index, "date-option" if _has_date_option(c) else "wall-clock", 0,
+                                   resid, match[2] if match else 0, basis if match else None))
         elif match is not None:
             out.append(A.Alignment(c.index, ref.index, "sequence", match[0], match[1], match[2], basis))
         else:

@@ -365,3 +365,12 @@ def test_finding_capture_decode_failed(monkeypatch):
     assert len(f) == 1 and "RuntimeError: boom" in f[0]["message"] and f[0]["capture"] == 0
     assert "partial" in codes(m)  # what the decoder yielded before failing is kept
     assert len(m.records) == 4  # the other capture is analysed
+
+
+def test_load_is_one_object_whatever_is_imported_first():
+    import subprocess
+    import sys
+    code = ("import analysis; f = analysis.load; import analysis.load as mod; "
+            "from analysis import load; print(f is mod is load, callable(load), hasattr(mod, 'iter_units'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "True"]
