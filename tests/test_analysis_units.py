@@ -374,3 +374,27 @@ def test_load_is_one_object_whatever_is_imported_first():
             "from analysis import load; print(f is mod is load, callable(load), hasattr(mod, 'iter_units'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+def test_trace_dat_with_date_option_is_anchored(tmp_path):
+    """A trace.dat recorded with `trace-cmd record --date`: the reader applies DATE, the trace lands
+    on the wall clock and is aligned as date-option with offset 0."""
+    from dissect.ftrace.event import Event
+    from dissect.ftrace.writer import write_trace_dat
+
+    date_us = (U.BOOT + U.LAG) // 1000  # trace clock + DATE = wall clock (µs resolution)
+    events = []
+    for x in U.trace_units():
+        q = x["qemu"]
+        args = " ".join(f"{k} {v}" for k, v in q["args"].items() if k != "name")
+        text = f"{q['event']}  ({q['args']['name']}) {args}" if "name" in q["args"] else q["event"] + " "
+        if q["event"] == "vfio_save_block":
+            text = f"vfio_save_block  ({U.HOST}) data_size {q['args']['data_size']}"
+        events.append(Event("trace-dat", x["ts_ns"], 0, 100, "live_migration", "ftrace", "print",
+                            {"ip": 0, "buf": text + "\n"}, text))
+    path = write_trace_dat(tmp_path / "src.dat", events, extra_options=[(1, f"0x{date_us:x}\0".encode())])
+    m = analysis.load("s.pcapng", path, units={0: U.units()[0]})
+    a = m.alignment[1]
+    assert (a.method, a.offset_ns) == ("date-option", 0)
+    blocks = m.events[m.events["qemu_event"] == "vfio_save_block"]
+    assert list(blocks["ts_ns"]) == [ms(20), ms(1020), ms(2020), ms(3128)]
