@@ -48,8 +48,16 @@ NOTEBOOKS = {
         ("code", "real.events['qemu_event'].value_counts().head(15)"),
         ("code", "real.qemu_stats['source']"),
         ("code", "pd.DataFrame(real.findings)[['severity', 'code', 'message']].head(20) if real.findings else 'no findings'"),
-        ("md", "## A simulated migration with a VFIO device: events, admin commands, device parts"),
+        ("code", "real.sections[['flow', 'offset', 'type', 'idstr', 'length_bytes', 'ram_zero_pages', "
+                 "'ram_normal_pages', 'ts_ns']].head(12)"),
+        ("code", "real.flows"),
+        ("md", "## A simulated migration with a VFIO device: sections, chunks, records, parts, admin commands"),
         ("code", "m = analysis.load(sim_runs()[0])\nm"),
+        ("code", "m.chunks[['device', 'phase', 'data_offset', 'size_bytes', 'ts_ns']].head(12)"),
+        ("code", "m.records[['device', 'index', 'record_size_bytes', 'tag_name', 'phase', 'n_parts', "
+                 "'trailer_bytes', 'ts_ns']]"),
+        ("code", "last = m.records['index'].max()\n"
+                 "m.parts[m.parts['record'] == last][['index', 'part_type_name', 'length_bytes', 'selector', 'value']]"),
         ("code", "pd.DataFrame([a.to_json() for a in m.alignment])"),
         ("code", "m.admin[['owner', 'opcode_name', 'request_ts_ns', 'latency_ns', 'status_name', 'parts_bytes']].head(12)"),
         ("code", "m.parts.groupby('part_type_name')['total_bytes'].agg(['count', 'sum'])"),
