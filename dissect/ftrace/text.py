@@ -13,8 +13,8 @@ What text keeps and what it loses (decisions, docs/trace-events.md):
   rounded to nearest (the kernel and trace-cmd add 500 ns before dividing);
   ``report -t`` prints nanoseconds.  ``ts_ns`` is the printed value scaled
   to ns; ``precision_ns`` on the reader says how fine it is.
-- ``print``: ``fields = {ip, buf}`` where ``ip`` is the symbol text prints
-  (``"tracing_mark_write"``; the address is not in the text) and ``buf`` the
+- ``print``: ``fields = {ip, buf}`` where ``ip`` is None (text prints the
+  symbol, not the address; the symbol stays in ``text``) and ``buf`` the
   marker text plus the ``"\\n"`` the kernel always stores; ``text`` is what
   trace-cmd renders after ``print:``: ``"tracing_mark_write: <text>"``.
   A marker holding a newline continues on the following, unprefixed line
@@ -288,7 +288,7 @@ class FtraceText(TextTrace):
                                 if line.startswith("tracing_mark_write: ", k + 2):
                                     body = line[k + 22:]
                                     ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
-                                            {"ip": "tracing_mark_write", "buf": body + "\n"},
+                                            {"ip": None, "buf": body + "\n"},
                                             "tracing_mark_write: " + body, here)
                                 else:
                                     ev = self._other_event(ts, cpu, pid, comm, line[k + 2:], here)
@@ -353,7 +353,7 @@ class FtraceText(TextTrace):
         if rest.startswith("tracing_mark_write: "):
             body = rest[20:]
             return Event(self.source, ts, int(cpu), int(pid), comm, "ftrace", "print",
-                         {"ip": "tracing_mark_write", "buf": body + "\n"}, "tracing_mark_write: " + body, off)
+                         {"ip": None, "buf": body + "\n"}, "tracing_mark_write: " + body, off)
         return self._other_event(ts, int(cpu), int(pid), comm, rest, off)
 
     def _other_event(self, ts: int, cpu: int, pid: int, comm: str, rest: str, off: int) -> Event:
@@ -365,12 +365,12 @@ class FtraceText(TextTrace):
         name, sep, payload = rest.partition(": ")
         if name.startswith("tracing_mark_write+"):  # options/sym-offset: "tracing_mark_write+0x3a/0x2a0"
             return Event(self.source, ts, cpu, pid, comm, "ftrace", "print",
-                         {"ip": "tracing_mark_write", "buf": payload + "\n"}, "tracing_mark_write: " + payload, off)
+                         {"ip": None, "buf": payload + "\n"}, "tracing_mark_write: " + payload, off)
         if not sep or " " in name:
             fm = re.match(r"^(\S+) <-(\S+)$", rest)
             if fm:  # function tracer
                 return Event(self.source, ts, cpu, pid, comm, "ftrace", "function",
-                             {"ip": fm.group(1), "parent_ip": fm.group(2)}, None, off)
+                             {"ip": None, "parent_ip": None}, rest, off)
             name, payload = rest.rstrip(":"), ""
         if name == "sched_switch":
             sm = _SWITCH_TRACE_RE.match(payload)
@@ -444,7 +444,7 @@ class ReportText(TextTrace):
                                         sym, _, body = rest.partition(": ")
                                     comm, pid, cpu, inst = hc
                                     ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
-                                            {"ip": sym, "buf": body + "\n"}, sym + ": " + body, here, inst)
+                                            {"ip": None, "buf": body + "\n"}, sym + ": " + body, here, inst)
                                 else:
                                     ev = self._event(ts, hc, line[k + 2:e], line[e + 1:].lstrip(" "), here)
                                 if ev is not None:
@@ -523,7 +523,7 @@ class ReportText(TextTrace):
                 sym, _, body = rest[3:].partition(" buf=")
             else:
                 sym, _, body = rest.partition(": ")
-            return Event(src, ts, cpu, pid, comm, "ftrace", "print", {"ip": sym, "buf": body + "\n"},
+            return Event(src, ts, cpu, pid, comm, "ftrace", "print", {"ip": None, "buf": body + "\n"},
                          sym + ": " + body, off, inst)
         if event == "raw_data":
             rm = _RAW_REPORT_RE.match(rest)
@@ -538,7 +538,7 @@ class ReportText(TextTrace):
             return Event(src, ts, cpu, pid, comm, "ftrace", "raw_data", f, _raw_text(f), off, inst)
         if event in ("bprint", "bputs"):
             sym, _, body = rest.partition(": ")
-            return Event(src, ts, cpu, pid, comm, "ftrace", event, {"ip": sym}, f"{sym}: {body}", off, inst)
+            return Event(src, ts, cpu, pid, comm, "ftrace", event, {"ip": None}, f"{sym}: {body}", off, inst)
         if event == "sched_switch":
             sm = _SWITCH_REPORT_RE.match(rest)
             if sm:
@@ -681,7 +681,7 @@ def events_for_writer(events: Iterator[Event | Finding] | list[Event | Finding],
     for ev in events:
         if not isinstance(ev, Event):
             continue
-        if ev.event == "print" and isinstance(ev.fields.get("ip"), str):
+        if ev.event == "print" and not isinstance(ev.fields.get("ip"), int):
             ev = Event(ev.source, ev.ts_ns, ev.cpu, ev.pid, ev.comm, ev.system, ev.event,
                        dict(ev.fields, ip=ip), ev.text, ev.offset, ev.instance)
         yield ev
