@@ -36,7 +36,6 @@ import calendar
 import os
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
@@ -45,7 +44,7 @@ from dissect.common.findings import Finding
 from dissect.ftrace.event import Event
 
 __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text", "TextTrace",
-           "FtraceText", "ReportText", "QemuLog", "sniff_text_kind"]
+           "FtraceText", "ReportText", "QemuLog", "sniff_text_kind", "events_for_writer"]
 
 CHUNK = 1 << 22
 
