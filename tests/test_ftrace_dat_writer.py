@@ -275,3 +275,26 @@ def test_dataframe_print_fallbacks_equal_events(tmp_path):
     df = read_trace_dat(path).dataframe()
     assert [none(x) for x in df["buf"].tolist()] == [e.fields["buf"] for e in ref]
     assert [none(x) for x in df["text"].tolist()] == [e.text for e in ref]
+
+
+@pytest.mark.needs_tool
+def test_tsc2nsec_date_and_offset_options_as_trace_cmd(tmp_path):
+    """TSC2NSEC (mult 3, shift 1, offset 500), DATE (0x10 µs) and OFFSET: our ts_ns == trace-cmd's."""
+    evs = [ev(1_000_000 + i * 1000, 0, 5, "x", "print", {"buf": f"e{i}\n"}) for i in range(3)]
+    tsc = (14, struct.pack("<IIQ", 3, 1, 500))
+    cases = {
+        "tsc": dict(extra_options=[tsc], clock="x86-tsc"),
+        "tsc_local_clock": dict(extra_options=[tsc]),
+        "date": dict(extra_options=[(1, b"0x10\0")]),
+        "all": dict(extra_options=[(1, b"0x10\0"), tsc], clock="x86-tsc", offset_ns=200_000),
+    }
+    want = {"tsc": [1_500_000, 1_501_500, 1_503_000], "tsc_local_clock": [1_500_000, 1_501_500, 1_503_000],
+            "date": [1_016_000, 1_017_000, 1_018_000]}
+    for name, kw in cases.items():
+        path = write_trace_dat(tmp_path / f"{name}.dat", evs, cpus=1, **kw)
+        ours = [e.ts_ns for e in read_trace_dat(path).events()]
+        theirs = [r[1] for r in parse_report(report(path))]
+        assert ours == theirs, name
+        if name in want:
+            assert ours == want[name]
+        assert read_trace_dat(path).dataframe()["ts_ns"].tolist() == ours

@@ -206,10 +206,16 @@ class TraceDat:
         return None
 
     def timestamp_ns(self, raw: int) -> int:
-        """Raw ring-buffer time → ns, applying TSC2NSEC, OFFSET and DATE (§9)."""
+        """Raw ring-buffer time → ns, applying TSC2NSEC, OFFSET and DATE (§9).
+
+        As trace-cmd 3.1.6 does (checked against ``trace-cmd report`` in the
+        tests): ``((raw * mult) >> shift)`` whenever a TSC2NSEC option is
+        present (whatever the clock; its ``offset`` field is not added),
+        then + OFFSET (ns) + DATE (µs × 1000).
+        """
         if self.tsc2nsec is not None:
-            mult, shift, off = self.tsc2nsec
-            raw = ((raw * mult) >> shift) + off
+            mult, shift, _ = self.tsc2nsec
+            raw = (raw * mult) >> shift
         return raw + self.ts_offset
 
     def events(self) -> Iterator[Event]:
