@@ -298,3 +298,23 @@ def test_tsc2nsec_date_and_offset_options_as_trace_cmd(tmp_path):
         if name in want:
             assert ours == want[name]
         assert read_trace_dat(path).dataframe()["ts_ns"].tolist() == ours
+
+
+@pytest.mark.needs_tool
+def test_generic_format_fields_equal_trace_cmd_raw_fields(tmp_path):
+    """The same generic event (scalars, char array, u32 array, __data_loc str/array, __rel_loc):
+    trace-cmd report -R prints the fields our reader decodes."""
+    fields = {"bytes": 2**40 + 5, "ret": -22, "flag": 1, "small": -3, "name": "vf0", "regs": [1, 2, 0xFFFFFFFF],
+              "dev": "0000:00:05.0", "ids": [7, 8, 9], "state": "STOP_COPY"}
+    path = write_trace_dat(tmp_path / "g.dat", [ev(1000, 0, 42, "qemu", "migtrace_test", fields, system="vfio")],
+                           cpus=1, formats={("vfio", "migtrace_test"): GENERIC})
+    got = next(read_trace_dat(path).events()).fields
+    assert got == fields
+
+    def arr(values, size):
+        return "ARRAY[" + ", ".join(f"{b:02x}" for v in values for b in v.to_bytes(size, "little")) + "]"
+
+    raw = parse_report(report(path, "-R"), strict=False)
+    assert raw[0][6].strip() == (
+        f"bytes={got['bytes']} ret={got['ret']} flag={got['flag']} small={got['small']} name={got['name']} "
+        f"regs={arr(got['regs'], 4)} dev={got['dev']} ids={arr(got['ids'], 2)} state={got['state']}")
