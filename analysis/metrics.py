@@ -518,6 +518,10 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
             recs = device_records(m, dev)
             sn = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")] if len(recs) else recs
             snaps = per_bin(sn["ts_ns"]).astype(np.int64) if len(sn) else np.zeros(n, dtype=np.int64)
+            if not len(recs) and len(m.devices) == 1:  # no stream: one DEV_PARTS_GET per snapshot
+                gets = admin_precopy(m, "DEV_PARTS_GET")
+                if gets is not None and len(gets):
+                    snaps = per_bin(gets["request_ts_ns"]).astype(np.int64)
         cols.update(qemu_init_bytes=init, qemu_dirty_bytes=dty, vfio_bytes=vb, vfio_chunks=vc, snapshots=snaps)
         frames.append(pd.DataFrame({c: list(cols[c]) for c in _ITER_COLS}))
     df = pd.concat(frames, ignore_index=True)

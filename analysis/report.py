@@ -218,6 +218,10 @@ def render_report(loaded: list[tuple[str, "Migration | None", str | None]], titl
         from analysis.plots import corpus_downtime
 
         parts.append(f"<img alt='corpus-downtime' src='data:image/png;base64,{_fig_png(corpus_downtime(table))}'>")
+    ok = [(label, m) for label, m, _ in loaded if m is not None]
+    if len(ok) > 1:
+        parts.append("<p>" + " · ".join(f"<a href='#{html.escape(lbl)}'>{html.escape(lbl)}</a>" for lbl, _ in ok)
+                     + "</p>")
     failed = [(label, msg) for label, m, msg in loaded if m is None]
     if failed:
         parts.append("<p class='err'>Not loaded: " + "; ".join(

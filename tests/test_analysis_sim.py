@@ -116,6 +116,8 @@ def test_traces_and_admin_captures_without_the_stream(tmp_path):
     assert al["admin-destination.pcapng"].basis == "record-boundaries"
     assert abs(al["admin-destination.pcapng"].offset_ns - (clk["source_trace_ns"] - clk["admin_epoch_ns"])) < 1_000_000
     assert dev["trailer_bug"] is False
+    # iterations: snapshots from the admin capture's DEV_PARTS_GET commands (aligned by record boundaries)
+    assert int(m.iterations["snapshots"].sum()) == truth["precopy_snapshots"]
     # phases come from the QEMU events
     assert set(m.phases["source"]) == {"trace"}
     assert list(m.phases["phase"]) == ["setup", "precopy", "stopcopy", "config"]
