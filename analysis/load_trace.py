@@ -37,10 +37,12 @@ def iter_trace_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
         obj = e.to_json()
         q = None
         for text in _candidates(e):
-            q = cat.parse(text)
+            got = cat.parse(text)
+            if got is not None and (q is None or got.matched):
+                q = got  # a known event name; args stay empty when no format variant fits
             if q is not None and q.matched:
                 break
-        obj["qemu"] = {"event": q.event, "args": q.args} if q is not None and q.matched else None
+        obj["qemu"] = {"event": q.event, "args": q.args} if q is not None else None
         yield obj
     for f in late():
         yield f.to_json()

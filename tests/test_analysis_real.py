@@ -64,3 +64,18 @@ def test_file_stream_counters_match_info_migrate():
     # one RAM PART per iteration; the log of the same run counts the same iterations
     log = analysis.load(REAL / "qemu-file.src.log")
     assert mig["qemu_iterations"] == analysis.summary_objects(log)[0]["qemu_iterations"] == 7
+
+
+@pytest.mark.parametrize("name,kind", [("qemu-tcp-returnpath.src.log", "qemu-log"),
+                                       ("ftrace/markers-v7-zstd.dat", "trace-dat")])
+def test_reader_fallback_equals_the_trace_emitter(name, kind):
+    """analysis/load_trace.py (used when analysis.emit.trace is absent) types the same QEMU events."""
+    from analysis.load import iter_units
+    from analysis.load_trace import iter_trace_units
+
+    def typed(units):
+        return [(u["ts_ns"], (u.get("qemu") or {}).get("event"), (u.get("qemu") or {}).get("args"))
+                for u in units if u["kind"] == "event"]
+    fallback = typed(iter_trace_units(REAL / name, kind))
+    emitted = typed(iter_units(REAL / name, kind))
+    assert fallback == emitted and len(fallback) > 10
