@@ -115,7 +115,10 @@ def device_truth(tl: Timeline, vf: int) -> dict[str, Any]:
                           "reason": c.reason} for c in tl.admin if c.vf == vf and c.status],
         "records": [{"index": r.index, "offset": r.offset, "record_size": r.record_size,
                      "parts_bytes": r.parts_len, "trailer_bytes": len(r.trailer), "parts": len(r.part_types),
-                     "phase": r.phase, "reason": r.reason, "taken_ms": _ms(r.taken_ns)} for r in recs],
+                     "phase": r.phase, "reason": r.reason, "taken_ms": _ms(r.taken_ns),
+                     # capture time of the write carrying the record's header (main channel or multifd)
+                     "header_wire_ms": _ms(r.header_ts_ns) if r.header_ts_ns is not None else None}
+                    for r in recs],
         "chunks": {"precopy": [c.size for c in chunks if c.phase == "precopy"],
                    "stopcopy": [c.size for c in chunks if c.phase == "stopcopy"]},
     }
