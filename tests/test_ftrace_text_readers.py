@@ -284,3 +284,21 @@ def test_read_text_dispatches(tmp_path):
     assert isinstance(read_text(write(tmp_path, "q", "1@2.000003:x_y \n"), "qemu-log"), T.QemuLog)
     with pytest.raises(ValueError):
         read_text(write(tmp_path, "z", "?!\n"))
+
+
+@pytest.mark.parametrize("reader", [read_ftrace_text, read_report_text, read_qemu_log])
+def test_binary_input_is_one_error_and_nothing_else(tmp_path, reader):
+    p = write(tmp_path, "bin", b"QEVM\x00\x00\x00\x03\nsavevm_state_setup \n")
+    out = list(reader(p))
+    assert [(f.code, f.severity, f.offset, f.context["line"]) for f in out] == [
+        ("text_binary_input", "error", 4, 1)]
+
+
+def test_unreadable_lines_are_capped_then_counted(tmp_path):
+    lines = "".join(f"garbage line {i}\n" for i in range(T.MAX_LINE_FINDINGS + 25))
+    out = list(read_report_text(write(tmp_path, "r", "cpus=1\n" + lines)))
+    assert all(isinstance(x, Finding) for x in out)
+    assert len(out) == T.MAX_LINE_FINDINGS + 1
+    last = out[-1]
+    assert (last.code, last.context["count"]) == ("text_lines_unparsed", 25)
+    assert last.offset == len("cpus=1\n") + len("".join(f"garbage line {i}\n" for i in range(T.MAX_LINE_FINDINGS)))

@@ -47,6 +47,8 @@ __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text",
            "FtraceText", "ReportText", "QemuLog", "sniff_text_kind", "events_for_writer"]
 
 CHUNK = 1 << 22
+#: Unreadable lines reported one by one; the rest are counted in one finding.
+MAX_LINE_FINDINGS = 100
 
 # tracefs trace / trace_pipe:
 #   <comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <payload>
@@ -142,6 +144,8 @@ class TextTrace:
     def __init__(self, path: str | os.PathLike | BinaryIO):
         self.path = path
         self._chunk: tuple[list[int], int] = ([0], 1)
+        self._n_unparsed = 0
+        self._first_suppressed: int | None = None
         self.findings: list[Finding] = []
         self.lost_events: dict[int, int] = {}
         self.header: dict[str, Any] = {}
@@ -152,7 +156,7 @@ class TextTrace:
     def __iter__(self) -> Iterator[Event | Finding]:
         # the generator itself, so a for loop does not pay a Python-level __next__ per item
         if self._it is None:
-            self._it = self._run()
+            self._it = self._all()
         return self._it
 
     def __next__(self) -> Event | Finding:
@@ -233,9 +237,47 @@ class TextTrace:
                              "timestamps without a decimal point: a counter trace clock (counter, "
                              "x86-tsc, ...); ts_ns holds the raw counts, not nanoseconds", off)
 
-    def _unparsed(self, line: str, off: int, what: str) -> Finding:
-        return self._finding("warning", "text_line_unparsed",
+    def _unparsed(self, line: str, off: int, what: str, severity: str = "warning") -> Finding | None:
+        """A finding for an unreadable line; past MAX_LINE_FINDINGS they are counted instead
+        and summed up in one finding at the end (no flood, no silent loss)."""
+        self._n_unparsed += 1
+        if self._n_unparsed > MAX_LINE_FINDINGS:
+            if self._first_suppressed is None:
+                self._first_suppressed = off
+            return None
+        return self._finding(severity, "text_line_unparsed",
                              f"line {self._lineno(off)}: not {what}: {line[:80]!r}", off)
+
+    def _all(self) -> Iterator[Event | Finding]:
+        head = self._peek()
+        if b"\0" in head:
+            at = head.index(b"\0")
+            f = Finding("error", "text_binary_input",
+                        f"NUL bytes in the first {len(head)} bytes: not a {self.source} text trace; "
+                        "nothing decoded", at, {"line": head.count(b"\n", 0, at) + 1})
+            self.findings.append(f)
+            yield f
+            return
+        yield from self._run()
+        if self._first_suppressed is not None:
+            more = self._n_unparsed - MAX_LINE_FINDINGS
+            f = Finding("warning", "text_lines_unparsed",
+                        f"{more} more unreadable lines (the first {MAX_LINE_FINDINGS} are reported "
+                        "one by one)", self._first_suppressed, {"count": more})
+            self.findings.append(f)
+            yield f
+
+    def _peek(self) -> bytes:
+        if not hasattr(self.path, "read"):
+            with open(self.path, "rb") as f:  # type: ignore[arg-type]
+                return f.read(8192)
+        fh = self.path
+        if hasattr(fh, "seekable") and fh.seekable():  # type: ignore[union-attr]
+            pos = fh.tell()  # type: ignore[union-attr]
+            head = fh.read(8192)  # type: ignore[union-attr]
+            fh.seek(pos)  # type: ignore[union-attr]
+            return head
+        return b""
 
     def _run(self) -> Iterator[Event | Finding]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -337,7 +379,9 @@ class FtraceText(TextTrace):
                 if prev is not None:
                     yield prev
                     prev = None
-                yield self._unparsed(line, here, "an ftrace text line")
+                f = self._unparsed(line, here, "an ftrace text line")
+                if f is not None:
+                    yield f
         if prev is not None:
             yield prev
 
@@ -506,7 +550,9 @@ class ReportText(TextTrace):
                 if prev is not None:
                     yield prev
                     prev = None
-                yield self._unparsed(line, here, "a trace-cmd report line")
+                f = self._unparsed(line, here, "a trace-cmd report line")
+                if f is not None:
+                    yield f
         if prev is not None:
             yield prev
 
@@ -584,7 +630,9 @@ class QemuLog(TextTrace):
                         try:
                             secs = calendar.timegm(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S").timetuple())
                         except ValueError:
-                            yield self._unparsed(line, here, "a QEMU trace line (bad date)")
+                            f = self._unparsed(line, here, "a QEMU trace line (bad date)")
+                            if f is not None:
+                                yield f
                             continue
                         iso_cache[iso] = secs
                     scale = scale_of.get(len(isofrac), 1) if isofrac else 1_000_000_000
@@ -603,11 +651,9 @@ class QemuLog(TextTrace):
                     yield Event(src, None, None, None, None, "qemu", bname, {},  # type: ignore[arg-type]
                                 bname + " " + bargs if bargs is not None else bname, here)
                 else:
-                    ln = self._lineno(here)
-                    f = Finding("info", "text_line_unparsed",
-                                f"line {ln}: not a QEMU trace line: {line[:80]!r}", here, {"line": ln})
-                    self.findings.append(f)
-                    yield f
+                    f = self._unparsed(line, here, "a QEMU trace line", "info")
+                    if f is not None:
+                        yield f
 
 
 def read_ftrace_text(path: str | os.PathLike | BinaryIO) -> FtraceText:
