@@ -106,6 +106,18 @@ NOTEBOOKS = {
                  "'downtime_qemu_ms', 'total_ms']]"),
         ("code", "ax = table[['downtime_qemu_ms']].plot.bar(rot=0, legend=False)\n"
                  "ax.set_ylabel('downtime (ms, QEMU)');"),
+        ("md", "## Firmware versions under the same QEMU and kernel\n\nThe same migration with three "
+               "firmware profiles (device context size and growth, admin command latencies)."),
+        ("code", "from analysis.simulate import resolve\nrows = []\n"
+                 "for fw in ('fw-28.40', 'fw-28.41', 'fw-29.0'):\n"
+                 "    m = analysis.load(simulate(resolve('default', firmware=fw), 2, out / fw))\n"
+                 "    row = analysis.summarize(m).iloc[0].to_dict()\n"
+                 "    row['firmware'] = m.manifest.firmware_version\n"
+                 "    row['DEV_PARTS_SET ms'] = metrics.admin_latency(m).get('DEV_PARTS_SET')\n"
+                 "    rows.append(row)\n"
+                 "fw_table = pd.DataFrame(rows).set_index('firmware')\n"
+                 "fw_table[['precopy_snapshots', 'record_bytes_max', 'context_growth_pct', 'DEV_PARTS_SET ms', "
+                 "'downtime_dst_load_ms', 'downtime_wire_ms', 'downtime_qemu_ms']]"),
         ("md", "## Model what-ifs on one run\n\n`metrics.downtime_model` takes the stop-copy bytes and bandwidth "
                "of the run and lets you change them. It needs the stream (stop-copy bytes); with traces "
                "only the model is null."),
