@@ -1247,3 +1247,23 @@ def test_vfio_stream_offsets_point_at_record_headers(handmade) -> None:
         assert struct.unpack_from("<QII", data, r["offset"]) == (r["record_size"], r["flags"], r["tag"])
     for p in (o for o in objs if o["kind"] == "dev_part"):
         assert struct.unpack_from("<HB", data, p["offset"]) == (p["part_type"], p["flags"])
+
+
+# --------------------------------------------------------------------------------------
+# run-manifest.md: "a malformed run.json is an error naming the file and the field"
+
+@pytest.mark.parametrize("manifest,field", [
+    ({"schema": 1, "kind": "real", "captures": [{"path": "c.pcap", "role": "source-stream"}]}, "run_id"),
+    ({"schema": 1, "run_id": "x", "kind": "bogus", "captures": [{"path": "c.pcap", "role": "source-stream"}]},
+     "kind"),
+    ({"schema": 1, "run_id": "x", "kind": "real", "captures": [{"path": "c.pcap", "role": "nonsense"}]},
+     "role"),
+])
+def test_malformed_run_json_is_a_usage_error_naming_file_and_field(tmp_path, manifest, field) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "c.pcap").write_bytes((ROOT / "traces/real/qemu-tcp-returnpath.pcap").read_bytes())
+    (run / "run.json").write_text(json.dumps(manifest))
+    rc, lines, err = cli("summary", "--json", str(run))
+    assert rc == 2 and not lines
+    assert "run.json" in err and field in err and "Traceback" not in err
