@@ -127,6 +127,39 @@ NOTEBOOKS = {
                  "pd.DataFrame({'base': base, 'device context x2': doubled, '10 Gbit/s': slow}).T"
                  "[['downtime_model_ms', 'stopcopy_bytes', 'bandwidth_bytes_per_s', 'fixed_ms']]"),
     ],
+    "04-compare-firmware-versions.ipynb": [
+        ("md", "# Compare firmware versions\n\nThe nightly question: did a new NIC firmware make downtime, "
+               "device-state size or pre-copy behaviour worse? The bundled corpus `traces/sim/compare/` holds "
+               "four simulated runs of the same scenario for each of three firmware versions. `analysis.corpus` "
+               "decodes and summarises every run into one table (cached by content hash; `engine='dask'` runs "
+               "it on a cluster), and `analysis.compare` tests every metric: medians, a bootstrap interval of "
+               "the change, Mann-Whitney U, Cliff's delta and a verdict. Method: `docs/compare.md`."),
+        ("code", SETUP + "from analysis.corpus import load_corpus\nfrom analysis.compare.engine import compare\n"
+                 "from analysis.compare.report import metric_figure\n"
+                 "corpus = load_corpus([TRACES / 'sim' / 'compare'], cache_dir=None)\n"
+                 "table = corpus.table\n"
+                 "table[['run_id', 'firmware.version', 'precopy_policy', 'precopy_snapshots', 'stopcopy_bytes', "
+                 "'downtime_wire_ms']]"),
+        ("code", "table.groupby('firmware.version')[['downtime_wire_ms', 'downtime_qemu_ms', 'stopcopy_bytes', "
+                 "'precopy_chunks']].median()"),
+        ("md", "Compare every other version with the baseline. A regression needs the whole 95 % interval of "
+               "the change beyond the metric's threshold and a significant rank test."),
+        ("code", "res = compare(table, baseline='28.40.1000')\n"
+                 "cmp = res.dataframe()\n"
+                 "cmp[cmp['verdict'] != 'unchanged'][['metric', 'candidate', 'baseline_median', 'candidate_median', "
+                 "'change_pct', 'ci_low_pct', 'ci_high_pct', 'p_value', 'verdict']]"),
+        ("code", "res.summary_object()"),
+        ("md", "Categorical changes (PRE_COPY policy, part types, the kernel trailer bug, admin error statuses) "
+               "are findings:"),
+        ("code", "[(f.code, f.message) for f in res.findings]"),
+        ("md", "The downtime regression, and the versions in version order with the trend of the medians:"),
+        ("code", "spec = next(s for s in res.specs if s.name == 'downtime_wire_ms')\nmetric_figure(res, spec)"),
+        ("code", "spec = next(s for s in res.specs if s.name == 'precopy_chunks')\nmetric_figure(res, spec)"),
+        ("md", "Thresholds can be set per metric (or in a TOML file with `migtrace compare --thresholds`):"),
+        ("code", "loose = compare(table, baseline='28.40.1000', candidates=['28.41.1000'], "
+                 "thresholds={'downtime_wire_ms': 200.0})\n"
+                 "loose.dataframe().set_index('metric').loc['downtime_wire_ms', ['change_pct', 'threshold_pct', 'verdict']]"),
+    ],
 }
 
 
