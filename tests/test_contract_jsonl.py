@@ -1286,3 +1286,42 @@ def test_no_log_on_stderr_without_progress(tmp_path, argv) -> None:
     proc = run_cli(*argv)
     assert proc.returncode in (0, 1, 3), proc.stderr
     assert proc.stderr == ""
+
+
+# --------------------------------------------------------------------------------------
+# admin-capture.md through the CLI: a pcap of LINKTYPE_USER records written by hand
+
+def _admin_record(direction: int, tag: int, owner: int, opcode: int, subtype: int, payload: bytes) -> bytes:
+    # version 1, direction, reserved, tag, owner, opcode, subtype (all little-endian)
+    return struct.pack("<BBHIIHH", 1, direction, 0, tag, owner, opcode, subtype) + payload
+
+
+def _pcap(linktype: int, packets: list[tuple[int, int, bytes]]) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+    for sec, usec, data in packets:
+        out += struct.pack("<IIII", sec, usec, len(data), len(data)) + data
+    return out
+
+
+@pytest.mark.parametrize("linktype,extra", [(147, ()), (150, ("--admin-linktype", "150"))])
+def test_admin_capture_pcap_decodes_paired_records(tmp_path, linktype, extra) -> None:
+    owner = 0x3B11  # 0000:3b:02.1 = bus 0x3b << 8 | device 2 << 3 | function 1
+    req = _admin_record(0, 9, owner, 0xF, 1, ADMIN_REQUEST)
+    cpl = _admin_record(1, 9, owner, 0xF, 1, ADMIN_COMPLETION_OK)
+    p = tmp_path / "admin.pcap"
+    p.write_bytes(_pcap(linktype, [(1700000000, 250000, req), (1700000000, 250750, cpl)]))
+    rc, lines, err = cli("decode", "--json", *extra, str(p))
+    assert rc == 0, err
+    assert not _unexpected(check_stream(list(lines)))
+    objs = _objs(lines)
+    assert objs[-1]["format"] == "pcap"
+    cmd = next(o for o in objs if o["kind"] == "admin_cmd")
+    res = next(o for o in objs if o["kind"] == "admin_result")
+    assert (cmd["tag"], cmd["owner"], cmd["opcode_name"]) == (9, "0000:3b:02.1", "DEV_PARTS_GET")
+    assert (res["tag"], res["owner"], res["status_name"]) == (9, "0000:3b:02.1", "OK")
+    # float seconds at epoch scale carry ~0.24 us of rounding; the ns fields are exact
+    assert cmd["ts"] == pytest.approx(1700000000.25, abs=1e-6) and cmd["ts_ns"] == 1700000000250000000
+    assert res["ts"] == pytest.approx(1700000000.25075, abs=1e-6) and res["latency_ns"] == 750000
+    parts = [o for o in objs if o["kind"] == "dev_part"]
+    assert len(parts) == len(PARTS) - 1 and all(x["admin_tag"] == 9 for x in parts)
+    assert parts[0]["offset"] == 8  # in the completion's device-writable buffer
