@@ -110,7 +110,11 @@ def feed(r: Reassembler, records: Iterable[tuple]) -> None:
                     d.ring_len = e
                 c = d.consumer
                 if c is not None:
-                    c.data(off, payload, ts)
+                    sk = d.skip
+                    if sk >= plen:
+                        d.skip = sk - plen  # the consumer does not need these bytes (its hint)
+                    else:
+                        d.skip = c.data(off, payload, ts) or 0
             d.nxt = e
             d.expect = (seq + plen) & 0xFFFFFFFF
         else:
@@ -256,7 +260,11 @@ def feed_pcap(r: Reassembler, reader: CaptureReader) -> None:
                         d.ring_len = e
                     c = d.consumer
                     if c is not None:
-                        c.data(off, payload, ts)
+                        sk = d.skip
+                        if sk >= plen:
+                            d.skip = sk - plen  # the consumer does not need these bytes (its hint)
+                        else:
+                            d.skip = c.data(off, payload, ts) or 0
                 d.nxt = e
                 d.expect = (seq + plen) & 0xFFFFFFFF
             else:

@@ -47,7 +47,13 @@ HISTORY = 512 << 10
 
 
 class StreamConsumer(Protocol):
-    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None: ...
+    """Receives one direction's bytes.  ``data`` may return an int k > 0: the k
+    bytes after ``data`` are not needed (e.g. the rest of a RAM page body), so
+    the reassembler drops them without a call and passes the next bytes at
+    their own offset (before a ``gap`` or ``close`` it first calls ``data``
+    with no bytes at the offset reached).  None/0: every byte is passed."""
+
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> int | None: ...
     def gap(self, start: int, end: int) -> None: ...
     def close(self) -> None: ...
 
@@ -126,7 +132,7 @@ class _Dir:
     __slots__ = ("name", "flow", "base", "nxt", "pending", "heap", "pending_bytes", "consumer",
                  "state", "head", "head_off", "head_ts", "ring", "ring_len", "delivered",
                  "max_end", "fin_off", "trunc_hole", "ack_out", "before_start", "peer", "fast", "expect",
-                 "ring_from")
+                 "ring_from", "skip")
 
     def __init__(self, name: Direction, flow: "_Flow") -> None:
         self.name = name
@@ -155,6 +161,8 @@ class _Dir:
         self.fast = False
         self.expect = -1
         self.before_start = 0
+        # Bytes after nxt the consumer said it does not need (the int its data() returned).
+        self.skip = 0
         self.peer: _Dir  # set by _Flow
 
     def unwrap(self, seq: int) -> int:
@@ -513,7 +521,10 @@ class Reassembler:
         if d.state == 1:
             c = d.consumer
             if c is not None:
-                c.data(off, data, ts)
+                if d.skip >= n:
+                    d.skip -= n
+                else:
+                    d.skip = c.data(off, data, ts) or 0
             return
         if d.state == 2:
             return
@@ -521,7 +532,7 @@ class Reassembler:
         if not d.head and n >= CLASSIFY_BYTES:
             self._open(d, bytes(data[:CLASSIFY_BYTES]), off)
             if d.consumer is not None:
-                d.consumer.data(off, data, ts)
+                d.skip = d.consumer.data(off, data, ts) or 0
             return
         if not d.head:
             d.head_off, d.head_ts = off, ts
@@ -529,12 +540,20 @@ class Reassembler:
         if len(d.head) >= CLASSIFY_BYTES:
             self._flush_head(d)
 
+    @staticmethod
+    def _unskip(d: _Dir) -> None:
+        """Tell the consumer how far the stream went while its skip hint was honoured
+        (an empty ``data`` at the next offset), before a gap or the end."""
+        if d.skip:
+            d.skip = 0
+            d.consumer.data(d.nxt, b"", d.flow.stats.last_ts_ns)  # type: ignore[union-attr]
+
     def _flush_head(self, d: _Dir) -> None:
         head = bytes(d.head)
         d.head = bytearray()
         self._open(d, head, d.head_off)
         if d.consumer is not None and head:
-            d.consumer.data(d.head_off, head, d.head_ts)
+            d.skip = d.consumer.data(d.head_off, head, d.head_ts) or 0
 
     def _open(self, d: _Dir, first: bytes, off: int) -> None:
         fl = d.flow
@@ -559,6 +578,7 @@ class Reassembler:
                                 "missing from the capture", start,
             {"flow": st.flow, "direction": d.name, "start": start, "end": end}))
         if d.consumer is not None:
+            self._unskip(d)
             d.consumer.gap(start, end)
         d.nxt = end
         d.trunc_hole = None
@@ -585,6 +605,7 @@ class Reassembler:
                 if d.head:
                     self._flush_head(d)
                 if d.consumer is not None:
+                    self._unskip(d)
                     d.consumer.close()
                 d.state = 2
             fl.stats.c2s_bytes = fl.c2s.delivered

@@ -110,17 +110,33 @@ class StreamParser(RecordHandlers, VfioHandlers):
         self._vfio_term = False
 
     # ---- StreamConsumer -------------------------------------------------
-    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None:
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> int | None:
+        """Consume the bytes at ``offset``.
+
+        Returns the number of bytes right after ``data`` that the parser
+        does not need (the rest of a RAM page body), or None: a caller may
+        drop them and pass the next bytes at their own offset (the jump is
+        taken as those bytes skipped, not as a gap) — tcp.Reassembler does,
+        so the packets inside a page body cost no call.  Callers that ignore
+        the hint pass every byte as before.
+        """
         n = len(data)
         if offset != self._pos or self._closed:
             if self._closed:
-                return
+                return None
             if offset > self._pos:
-                self.gap(self._pos, offset)
+                if offset - self._pos <= self._skip and not self._buf:
+                    # The caller honoured a skip hint: those bytes were not needed.
+                    self._skip -= offset - self._pos
+                    self._pos = offset
+                    if not n:
+                        return None
+                else:
+                    self.gap(self._pos, offset)
             else:
                 cut = self._pos - offset
                 if cut >= n:
-                    return
+                    return None
                 data = memoryview(data)[cut:]
                 offset += cut
                 n -= cut
@@ -131,7 +147,7 @@ class StreamParser(RecordHandlers, VfioHandlers):
             # Hot path: inside a page body (most packets of a RAM-heavy capture).
             if skip >= n:
                 self._skip = skip - n
-                return
+                return skip - n
             self._skip = 0
             i = skip
         else:
@@ -142,9 +158,28 @@ class StreamParser(RecordHandlers, VfioHandlers):
             self._dev_left -= k
             i += k
             if self._dev_left:
-                return
+                return None
         if i == n:
-            return
+            return None
+        if self._state == S_RAM and not self._buf:
+            # Hot path of a RAM-heavy stream: page records straight from the packet
+            # (what _run/_ram would do, without their call layers).
+            sec = self._sec
+            q, skip, status = self.ram.walk(sec.ram, data, i, n, offset, self._finding)  # type: ignore[union-attr]
+            if skip:
+                self._skip = skip
+                return skip
+            if status == _ram.EOS:
+                sec.ram.bytes = offset + q - sec.payload_start  # type: ignore[union-attr]
+                self._state = S_FOOTER
+            elif status == _ram.BAD:
+                sec.delimited_by = "footer"  # type: ignore[union-attr]
+                self._scan_from = offset + q
+                self._state = S_SCAN
+            # NEED: the general path below buffers data[q:] (the walk stops at once again)
+            i = q
+            if i == n:
+                return None
         if self._buf:
             self._buf += data[i:] if i else data
             self._marks.append((offset + i, ts_ns))
@@ -168,6 +203,9 @@ class StreamParser(RecordHandlers, VfioHandlers):
                 self._marks = [(off, self._ts_at(off))] + [m for m in self._marks if m[0] > off]
         elif b is self._buf:
             self._buf = bytearray()
+        if self._skip and not self._buf:
+            return self._skip
+        return None
 
     def gap(self, start: int, end: int) -> None:
         """Bytes [start, end) are missing: keep going where the structure allows."""
