@@ -483,6 +483,45 @@ def _rel(p: Path) -> str:
     return str(p.relative_to(ROOT))
 
 
+_STREAM_KINDS = {"header", "configuration", "section", "command", "eof", "vmdesc", "vfio_marker", "vfio_chunk",
+                 "multifd_packet"}
+
+
+def check_order(objs: list[dict]) -> list[str]:
+    """json-lines.md: units in capture order (each flow's byte stream in order; flows in
+    order of their first packet), records numbered in order, parts refer to their record."""
+    bad = []
+    flows = [o for o in objs if o["kind"] == "flow"]
+    if [f["flow"] for f in flows] != list(range(len(flows))):
+        bad.append(f"flow indices {[f['flow'] for f in flows]}")
+    if [f["first_ts"] for f in flows] != sorted(f["first_ts"] for f in flows):
+        bad.append("flows not in order of their first packet")
+    last: dict[Any, int] = {}
+    for o in objs:
+        if o["kind"] in _STREAM_KINDS and INT(o.get("offset")):
+            key = o.get("flow")
+            if o["offset"] < last.get(key, -1):
+                bad.append(f"{o['kind']} at {o['offset']} after offset {last[key]} in flow {key}")
+            last[key] = max(last.get(key, -1), o["offset"])
+    idx: dict[Any, list[int]] = {}
+    for o in objs:
+        if o["kind"] == "vfio_record":
+            idx.setdefault(o["device"], []).append(o["index"])
+    for dev, ids in idx.items():
+        if ids != list(range(len(ids))):
+            bad.append(f"vfio_record indices of {dev}: {ids[:10]}")
+    recs = {(o["device"], o["index"]) for o in objs if o["kind"] == "vfio_record"}
+    dangling = {(o["device"], o["record"]) for o in objs
+                if o["kind"] == "dev_part" and o.get("record") is not None} - recs
+    if dangling:
+        bad.append(f"dev_part lines refer to records never emitted: {sorted(dangling)[:5]}")
+    srcs = {o["source"] for o in objs if o["kind"] == "event"}
+    fmt = objs[-1].get("format") if objs else None
+    if srcs and srcs != {fmt}:
+        bad.append(f"event sources {srcs} but summary format {fmt}")
+    return bad
+
+
 @pytest.mark.parametrize("capture", CAPTURES, ids=_rel)
 def test_decode_json_of_every_bundled_capture_conforms(capture: Path) -> None:
     rc, lines, err = cli("decode", "--json", _rel(capture))
@@ -491,6 +530,7 @@ def test_decode_json_of_every_bundled_capture_conforms(capture: Path) -> None:
     viol = _unexpected(check_stream(list(lines)))
     assert not viol, "\n".join(map(str, viol[:40]))
     objs = _objs(lines)
+    assert check_order(objs) == []
     # exit code 1 exactly when error findings were emitted (cli.md "Exit codes")
     assert rc == (1 if objs[-1]["errors"] else 0)
 
