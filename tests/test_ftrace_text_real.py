@@ -276,3 +276,19 @@ def test_other_trace_cmd_report_layouts(opts, tmp_path):
                 assert t.fields["buf"] == b.fields["buf"]
         else:
             assert t.fields == b.fields
+
+
+def test_text_dataframe_matches_the_trace_dat_frame():
+    t = read_ftrace_text(HERE / "trace.txt").dataframe()
+    b = read_trace_dat(HERE / "markers.dat").dataframe()
+    assert len(t) == len(b) == 45
+    assert set(b.columns) == set(t.columns)
+    assert (abs(t["ts_ns"].astype("int64") - b["ts_ns"]) <= 500).all()
+    for c in ("cpu", "pid", "comm", "system", "event", "text"):
+        assert t[c].astype(object).tolist() == b[c].astype(object).tolist(), c
+    assert t["buf"].dropna().tolist() == b["buf"].dropna().tolist()
+    assert t["raw_data_buf"].dropna().tolist() == b["raw_data_buf"].dropna().tolist()
+    assert t["old_pid"].dropna().tolist() == b["old_pid"].dropna().tolist() == [t["pid"].iloc[-1]]
+    assert t["ip"].isna().all()          # no addresses in text
+    d = read_ftrace_text(HERE / "trace.txt").dataframe(fields="dict")
+    assert d["fields"].iloc[0] == {"ip": None, "buf": "migrate_set_state new state setup\n"}

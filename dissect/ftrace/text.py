@@ -168,6 +168,48 @@ class TextTrace:
             if isinstance(x, Event):
                 yield x
 
+    def dataframe(self, fields: str = "columns"):
+        """The events as a pandas DataFrame, in the layout of ``TraceDat.dataframe``.
+
+        Columns ``ts_ns``, ``cpu``, ``pid``, ``comm``, ``system``, ``event``,
+        ``text``, ``instance`` (repeated strings as categoricals), then one
+        column per field name (``fields="columns"``; a clash with a fixed
+        column gets a ``field_`` prefix) or one ``fields`` column of dicts
+        (``fields="dict"``). Findings stay in ``findings``.
+        """
+        import pandas as pd
+
+        fixed = ("ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance")
+        cols: dict[str, list[Any]] = {k: [] for k in fixed}
+        flds: list[dict[str, Any]] = []
+        for ev in self.events():
+            for k in fixed:
+                cols[k].append(getattr(ev, k))
+            flds.append(ev.fields)
+        df = pd.DataFrame({k: pd.array(v, dtype="Int64") if k in ("ts_ns", "cpu", "pid") else v
+                           for k, v in cols.items()})
+        for k in ("comm", "system", "event", "instance"):
+            df[k] = df[k].astype("category")
+        if fields == "dict":
+            df["fields"] = flds
+            return df
+        # raw_data's bytes buf gets its own column next to print's text buf (as TraceDat's frame)
+        events = cols["event"]
+        rows = [{("raw_data_buf" if k == "buf" and e == "raw_data" else k): v for k, v in f.items()}
+                for f, e in zip(flds, events)]
+        names: dict[str, None] = {}
+        for f in rows:
+            for k in f:
+                names.setdefault(k, None)
+        for k in names:
+            vals = [f.get(k) for f in rows]
+            col = ("field_" + k) if k in fixed else k
+            if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
+                df[col] = pd.array(vals, dtype="Int64")
+            else:
+                df[col] = pd.Series(vals, dtype=object)
+        return df
+
     # -- chunked line input -------------------------------------------------
     def _line_chunks(self) -> Iterator[tuple[list[str], list[int]]]:
         """(lines, byte offset of each line), whole lines only.
