@@ -212,3 +212,29 @@ def test_random_byte_damage_never_raises(tmp_path, which, flips):
     list(td.events())
     td.dataframe()
     _ = td.lost_events
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["v6", "v7n"]),
+       st.lists(st.tuples(st.integers(400, 15_999), st.sampled_from([0, 0x30, 0x39, 0x5B, 0x5D, 0x3B, 0xFF])),
+                min_size=1, max_size=6))
+def test_damaged_metadata_and_formats_never_raise(tmp_path, which, flips):
+    """Damage where the headers, event formats, kallsyms and printk strings live: fields of
+    unexpected kinds still decode (or become findings), and both decoding paths agree on the rows."""
+    data = bytearray({"v6": V6, "v7n": V7N}[which])
+    for pos, val in flips:
+        data[pos] = val
+    p = tmp_path / "m.dat"
+    p.write_bytes(bytes(data))
+    td = read_trace_dat(p)
+    evs = list(td.events())
+    assert len(read_trace_dat(p).dataframe()) == len(evs)
+    assert len(read_trace_dat(p).dataframe(fields="dict")) == len(evs)
+
+
+def test_bad_long_size_and_missing_header_page(tmp_path):
+    data = bytearray(V6)
+    data[13] = 3  # user-space long size
+    td, evs = read_bytes(tmp_path, bytes(data))
+    assert "bad_long_size" in codes(td) and td.long_size == 8
+    assert len(evs) == 89

@@ -440,8 +440,14 @@ def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, 
         for k, (pcol, ccol) in enumerate(pairs):
             if pcol is None or ccol is None:
                 continue
-            parr = np.asarray([-1 if x is None else x for x in pcol] if isinstance(pcol, list) else pcol,
-                              dtype=np.int64)
+            if isinstance(pcol, list):
+                if not all(x is None or type(x) is int for x in pcol):
+                    continue  # a damaged format: these are not pids
+                pcol = [-1 if x is None else x for x in pcol]
+            parr = np.asarray(pcol)
+            if parr.ndim != 1 or parr.dtype.kind not in "iu" or len(parr) != len(dst):
+                continue
+            parr = parr.astype(np.int64)
             new = np.nonzero(~np.isin(parr, known) & (parr >= 0))[0]
             if len(new) == 0:
                 continue

@@ -152,6 +152,9 @@ class TraceDatLayout:
         if ih.endian not in (0, 1):
             self._finding("warning", "bad_endian", f"endianness byte {ih.endian}; assuming little", 10)
         self.long_size = ih.long_size
+        if ih.long_size not in (4, 8):
+            self._finding("warning", "bad_long_size", f"long size {ih.long_size}; assuming 8", 10 + len(ih.version) + 2)
+            self.long_size = 8
         if len(head) < pos + 4:
             self._finding("error", "truncated_header", "file ends inside the initial header", pos)
             return
@@ -170,7 +173,17 @@ class TraceDatLayout:
         self._finish()
 
     def _finish(self) -> None:
-        self.layout = PageLayout.from_header_page(self.header_page, self.long_size)
+        lay = PageLayout.from_header_page(self.header_page, self.long_size)
+        if (lay.ts_size not in (4, 8) or lay.commit_size not in (4, 8)
+                or lay.data_offset < max(lay.ts_offset + lay.ts_size, lay.commit_offset + lay.commit_size)
+                or lay.data_offset % 4 or lay.data_offset >= 1024):
+            self._finding("warning", "bad_header_page",
+                          f"header_page layout {lay} is not usable; assuming u64 timestamp, "
+                          f"{self.long_size}-byte commit", None)
+            lay = PageLayout(0, 8, 8, self.long_size, 8 + self.long_size)
+        elif not self.header_page:
+            self._finding("warning", "bad_header_page", "no header_page text; assuming the usual layout", None)
+        self.layout = lay
         self.kernel_long = self.layout.commit_size
         for fmt in self.formats.values():
             fmt.decoder = compile_decoder(fmt, self.big_endian)

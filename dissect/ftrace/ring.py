@@ -241,7 +241,8 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     results and findings as :func:`walk_cpu_py`, in the same order.
     """
     data_off = layout.data_offset
-    if page_size % 4 or data_off % 4 or page_size <= data_off:
+    if (page_size % 4 or data_off % 4 or page_size <= data_off or layout.commit_size not in (4, 8)
+            or layout.ts_size not in (4, 8)):
         return walk_cpu_py(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
     out = CpuRecords(cpu, buf)
     where = file_offset_of or (lambda p: p)

@@ -284,25 +284,41 @@ class TraceDat(TraceDatLayout):
         libtraceevent's plugin prints it; other events give None.
         """
         if fmt.system == "ftrace":
+            # a damaged format can give fields of unexpected types: coerce, never raise
             n = fmt.name
+            sym = self.kallsyms.symbol(_int(f.get("ip")))
             if n == "print":
-                return f"{self.kallsyms.symbol(f.get('ip') or 0)}: {strip_nl(f.get('buf') or '')}"
+                return f"{sym}: {strip_nl(_str(f.get('buf')))}"
             if n == "raw_data":
-                return render_raw_data(f)
+                buf = f.get("buf")
+                return render_raw_data({"id": _int(f.get("id")),
+                                        "buf": buf if isinstance(buf, (bytes, bytearray)) else b""})
             if n == "bputs":
-                addr = f.get("str") or 0
-                s = self.printk.get(addr, f"0x{addr:x}")
-                return f"{self.kallsyms.symbol(f.get('ip') or 0)}: {strip_nl(s)}"
+                addr = _int(f.get("str"))
+                return f"{sym}: {strip_nl(self.printk.get(addr, f'0x{addr:x}'))}"
             if n == "bprint":
-                addr = f.get("fmt") or 0
+                addr = _int(f.get("fmt"))
                 pf = self.printk.get(addr)
-                args = f.get("buf") or b""
+                args = f.get("buf")
                 if pf is None:
                     body = f"[UNKNOWN PRINTK FORMAT 0x{addr:x}]"
                 else:
-                    body = render_printf(pf, args, self.kernel_long, self.big_endian, self.kallsyms)
-                return f"{self.kallsyms.symbol(f.get('ip') or 0)}: {strip_nl(body)}"
+                    body = render_printf(pf, args if isinstance(args, (bytes, bytearray)) else b"",
+                                         self.kernel_long, self.big_endian, self.kallsyms)
+                return f"{sym}: {strip_nl(body)}"
             return None
         if plugins and fmt.system == "sched" and fmt.name == "sched_switch":
             return render_sched_switch(f)
         return None
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and v >= 0 else 0
+
+
+def _str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).split(b"\0", 1)[0].decode("utf-8", "replace")
+    return ""
