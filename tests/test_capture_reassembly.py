@@ -345,3 +345,20 @@ def test_retransmission_into_a_declared_gap_is_not_a_mismatch() -> None:
     (fl,) = res.flows
     assert fl.gaps == [{"direction": "c2s", "start": 10_000, "end": 11_000}]
     assert fl.overlap_mismatch_bytes == 0 and fl.retransmitted_bytes == 1000
+
+
+@pytest.mark.parametrize("linktype", [F.LINKTYPE_ETHERNET, F.LINKTYPE_LINUX_SLL2])
+def test_fused_pcap_loop_flow_cache_follows_port_reuse(tmp_path: Path, linktype: int) -> None:
+    """feed_pcap looks IPv4 flows up by their raw address/port bytes (a cache of
+    the flow table, emptied whenever the generic path ran): a reused 4-tuple
+    must reach the new flow, interleaved flows their own, as the generic path does."""
+    f1 = simple([(1_000_000_000, "c2s", A[:50_000]), (1_001_000_000, "s2c", B[:9000])], isn_client=1000)
+    f2 = simple([(2_000_000_000, "c2s", A[50_000:90_000])], isn_client=900_000)
+    f3 = SynthFlow("192.168.1.1:40001", "192.168.1.2:4444", [(1_000_500_000, "c2s", A[90_000:150_000])])
+    f4 = SynthFlow("[2001:db8::1]:40000", "[2001:db8::2]:4444", [(1_000_200_000, "c2s", B)])
+    path = tmp_path / "reuse.pcap"
+    write_tcp_capture(path, [f1, f2, f3, f4], fmt="pcap", linktype=linktype)
+    _same(path)
+    got, res = collect(list(CaptureReader(path).records()))
+    assert len(res.flows) == 4
+    assert bytes(got[(0, "c2s")].buf) == A[:50_000] and bytes(got[(3, "c2s")].buf) == A[50_000:90_000]
