@@ -94,7 +94,7 @@ def assert_same_as_trace_cmd(path: Path) -> int:
 @pytest.mark.parametrize("name", FILES)
 def test_committed_file_equals_trace_cmd_report(name):
     n = assert_same_as_trace_cmd(REAL / name)
-    assert n == 89
+    assert n == 97
 
 
 @pytest.mark.needs_tool
@@ -135,14 +135,16 @@ def test_committed_file_contents():
     assert td.lost_events == {0: 0, 1: 0}
     evs = list(td.events())
     prints = [e for e in evs if e.event == "print" and e.instance is None]
-    assert prints[0].text == "tracing_mark_write: migrate_set_state new state active"
-    assert prints[0].fields["buf"] == "migrate_set_state new state active\n"
+    assert prints[0].text == "tracing_mark_write: migrate_set_state new state setup"
+    assert prints[0].fields["buf"] == "migrate_set_state new state setup\n"
     assert prints[0].comm == "qemu-system-x86" and prints[0].cpu == 0
-    it = next(e for e in evs if e.text and "vfio_save_iterate" in e.text)
-    assert it.fields["buf"] == "vfio_save_iterate  0000:00:05.0 precopy initial size 0x4000 precopy dirty size 0x0\n"
+    # qemu-trace-events.md §2.1, 9.2 form: two spaces, the name in parentheses, decimal sizes
+    it = next(e for e in evs if e.text and "vfio_save_iterate " in e.text)
+    assert it.fields["buf"] == "vfio_save_iterate  (0000:00:05.0) precopy initial size 0 precopy dirty size 0\n"
     assert it.comm == "live_migration" and it.cpu == 1
-    trunc = next(e for e in evs if e.text and "vfio_load_state" in e.text)
-    assert len(trunc.fields["buf"]) == 512 and trunc.fields["buf"].endswith("f\n")  # 511 + kernel's \n
+    trunc = next(e for e in evs if e.text and "migrate_fd_error" in e.text)
+    assert len(trunc.fields["buf"]) == 512 and trunc.fields["buf"].endswith("/gue\n")  # 511 + kernel's \n
+    assert trunc.fields["buf"].startswith("migrate_fd_error error=Unable to open /srv/migration-images/")
     raws = [e for e in evs if e.event == "raw_data"]
     assert [r.fields["id"] for r in raws] == [0x76697274] * 3 + [0x2A]
     # admin-capture piece: total_length 40, piece_offset 0, then the 16-byte pseudo-header
@@ -153,13 +155,47 @@ def test_committed_file_contents():
     sw = next(e for e in evs if e.event == "sched_switch")
     assert sw.text is None  # contract: text only for print-like events
     assert td.render(td.format("sched", "sched_switch"), sw.fields, plugins=True) == \
-        "qemu-system-x86:9881 [120] S ==> qemu-system-x86:9966 [120]"
+        "qemu-system-x86:15936 [120] S ==> qemu-system-x86:15978 [120]"
     inst = [e.text for e in evs if e.instance == "migtrace_e"]
     assert inst == ["tracing_mark_write: instance marker one", "tracing_mark_write: instance marker two",
                     "tracing_mark_write: instance marker three on cpu1"]
     opts = {o.name: o.value for o in td.options}
     assert opts["TRACECLOCK"].startswith("[local]") and opts["CPUCOUNT"] == 2
     assert opts["VERSION"].startswith("3.1.6")
+
+
+def test_qemu_lines_of_real_files_parse_with_their_declared_arguments():
+    """Every print whose first word is a catalogue event is a matched QEMU event whose
+    arguments are exactly the declared names of one variant (only the 511-byte line may
+    lack its cut tail)."""
+    from dissect.qemu.trace_events import Catalogue
+    cat = Catalogue.default()
+    for name in FILES:
+        seen = []
+        for e in read_trace_dat(REAL / name).events():
+            if e.event != "print":
+                continue
+            buf = e.fields["buf"]
+            first = buf.split(" ", 1)[0].rstrip("\n")
+            if first not in cat:
+                assert first == "instance", buf  # the plain markers of the second buffer
+                continue
+            q = cat.parse(buf)
+            assert q is not None and q.matched, buf
+            declared = {d.variant: d.arg_names for d in cat.declarations(first)}
+            assert q.version_variant in declared, buf
+            if q.truncated:
+                assert len(buf) == 512 and set(q.args) <= set(declared[q.version_variant])
+            else:
+                assert tuple(q.args) == declared[q.version_variant], buf
+            seen.append((q.event, q.version_variant, q.truncated))
+        assert len(seen) == 20
+        assert ("vfio_save_iterate", "9.2-dec", False) in seen
+        assert ("vfio_migration_set_state", "9.2-3arg", False) in seen
+        assert [s for s in seen if s[2]] == [("migrate_fd_error", None, True)]
+        it = next(cat.parse(e.fields["buf"]) for e in read_trace_dat(REAL / name).events()
+                  if e.event == "print" and e.fields["buf"].startswith("vfio_save_iterate "))
+        assert it.args == {"name": "0000:00:05.0", "precopy_init_size": 0, "precopy_dirty_size": 0}
 
 
 def test_dataframe_equals_events_on_real_files():

@@ -6,12 +6,15 @@ What it does, in order (see traces/README.md, section "real/ftrace"):
 1. mounts tracefs if needed, saves the tracing state it changes;
 2. creates the instance ``migtrace_e`` and enables ``sched:sched_switch`` in
    the top-level buffer for a short window;
-3. writes QEMU-style ``trace_marker`` lines (QEMU's ftrace backend: one
-   ``write()`` of ``"<event> <args>\\n"``) from a thread named
+3. writes ``trace_marker`` lines exactly as QEMU's ftrace backend prints
+   them (qemu-trace-events.md §1.1: one ``write()`` of
+   ``"<event> " + printf(format, args) + "\\n"``, cut at 511 bytes; the text is
+   rendered from the spec's 9.2-era format strings by
+   ``dissect.qemu.trace_events.format_event``) from a thread named
    ``live_migration`` pinned to CPU 1 and from the main thread named
    ``qemu-system-x86`` pinned to CPU 0, ``trace_marker_raw`` admin-capture
-   pieces (id 0x76697274, admin-capture.md), and a few markers into the
-   instance;
+   pieces (id 0x76697274, admin-capture.md), and a few plain (non-QEMU)
+   markers into the instance;
 4. in a private mount namespace (``unshare -m``), bind-mounts reduced copies
    of ``/proc/kallsyms``, ``printk_formats`` and the ``events`` directory so the
    file stays small, and runs ``trace-cmd extract -t -B migtrace_e``;
@@ -30,6 +33,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from dissect.qemu.trace_events import format_event
 
 T = Path("/sys/kernel/tracing")
 INSTANCE = "migtrace_e"
@@ -71,20 +76,50 @@ def raw_pieces(record: bytes, max_piece: int) -> list[bytes]:
     return out
 
 
-MIGRATION_LINES = [
-    "vfio_migration_set_state  (0000:00:05.0) new state PRE_COPY, recover state ERROR\n",
-    "vfio_save_setup  (0000:00:05.0) data buffer size 1048576\n",
-    "vfio_state_pending_estimate  (0000:00:05.0) precopy 16384 postcopy 0 precopy initial size 16384 precopy dirty size 0\n",
-    "vfio_save_iterate  0000:00:05.0 precopy initial size 0x4000 precopy dirty size 0x0\n",
-    "vfio_save_block  (0000:00:05.0) data_size 16384\n",
-    "vfio_state_pending_exact  (0000:00:05.0) precopy 0 postcopy 0 stopcopy size 4743 precopy initial size 0 precopy dirty size 0\n",
-    "vmstate_downtime_checkpoint src-downtime-start\n",
-    "vfio_migration_set_state  (0000:00:05.0) new state STOP_COPY, recover state ERROR\n",
-    "vfio_save_complete_precopy_start  (0000:00:05.0)\n",
-    "vfio_save_block  (0000:00:05.0) data_size 4743\n",
-    "vfio_save_complete_precopy  (0000:00:05.0) ret 0\n",
-    "vmstate_downtime_checkpoint src-downtime-end\n",
+DEV = "0000:00:05.0"
+# A file: migration URI whose open fails: QEMU 9.2's qmp_migrate() hands the error to
+# migrate_fd_error(), whose text ("Unable to open <path>: <strerror>", io/channel-file.c)
+# with a long path exceeds the ftrace backend's 511 bytes and is cut there.
+LONG_PATH = "/srv/migration-images/" + "/".join(f"guest-{i:02d}-checkpoint-archive" for i in range(20)) + "/vm.mig"
+
+
+def q(event: str, variant: str | None = None, **args: object) -> str:
+    """The exact line QEMU's ftrace backend writes for ``event`` (qemu-trace-events.md §1.1).
+
+    Rendered by the project's catalogue from the spec's format strings (a 9.2-era QEMU:
+    decimal sizes, the 3-argument vfio_migration_set_state), cut at 511 bytes like
+    QEMU's 512-byte snprintf buffer; the "\\n" is only added to an uncut line.
+    """
+    text = format_event(event, variant, truncate=True, **args)
+    return text if len(text.encode()) >= 511 else text + "\n"
+
+
+# the failed first attempt, written by the main thread before the migration thread exists
+FAILED_ATTEMPT = [
+    q("migrate_set_state", new_state="setup"),
+    q("migrate_fd_error", error_desc=f"Unable to open {LONG_PATH}: No such file or directory"),
+    q("migrate_set_state", new_state="failed"),
 ]
+
+MIGRATION_LINES = [
+    q("vfio_migration_set_state", "9.2-3arg", name=DEV, new_state="PRE_COPY", recover_state="ERROR"),
+    q("vfio_save_setup", "9.2-dec", name=DEV, data_buffer_size=1048576),
+    q("vfio_state_pending_estimate", "9.2-dec", name=DEV, precopy=16384, postcopy=0, precopy_init_size=16384,
+      precopy_dirty_size=0),
+    q("vfio_save_iterate_start", name=DEV),
+    q("vfio_save_block", name=DEV, data_size=16384),
+    q("vfio_save_iterate", "9.2-dec", name=DEV, precopy_init_size=0, precopy_dirty_size=0),
+    q("vfio_state_pending_exact", "9.2-dec", name=DEV, precopy=0, postcopy=0, stopcopy_size=4743,
+      precopy_init_size=0, precopy_dirty_size=0),
+    q("vmstate_downtime_checkpoint", checkpoint="src-downtime-start"),
+    q("vfio_migration_set_state", "9.2-3arg", name=DEV, new_state="STOP_COPY", recover_state="ERROR"),
+    q("vfio_save_complete_precopy_start", name=DEV),
+    q("vfio_save_block", name=DEV, data_size=4743),
+    q("vfio_save_complete_precopy", "8.0", name=DEV, ret=0),
+    q("vmstate_downtime_checkpoint", checkpoint="src-downtime-end"),
+    q("vfio_save_cleanup", name=DEV),
+]
+ADMIN_AFTER = 4  # the LIST_QUERY admin command goes out after the first vfio_save_block
 
 
 def migration_thread() -> None:
@@ -93,7 +128,7 @@ def migration_thread() -> None:
     marker, raw = T / "trace_marker", T / "trace_marker_raw"
     for i, line in enumerate(MIGRATION_LINES):
         write_marker(marker, line)
-        if i == 4:
+        if i == ADMIN_AFTER:
             req = admin_record(0, 1, 0x0000, struct.pack("<HH12sQ", 0, 1, bytes(12), 0))
             for p in raw_pieces(req, 4000):
                 write_raw(raw, p)
@@ -102,8 +137,6 @@ def migration_thread() -> None:
             for p in raw_pieces(res, 20):
                 write_raw(raw, p)
         time.sleep(0.002)
-    # a line truncated at 511 bytes as QEMU's ftrace backend does (no \n)
-    write_marker(marker, ("vfio_load_state  (0000:00:05.0) data 0x" + "f" * 600)[:511])
     write_raw(raw, struct.pack("<I", 0x2a) + bytes(range(1, 17)))
 
 
@@ -124,13 +157,16 @@ def main() -> int:
         set_comm("qemu-system-x86")
         os.sched_setaffinity(0, {0})
         sw_enable.write_text("1\n")
-        write_marker(T / "trace_marker", "migrate_set_state new state active\n")
+        for line in FAILED_ATTEMPT:
+            write_marker(T / "trace_marker", line)
+        write_marker(T / "trace_marker", q("migrate_set_state", new_state="setup"))
+        write_marker(T / "trace_marker", q("migrate_set_state", new_state="active"))
         th = threading.Thread(target=migration_thread)
         th.start()
         write_marker(inst / "trace_marker", "instance marker one\n")
         th.join()
         sw_enable.write_text(saved_sw)
-        write_marker(T / "trace_marker", "migrate_set_state new state completed\n")
+        write_marker(T / "trace_marker", q("migrate_set_state", new_state="completed"))
         write_marker(inst / "trace_marker", "instance marker two\n")
         os.sched_setaffinity(0, {1})
         write_marker(inst / "trace_marker", "instance marker three on cpu1\n")
