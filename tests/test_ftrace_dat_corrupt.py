@@ -123,7 +123,7 @@ def test_unknown_compression_uncompressed_sections_still_read(tmp_path):
     td, evs = read_bytes(tmp_path, V7N[:i] + b"lz9x" + V7N[i + 4:])
     # no section is compressed: everything still decodes, the finding says what was odd
     assert "unknown_compression" in codes(td)
-    assert len(evs) == 89
+    assert len(evs) == 97
 
 
 def test_lying_section_size(tmp_path):
@@ -134,7 +134,7 @@ def test_lying_section_size(tmp_path):
     td, evs = read_bytes(tmp_path, bytes(data))
     f = next(f for f in td.findings if f.code == "bad_section_size")
     assert f.offset == off
-    assert len(evs) == 89  # the body is read as far as the file goes
+    assert len(evs) == 97  # the body is read as far as the file goes
 
 
 def test_lying_option_size_and_cpu_offset(tmp_path):
@@ -185,7 +185,7 @@ def test_corrupt_zstd_chunk(tmp_path):
     td, evs = read_bytes(tmp_path, bytes(data))
     f = next(f for f in td.findings if f.code == "decompress_failed")
     assert f.context["cpu"] == 0
-    assert len(evs) == 89 - sum(1 for e in td0.events() if e.cpu == 0 and e.instance is None)
+    assert len(evs) == 97 - sum(1 for e in td0.events() if e.cpu == 0 and e.instance is None)
 
 
 def test_unknown_event_id(tmp_path):
@@ -237,4 +237,4 @@ def test_bad_long_size_and_missing_header_page(tmp_path):
     data[13] = 3  # user-space long size
     td, evs = read_bytes(tmp_path, bytes(data))
     assert "bad_long_size" in codes(td) and td.long_size == 8
-    assert len(evs) == 89
+    assert len(evs) == 97

@@ -192,7 +192,7 @@ def test_fast_walk_equals_declarative_twin_on_real_files(name):
             slow = _declarative_walk(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian)
             assert list(zip(*fast.lists())) == slow
             n += len(slow)
-    assert n == 89
+    assert n == 97
 
 
 def test_fast_walk_equals_declarative_twin_on_written_files(tmp_path):

@@ -136,12 +136,12 @@ def test_decode_truncated_trace_dat_reports_findings_in_order_and_keeps_events(t
     assert all(o["kind"] == "finding" for o in objs[:first_event])   # reader findings come first
 
 
-def test_decode_e_capture_flags_unmatched_and_truncated_qemu_lines():
-    """E's real capture holds a vfio_save_iterate line without parentheses and a
-    vfio_load_state line cut at 511 bytes."""
+def test_decode_e_capture_flags_truncated_qemu_line():
+    """E's real capture holds QEMU lines in QEMU's exact formats (none unmatched) and a
+    migrate_fd_error line cut at 511 bytes."""
     rc, objs = decode(str(TRACES / "real" / "ftrace" / "markers-v7-zstd.dat"))
     assert rc == 0
     fs = {o["code"]: o for o in objs if o["kind"] == "finding"}
-    assert fs["qemu_event_unmatched"]["event"] == "vfio_save_iterate"
-    assert fs["qemu_event_truncated"]["event"] == "vfio_load_state"
-    assert fs["qemu_event_truncated"]["args_parsed"] == ["name"]
+    assert "qemu_event_unmatched" not in fs
+    assert fs["qemu_event_truncated"]["event"] == "migrate_fd_error"
+    assert fs["qemu_event_truncated"]["args_parsed"] == ["error_desc"]
