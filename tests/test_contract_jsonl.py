@@ -403,17 +403,6 @@ def check_stream(lines: list[str], *, summary_kind: str | None = "summary") -> l
 # id -> (predicate on a violation tuple, reason).  Each gets a strict xfail below.
 
 KNOWN_VIOLATIONS: dict[str, tuple[Callable[[tuple[str, str, str]], bool], str]] = {
-    "vfio_chunk_section_id_null": (
-        lambda v: v[:2] == ("vfio_chunk", "section_id"),
-        "vfio_chunk.section_id is null for QEMU 10.x multifd device-state chunks "
-        "(dissect/qemu/session.py:162,170 set section_id None); json-lines.md requires section_id, and the "
-        "device's section id is known from its SECTION_START idstr on the main channel"),
-    "event_print_ip_symbol": (
-        lambda v: v[:2] == ("event", "fields.ip"),
-        "event.fields.ip of ftrace `print` events read from text traces (ftrace-text, "
-        "trace-cmd-report) is the symbol name text 'tracing_mark_write' (dissect/ftrace/text.py), "
-        "while trace.dat gives the integer address; contract: numbers are JSON integers, never "
-        "text -- the text form has no address, so ip should be null (symbol in an extra field)"),
     "device_summary_sizes_float": (
         lambda v: v[0] == "device_summary" and v[1] in ("record_bytes_median", "record_bytes_p95"),
         "device_summary.record_bytes_median/record_bytes_p95 are floats (analysis/metrics.py: "
@@ -1121,15 +1110,6 @@ def _violations_of(vid: str, lines: list[str], summary_kind: str | None = "summa
     return [v for v in check_stream(lines, summary_kind=summary_kind) if pred(v)]
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_VIOLATIONS["vfio_chunk_section_id_null"][1])
-def test_violation_vfio_chunk_section_id_null() -> None:
-    rel = "traces/generated/qemu-10x-multifd.pcapng"
-    if not (ROOT / rel).exists():
-        pytest.skip(f"{rel} not bundled")
-    _, lines, _ = cli("decode", "--json", rel)
-    assert not _violations_of("vfio_chunk_section_id_null", list(lines))
-
-
 @pytest.mark.xfail(strict=True, reason=KNOWN_VIOLATIONS["device_summary_sizes_float"][1])
 def test_violation_device_summary_sizes_float() -> None:
     runs = [p for p in _sim_runs()]
@@ -1137,12 +1117,6 @@ def test_violation_device_summary_sizes_float() -> None:
         pytest.skip("no simulated run bundled")
     _, lines, _ = cli("summary", "--json", _rel(runs[0]))
     assert not _violations_of("device_summary_sizes_float", list(lines), summary_kind=None)
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_VIOLATIONS["event_print_ip_symbol"][1])
-def test_violation_event_print_ip_symbol() -> None:
-    _, lines, _ = cli("decode", "--json", "traces/real/ftrace-text/trace.txt")
-    assert not _violations_of("event_print_ip_symbol", list(lines))
 
 
 # --------------------------------------------------------------------------------------
