@@ -652,8 +652,7 @@ def test_as_dev_parts(handmade) -> None:
     assert f["value"]["bits"] == [5, 22, 32]
     assert {"VIRTIO_NET_F_MAC", "VIRTIO_NET_F_MQ", "VIRTIO_F_VERSION_1"} <= set(f["value"]["names"])
     assert parts[2]["selector"]["offset"] == 18
-    assert parts[2]["value"] == {"field": "num_queues", "value": 2} or \
-        (parts[2]["value"]["field"], parts[2]["value"]["value"]) == ("num_queues", 2)
+    assert (parts[2]["value"]["field"], parts[2]["value"]["value"]) == ("num_queues", 2)
     assert parts[3]["value"]["value"] == 15
     assert set(parts[3]["value"]["names"]) == {"ACKNOWLEDGE", "DRIVER", "DRIVER_OK", "FEATURES_OK"}
     vq1 = parts[5]
@@ -1360,3 +1359,22 @@ def test_admin_capture_pcap_decodes_paired_records(tmp_path, linktype, extra) ->
     parts = [o for o in objs if o["kind"] == "dev_part"]
     assert len(parts) == len(PARTS) - 1 and all(x["admin_tag"] == 9 for x in parts)
     assert parts[0]["offset"] == 8  # in the completion's device-writable buffer
+
+
+def test_values_without_a_name_are_null_with_a_finding(tmp_path) -> None:
+    """json-lines.md: "A value with no name is reported with name null (and usually a finding)"."""
+    req = tmp_path / "req.bin"
+    # opcode 0x0050 (reserved), group_type 7 (reserved), member 0, no data
+    req.write_bytes(struct.pack("<HH12sQ", 0x50, 7, bytes(12), 0))
+    rc, objs = _decode_as("admin-request", req)
+    cmd = objs[0]
+    assert (cmd["opcode"], cmd["opcode_name"], cmd["group_type"], cmd["group_type_name"]) == (0x50, None, 7, None)
+    assert [o for o in objs if o["kind"] == "finding"]
+    cpl = tmp_path / "cpl.bin"
+    # status 99 (undefined), qualifier 0x20 (reserved)
+    cpl.write_bytes(struct.pack("<HH4s", 99, 0x20, bytes(4)))
+    rc, objs = _decode_as("admin-completion", cpl, "--opcode", "17")
+    res = objs[0]
+    assert (res["status"], res["status_name"], res["status_qualifier"], res["status_qualifier_name"]) == (
+        99, None, 0x20, None)
+    assert len([o for o in objs if o["kind"] == "finding"]) >= 1
