@@ -1397,3 +1397,15 @@ def test_compare_help_example_groups_exist_in_the_bundled_corpus() -> None:
         for opt in ("--baseline", "--candidate"):
             if opt in words:
                 assert words[words.index(opt) + 1] in versions, (opt, words[words.index(opt) + 1], versions)
+
+
+def test_example_lines_in_the_json_lines_doc_conform() -> None:
+    text = (ROOT / "docs" / "json-lines.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```json\n(.*?)\n```", text, re.S)
+    assert len(blocks) >= 20
+    kinds = set()
+    for b in blocks:
+        obj = strict_loads(b)
+        kinds.add(obj["kind"])
+        assert _unexpected(check_object(obj)) == [], b[:200]
+    assert set(SCHEMA) <= kinds  # an example for every contract kind
