@@ -524,6 +524,7 @@ def test_decode_json_of_every_bundled_capture_conforms(capture: Path) -> None:
     assert rc == (1 if objs[-1]["errors"] else 0)
 
 
+@pytest.mark.timeout(1800)  # decodes every bundled capture when run on its own
 def test_bundled_captures_cover_every_capture_family() -> None:
     formats = set()
     for p in CAPTURES:
@@ -543,6 +544,7 @@ def _kinds_seen() -> dict[str, dict]:
     return seen
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("kind", ["flow", "section", "command", "rp_message", "ram", "multifd_packet",
                                   "vmdesc", "vfio_marker", "vfio_chunk", "vfio_record", "dev_part",
                                   "admin_cmd", "admin_result", "event", "finding"])
@@ -1409,3 +1411,15 @@ def test_example_lines_in_the_json_lines_doc_conform() -> None:
         kinds.add(obj["kind"])
         assert _unexpected(check_object(obj)) == [], b[:200]
     assert set(SCHEMA) <= kinds  # an example for every contract kind
+
+
+@pytest.mark.timeout(1800)  # decodes every bundled capture when run on its own
+def test_every_finding_code_emitted_by_the_bundled_captures_is_documented() -> None:
+    from tests.test_contract_findings import documented_codes
+
+    emitted = set()
+    for p in CAPTURES:
+        _, lines, _ = cli("decode", "--json", _rel(p))
+        emitted |= {o["code"] for o in _objs(lines) if o["kind"] == "finding"}
+    assert emitted, "the bundled captures emit no findings at all?"
+    assert sorted(emitted - set(documented_codes())) == []
