@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # record being read before they are released.
 _ADVISE = hasattr(mmap.mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED") and hasattr(mmap, "MADV_SEQUENTIAL")
 _DROP = 16 << 20
+_KEEP = 1 << 20  # released only this far behind the record being read
 
 # Link types of the inlined path: (unpack_from, bytes needed, IP header offset).
 # One big-endian struct from the link layer's EtherType to the TCP flags:
@@ -217,9 +218,10 @@ def feed_pcap(r: Reassembler, reader: CaptureReader) -> None:
                 if _ADVISE and i - dropped > _DROP:
                     # Pages behind us leave the resident set (views into them re-read
                     # the file if touched): RSS does not grow with the capture.
-                    cut = (i - (1 << 20)) & ~(mmap.PAGESIZE - 1)
-                    mm.madvise(mmap.MADV_DONTNEED, dropped, cut - dropped)
-                    dropped = cut
+                    cut = (i - _KEEP) & ~(mmap.PAGESIZE - 1)
+                    if cut > dropped:
+                        mm.madvise(mmap.MADV_DONTNEED, dropped, cut - dropped)
+                        dropped = cut
                 continue
             sec, frac, incl, _orig = rec_unpack(buf, i)
             if incl > MAX_RECORD or frac >= frac_limit or sec < lo_sec or sec > hi_sec:
@@ -236,6 +238,11 @@ def feed_pcap(r: Reassembler, reader: CaptureReader) -> None:
                 if count:  # as the reader does: the window follows the record being read
                     centre = sec
                     lo_sec, hi_sec = sec - year, sec + year
+                if _ADVISE and i - dropped > _DROP:
+                    cut = (i - _KEEP) & ~(mmap.PAGESIZE - 1)
+                    if cut > dropped:
+                        mm.madvise(mmap.MADV_DONTNEED, dropped, cut - dropped)
+                        dropped = cut
                 continue
             count += 1
             prev_rec = i
