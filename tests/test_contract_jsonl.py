@@ -1423,3 +1423,16 @@ def test_every_finding_code_emitted_by_the_bundled_captures_is_documented() -> N
         emitted |= {o["code"] for o in _objs(lines) if o["kind"] == "finding"}
     assert emitted, "the bundled captures emit no findings at all?"
     assert sorted(emitted - set(documented_codes())) == []
+
+
+def test_console_script_is_installed_and_same_as_module() -> None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("migtrace")
+    if exe is None:
+        pytest.skip("the package is not installed (pip install -e .): no migtrace on PATH")
+    out = subprocess.run([exe, "decode", "--json", "traces/real/qemu-file.mig"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600)
+    assert out.returncode == 0 and tuple(out.stdout.splitlines()) == cli("decode", "--json",
+                                                                        "traces/real/qemu-file.mig")[1]
