@@ -853,6 +853,13 @@ def test_exit_1_on_truncated_capture_with_findings_and_partial_decode(tmp_path) 
     assert errors and any(INT(o["offset"]) for o in errors)
     # everything before the cut is still decoded
     assert sum(o["kind"] == "section" for o in objs) >= 3 and sum(o["kind"] == "ram" for o in objs) >= 3
+    # the flow's gaps and the tcp_gap findings name the same missing byte ranges
+    flow = next(o for o in objs if o["kind"] == "flow")
+    gaps = [(g["direction"], g["start"], g["end"]) for g in flow["gaps"]]
+    tcp_gaps = [(o["direction"], o["start"], o["end"]) for o in objs
+                if o["kind"] == "finding" and o["code"] == "tcp_gap"]
+    assert gaps and gaps == tcp_gaps
+    assert all(start < end for _, start, end in gaps) and gaps[0][1] == flow["c2s_bytes"]
     assert "Traceback" not in err
 
 
