@@ -75,40 +75,59 @@ def feed(r: Reassembler, records: Iterable[tuple]) -> None:
     history = r.history
     fast = _FAST
     n = 0
+    # As in feed_pcap: IPv4 flows by their raw address/port bytes, a cache of
+    # ``table`` emptied whenever the generic path ran.
+    raw_tab: dict[bytes, tuple] = {}
+    from_be = int.from_bytes
+    last_lt = spec = unpack_raw = None
     for rec in records:
         ts, lt, data, _orig, _iface, foff = rec
-        spec = fast.get(lt)
+        if lt != last_lt:
+            last_lt = lt
+            spec = fast.get(lt)
+            unpack_raw = _FAST_RAW.get(lt)
         if spec is None or len(data) < spec[1]:
             slow(ts, lt, data, foff)
+            raw_tab.clear()
             continue
-        et, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = spec[0](data, 0)
+        et, vihl, total, frag, proto, key, seq, ack, doff, flags = unpack_raw(data, 0)  # type: ignore[misc]
         if et == 0x0800:
             if vihl != 0x45 or proto != 6 or frag & 0x3FFF or flags & 0x07 or doff < 0x50:
                 slow(ts, lt, data, foff)
+                raw_tab.clear()
                 continue
             hl = (doff >> 4) << 2
             plen = total - 20 - hl
             p = spec[2] + 20 + hl
+            hit = raw_tab.get(key)
+            if hit is None:
+                hit = table.get((key[:4], from_be(key[8:10], "big"), key[4:8], from_be(key[10:], "big")))
+                if hit is not None:
+                    raw_tab[key] = hit
         elif et == 0x86DD and len(data) >= spec[2] + 60:
             # IPv6 without extension headers, TCP right after the 40-byte header.
             plen, nh, src, dst, sport, dport, seq, ack, doff, flags = _FAST6[lt](data, 0)
             if nh != 6 or flags & 0x07 or doff < 0x50 or not plen:
                 slow(ts, lt, data, foff)
+                raw_tab.clear()
                 continue
             hl = (doff >> 4) << 2
             plen -= hl
             p = spec[2] + 40 + hl
+            hit = table.get((src, sport, dst, dport))
         else:
             slow(ts, lt, data, foff)
+            raw_tab.clear()
             continue
-        hit = table.get((src, sport, dst, dport))
         if hit is None:
             slow(ts, lt, data, foff)
+            raw_tab.clear()
             continue
         fl, d = hit
         if plen:
             if plen < 0 or seq != d.expect or not d.fast or len(data) < p + plen:
                 slow(ts, lt, data, foff)
+                raw_tab.clear()
                 continue
             n += 1
             st = fl.stats
