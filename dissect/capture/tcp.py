@@ -521,7 +521,7 @@ class Reassembler:
         if d.state == 1:
             c = d.consumer
             if c is not None:
-                if d.skip >= n:
+                if d.skip and d.skip >= n:  # inside the consumer's skip hint
                     d.skip -= n
                 else:
                     d.skip = c.data(off, data, ts) or 0
