@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from dissect.common.findings import Finding
+from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace.event import Event
 
 __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text", "TextTrace",
@@ -152,6 +153,7 @@ class TextTrace:
         self.lines = 0
         self.precision_ns: int | None = None
         self._it: Iterator[Event | Finding] | None = None
+        self._bulk: Any = None  # text_bulk's chunk parser, set by dataframe(bulk=True) only
 
     def __iter__(self) -> Iterator[Event | Finding]:
         # the generator itself, so a for loop does not pay a Python-level __next__ per item
@@ -168,7 +170,7 @@ class TextTrace:
             if isinstance(x, Event):
                 yield x
 
-    def dataframe(self, fields: str = "columns"):
+    def dataframe(self, fields: str = "columns", bulk: bool = True):
         """The events as a pandas DataFrame, in the layout of ``TraceDat.dataframe``.
 
         Columns ``ts_ns``, ``cpu``, ``pid``, ``comm``, ``system``, ``event``,
@@ -176,8 +178,22 @@ class TextTrace:
         column per field name (``fields="columns"``; a clash with a fixed
         column gets a ``field_`` prefix) or one ``fields`` column of dicts
         (``fields="dict"``). Findings stay in ``findings``.
+
+        ``bulk=True`` (on a reader not yet iterated) parses chunks of common
+        lines in bulk (:mod:`dissect.ftrace.text_bulk`, no ``Event`` per
+        line) and the rest line by line; ``bulk=False`` builds the frame from
+        the per-line events. Both give the same frame and findings.
         """
         import pandas as pd
+
+        if bulk and self._it is None:
+            from dissect.ftrace import text_bulk
+
+            self._bulk = self._bulk_parser
+            try:
+                return text_bulk.frame(list(self), fields)
+            finally:
+                self._bulk = None
 
         fixed = ("ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance")
         cols: dict[str, list[Any]] = {k: [] for k in fixed}
@@ -237,6 +253,20 @@ class TextTrace:
                         carry = data
                         continue
                     piece, carry = data[:cut], data[cut + 1:]
+                bulk = self._bulk
+                if bulk is not None and piece.isascii():
+                    text = piece.decode("ascii")
+                    nl = text.count("\n") + 1
+                    block = bulk(self, text + "\n", nl, self._head_re) if nl > 1 else None
+                    if block is not None:
+                        # all lines but the last in bulk; the last one goes through the
+                        # per-line code (it may be continued by the next chunk's first line)
+                        self.lines += block.n
+                        yield None, block  # type: ignore[misc]
+                        cut = piece.rfind(b"\n") + 1
+                        piece = piece[cut:]
+                        base += cut
+                        first += block.n
                 lines = piece.decode("utf-8", "surrogateescape").split("\n")
                 # byte lengths: the str lines' when all ASCII, else the bytes lines'
                 blines = lines if piece.isascii() else piece.split(b"\n")
@@ -334,6 +364,8 @@ class FtraceText(TextTrace):
     """tracefs ``trace`` / ``trace_pipe`` text (trace-dat.md §8.1)."""
 
     source = "ftrace-text"
+    _head_re = _HEAD_TRACE
+    _bulk_parser = staticmethod(_bulk.trace_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -346,6 +378,13 @@ class FtraceText(TextTrace):
         # with another width takes the slow path, which adopts its width for the next lines
         flen, scale = 6, 1000
         for lines, starts in self._line_chunks():
+            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
+                if prev is not None:
+                    yield prev
+                    prev = None
+                header_done = True
+                yield starts  # type: ignore[misc]
+                continue
             for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
@@ -490,6 +529,8 @@ class ReportText(TextTrace):
     """``trace-cmd report`` text, default (µs) or ``-t`` (ns) timestamps (trace-dat.md §8.2)."""
 
     source = "trace-cmd-report"
+    _head_re = _HEAD_REPORT
+    _bulk_parser = staticmethod(_bulk.report_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -499,6 +540,12 @@ class ReportText(TextTrace):
         prev: Event | None = None
         flen, scale = 6, 1000   # timestamp digits after the point: 6, or 9 with -t (adopted)
         for lines, starts in self._line_chunks():
+            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
+                if prev is not None:
+                    yield prev
+                    prev = None
+                yield starts  # type: ignore[misc]
+                continue
             for line, here in zip(lines, starts):
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
@@ -637,12 +684,17 @@ class QemuLog(TextTrace):
     """QEMU ``log`` backend text (qemu-trace-events.md §1.2)."""
 
     source = "qemu-log"
+    _head_re = None
+    _bulk_parser = staticmethod(_bulk.qemu_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
         iso_cache: dict[str, int] = {}
         scale_of = _SCALE
         for lines, starts in self._line_chunks():
+            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
+                yield starts  # type: ignore[misc]
+                continue
             for line, here in zip(lines, starts):
                 at = line.find("@", 1, 12)
                 if at > 0:
