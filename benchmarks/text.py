@@ -9,12 +9,15 @@ times:
 - the reader alone (``read_ftrace_text`` / ``read_report_text`` /
   ``read_qemu_log``: every line to an ``Event``), and
 - the reader plus QEMU event typing (``Catalogue.parse`` of every marker),
-  which is what ``migtrace decode`` does before JSON encoding.
+  which is what ``migtrace decode`` does before JSON encoding,
+- ``reader.dataframe(bulk=False)`` (the frame from the per-line events) and
+  ``reader.dataframe()`` (the bulk path, ``dissect.ftrace.text_bulk``: whole
+  chunks by one multiline regex, no ``Event`` per line).
 
 Both wall-clock and process CPU time are reported; the machine is shared, so
 CPU time is the steadier figure.
 
-    python3 benchmarks/text.py [--lines N] [--repeat R]
+    python3 benchmarks/text.py [--lines N] [--repeat R] [--no-typing]
 """
 from __future__ import annotations
 
@@ -91,6 +94,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-typing", dest="typing", action="store_false",
+                    help="skip the reader + QEMU typing column")
     a = ap.parse_args()
     cat = Catalogue.default()
     # machine calibration: the floor of any reader that yields one Event per line
@@ -109,7 +114,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         paths = generate(Path(d), a.lines)
         print(f"{a.lines:,} lines per file; best of {a.repeat}; load average {os.getloadavg()[0]:.1f}")
-        print(f"{'form':<24}{'MB':>7}{'reader lines/s (cpu)':>23}{'(wall)':>12}{'+typing lines/s (cpu)':>24}")
+        print("lines/s; cpu = time.process_time, wall = perf_counter")
+        print(f"{'form':<12}{'MB':>5}{'events (cpu)':>15}{'(wall)':>11}{'+typing (cpu)':>15}"
+              f"{'frame (cpu)':>16}{'bulk frame cpu':>16}{'(wall)':>12}")
         for kind, reader in (("trace", read_ftrace_text), ("report", read_report_text),
                              ("report-t", read_report_text), ("qemu-log", read_qemu_log)):
             p = paths[kind]
@@ -131,10 +138,23 @@ def main() -> int:
                         parse(ev.text)
                 return r.lines
 
+            def frame_lines() -> int:
+                r = reader(p)
+                r.dataframe(bulk=False)
+                return r.lines
+
+            def frame_bulk() -> int:
+                r = reader(p)
+                r.dataframe(bulk=True)
+                return r.lines
+
             w, c, n = measure(read_only, a.repeat)
-            _, c2, _ = measure(read_typed, a.repeat)
+            _, c2, _ = measure(read_typed, a.repeat) if a.typing else (0, float("nan"), 0)
+            _, c3, _ = measure(frame_lines, a.repeat)
+            w4, c4, _ = measure(frame_bulk, a.repeat)
             mb = p.stat().st_size / 1e6
-            print(f"{kind:<24}{mb:7.0f}{n / c:23,.0f}{n / w:12,.0f}{n / c2:24,.0f}")
+            print(f"{kind:<12}{mb:5.0f}{n / c:15,.0f}{n / w:11,.0f}{n / c2:15,.0f}{n / c3:16,.0f}"
+                  f"{n / c4:16,.0f}{n / w4:12,.0f}")
     return 0
 
 

@@ -48,6 +48,8 @@ __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text",
            "FtraceText", "ReportText", "QemuLog", "sniff_text_kind", "events_for_writer"]
 
 CHUNK = 1 << 22
+#: Smallest piece the bulk path halves a non-fitting chunk down to.
+BULK_MIN = 1 << 16
 #: Unreadable lines reported one by one; the rest are counted in one finding.
 MAX_LINE_FINDINGS = 100
 
@@ -253,36 +255,57 @@ class TextTrace:
                         carry = data
                         continue
                     piece, carry = data[:cut], data[cut + 1:]
-                bulk = self._bulk
-                if bulk is not None and piece.isascii():
-                    text = piece.decode("ascii")
-                    nl = text.count("\n") + 1
-                    block = bulk(self, text + "\n", nl, self._head_re) if nl > 1 else None
-                    if block is not None:
-                        # all lines but the last in bulk; the last one goes through the
-                        # per-line code (it may be continued by the next chunk's first line)
+                for sub in (self._bulk_pieces(piece) if self._bulk is not None else (piece,)):
+                    if not isinstance(sub, bytes):
+                        block, used = sub
                         self.lines += block.n
                         yield None, block  # type: ignore[misc]
-                        cut = piece.rfind(b"\n") + 1
-                        piece = piece[cut:]
-                        base += cut
+                        base += used
                         first += block.n
-                lines = piece.decode("utf-8", "surrogateescape").split("\n")
-                # byte lengths: the str lines' when all ASCII, else the bytes lines'
-                blines = lines if piece.isascii() else piece.split(b"\n")
-                lens = np.fromiter(map(len, blines), np.int64, len(blines)) + 1
-                ends = np.cumsum(lens)
-                starts = (ends - lens + base).tolist()
-                self._chunk = (starts, first)
-                self.lines += len(lines)
-                yield lines, starts
-                base += int(ends[-1])
-                first += len(lines)
+                        continue
+                    piece = sub
+                    lines = piece.decode("utf-8", "surrogateescape").split("\n")
+                    # byte lengths: the str lines' when all ASCII, else the bytes lines'
+                    blines = lines if piece.isascii() else piece.split(b"\n")
+                    lens = np.fromiter(map(len, blines), np.int64, len(blines)) + 1
+                    ends = np.cumsum(lens)
+                    starts = (ends - lens + base).tolist()
+                    self._chunk = (starts, first)
+                    self.lines += len(lines)
+                    yield lines, starts
+                    base += int(ends[-1])
+                    first += len(lines)
                 if last:
                     break
         finally:
             if fh is not self.path:
                 fh.close()
+
+    def _bulk_pieces(self, piece: bytes) -> Iterator[bytes | tuple[Any, int]]:
+        """``piece`` as (bulk Block, bytes it covers) and plain pieces for the per-line code.
+
+        A Block covers every line but the last of a piece whose lines all fit the bulk
+        regex; a piece that does not fit is halved (down to BULK_MIN bytes), so a header,
+        a ``[LOST n EVENTS]`` line or an odd line costs the bulk path one small piece.
+        """
+        if piece.isascii():
+            text = piece.decode("ascii")
+            nl = text.count("\n") + 1
+            block = self._bulk(self, text + "\n", nl, self._head_re) if nl > 1 else None
+            if block is not None:
+                cut = piece.rfind(b"\n") + 1
+                yield block, cut
+                yield piece[cut:]
+                return
+            if len(piece) > BULK_MIN:
+                mid = piece.find(b"\n", len(piece) // 2)
+                if mid < 0:
+                    mid = piece.rfind(b"\n")
+                if mid > 0:
+                    yield from self._bulk_pieces(piece[:mid])
+                    yield from self._bulk_pieces(piece[mid + 1:])
+                    return
+        yield piece
 
     def _lineno(self, off: int) -> int:
         starts, first = self._chunk

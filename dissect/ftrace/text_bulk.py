@@ -19,6 +19,7 @@ hold both paths equal frame for frame.
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +28,10 @@ import numpy as np
 from dissect.ftrace.event import Event
 
 # tracefs: "<head>] [<flags> ]<sec>.<usec>: (tracing_mark_write: <body>|<rest>)"
-_BULK_TRACE = re.compile(
-    r"^([^\]\n]*)\] +(?:[^\s:]{4,5} +)?([0-9]+)\.([0-9]{6}): "
-    r"(?=(tracing_mark_write: [^\n]*)|([^\n]*))(?:tracing_mark_write: )?([^\n]*\n)", re.M)
-# trace-cmd report: "<head>] [<flags> ]<sec>.<frac>: <event>: <rest>"; group 5 (whole rest)
-# and 6 (after its first ": ", with the newline) serve print lines, group 7 the rest
+_BULK_TRACE = re.compile(r"^([^\]\n]*)\] +(?:[^\s:]{4,5} +)?([0-9]+)\.([0-9]{6}): ([^\n]*)\n", re.M)
+# trace-cmd report: "<head>] [<flags> ]<sec>.<frac>: <event>: <rest>"
 _BULK_REPORT = re.compile(
-    r"^([^\]\n]*)\] +(?:[^\s:]{4,5} +)?([0-9]+)\.([0-9]{6}|[0-9]{9}): ([^\s:(]+): *(?![ \t])"
-    r"(?:(?=(?!ip=)([^\n]*?: [^\n]*))[^\n]*?: ([^\n]*\n)|([^\n]*)\n)", re.M)
+    r"^([^\]\n]*)\] +(?:[^\s:]{4,5} +)?([0-9]+)\.([0-9]{6}|[0-9]{9}): ([^\s:(]+): *(?![ \t])([^\n]*)\n", re.M)
 # QEMU log: "<tid>@<sec>.<usec>:<name>[ <args>]"
 _BULK_QEMU = re.compile(r"^([0-9]{1,11})@([0-9]{1,10})\.([0-9]{6}):(([A-Za-z_][A-Za-z0-9_]*)(?: [^\n]*)?)\n",
                         re.M)
@@ -81,6 +78,18 @@ def _heads(reader: Any, keys: tuple[str, ...], head_re: re.Pattern, report: bool
     return uniq
 
 
+def _head_cols(uniq: dict[str, Any], heads: tuple[str, ...], n: int):
+    import pandas as pd
+
+    codes, keys = pd.factorize(np.array(heads, object))
+    hc = [uniq[k] for k in keys]
+    comm = np.array([h[0] for h in hc], object)[codes]
+    pid = np.array([h[1] for h in hc], np.int64)[codes]
+    cpu = np.array([h[2] for h in hc], np.int64)[codes]
+    inst = np.array([h[3] for h in hc], object)[codes]
+    return comm, pid, cpu, inst
+
+
 def trace_block(reader: Any, text: str, nlines: int, head_re: re.Pattern) -> Block | None:
     m = _BULK_TRACE.findall(text)
     if len(m) != nlines:
@@ -88,28 +97,31 @@ def trace_block(reader: Any, text: str, nlines: int, head_re: re.Pattern) -> Blo
     del m[-1]
     if not m:
         return None
-    heads, secs, fracs, texts, rests, bufs = zip(*m)
+    heads, secs, fracs, rests = zip(*m)
     uniq = _heads(reader, heads, head_re, False)
     if uniq is None:
         return None
     n = len(m)
     ts = _ts(secs, fracs)
-    hc = list(map(uniq.__getitem__, heads))
-    comm, pid, cpu, _inst = zip(*hc)
-    is_print = np.fromiter(map(bool, texts), bool, n)
-    system = ["ftrace"] * n
-    event = ["print"] * n
-    texts = list(texts)
-    bufs = list(bufs)
+    comm, pid, cpu, _inst = _head_cols(uniq, heads, n)
+    is_print = np.fromiter(map(str.startswith, rests, repeat("tracing_mark_write: ", n)), bool, n)
+    system = np.full(n, "ftrace", object)
+    event = np.full(n, "print", object)
+    texts = np.array(rests, object)
+    bufs = np.full(n, None, object)
     other: dict[int, dict[str, Any]] = {}
-    if not is_print.all():
+    if is_print.all():
+        bufs[:] = [r[20:] + "\n" for r in rests]
+    else:
+        pr = np.flatnonzero(is_print)
+        bufs[pr] = [r[20:] + "\n" for r in texts[pr].tolist()]
         for i in np.flatnonzero(~is_print).tolist():
-            ev: Event = reader._other_event(int(ts[i]), cpu[i], pid[i], comm[i], rests[i], 0)
-            system[i], event[i], texts[i], bufs[i] = ev.system, ev.event, ev.text, None
+            ev: Event = reader._other_event(int(ts[i]), int(cpu[i]), int(pid[i]), comm[i], rests[i], 0)
+            system[i], event[i], texts[i] = ev.system, ev.event, ev.text
             other[i] = ev.fields
     if reader.precision_ns is None:
         reader.precision_ns = 1000
-    return Block(n, ts, list(cpu), list(pid), list(comm), system, event, texts, [None] * n,
+    return Block(n, ts, cpu, pid, comm, system, event, texts, np.full(n, None, object),
                  is_print, bufs, other)
 
 
@@ -120,31 +132,36 @@ def report_block(reader: Any, text: str, nlines: int, head_re: re.Pattern) -> Bl
     del m[-1]
     if not m:
         return None
-    heads, secs, fracs, events, ptexts, pbufs, rests = zip(*m)
+    heads, secs, fracs, events, rests = zip(*m)
     uniq = _heads(reader, heads, head_re, True)
     if uniq is None:
         return None
     n = len(m)
     ts = _ts(secs, fracs)
-    comm, pid, cpu, inst = zip(*map(uniq.__getitem__, heads))
-    is_print = np.fromiter(map("print".__eq__, events), bool, n) & np.fromiter(map(bool, ptexts), bool, n)
-    system = ["ftrace"] * n
-    event = ["print"] * n
-    texts = list(ptexts)
-    bufs = list(pbufs)
+    comm, pid, cpu, inst = _head_cols(uniq, heads, n)
+    # a marker: "print" whose rest is "<sym>: <body>" (not -R's "ip=<sym> buf=<body>")
+    is_print = (np.fromiter(map("print".__eq__, events), bool, n)
+                & np.fromiter(map(str.__contains__, rests, repeat(": ", n)), bool, n)
+                & ~np.fromiter(map(str.startswith, rests, repeat("ip=", n)), bool, n))
+    system = np.full(n, "ftrace", object)
+    event = np.full(n, "print", object)
+    texts = np.array(rests, object)
+    bufs = np.full(n, None, object)
     other: dict[int, dict[str, Any]] = {}
-    if not is_print.all():
+    if is_print.all():
+        bufs[:] = [r.partition(": ")[2] + "\n" for r in rests]
+    else:
+        pr = np.flatnonzero(is_print)
+        bufs[pr] = [r.partition(": ")[2] + "\n" for r in texts[pr].tolist()]
         for i in np.flatnonzero(~is_print).tolist():
-            ev = reader._event(int(ts[i]), (comm[i], pid[i], cpu[i], inst[i]), events[i],
-                               ptexts[i] or rests[i], 0)
+            ev = reader._event(int(ts[i]), (comm[i], int(pid[i]), int(cpu[i]), inst[i]), events[i], rests[i], 0)
             if ev is None:
                 return None
-            system[i], event[i], texts[i], bufs[i] = ev.system, ev.event, ev.text, None
+            system[i], event[i], texts[i] = ev.system, ev.event, ev.text
             other[i] = ev.fields
     if reader.precision_ns is None:
         reader.precision_ns = 1000 if len(fracs[0]) == 6 else 1
-    return Block(n, ts, list(cpu), list(pid), list(comm), system, event, texts, list(inst),
-                 is_print, bufs, other)
+    return Block(n, ts, cpu, pid, comm, system, event, texts, inst, is_print, bufs, other)
 
 
 def qemu_block(reader: Any, text: str, nlines: int, head_re: re.Pattern | None = None) -> Block | None:
@@ -159,11 +176,29 @@ def qemu_block(reader: Any, text: str, nlines: int, head_re: re.Pattern | None =
     if max(map(len, set(secs))) == 10 and max(map(int, set(secs))) >= 9_000_000_000:
         return None  # beyond int64 ns: leave it to the per-line code
     ts = _ts(secs, fracs)
-    none = [None] * n
     if reader.precision_ns is None:
         reader.precision_ns = 1000
-    return Block(n, ts, none, list(map(int, tids)), none, ["qemu"] * n, list(names), list(texts), none,
-                 np.zeros(n, bool), none, {i: {} for i in range(0)})
+    none = np.full(n, None, object)
+    return Block(n, ts, none, np.array(list(map(int, tids)), np.int64), none, np.full(n, "qemu", object),
+                 np.array(names, object), np.array(texts, object), none, np.zeros(n, bool), none, {})
+
+
+def _ints(blocks: list[Block], name: str, n: int):
+    import pandas as pd
+
+    vals = np.zeros(n, np.int64)
+    mask = np.zeros(n, bool)
+    off = 0
+    for b in blocks:
+        col = getattr(b, name)
+        if isinstance(col, np.ndarray) and col.dtype == np.int64:
+            vals[off:off + b.n] = col
+        else:
+            mk = np.fromiter((v is None for v in col), bool, b.n)
+            mask[off:off + b.n] = mk
+            vals[off:off + b.n] = [0 if v is None else v for v in col]
+        off += b.n
+    return pd.arrays.IntegerArray(vals, mask)
 
 
 def frame(items: list[Any], fields: str = "columns"):
@@ -177,11 +212,14 @@ def frame(items: list[Any], fields: str = "columns"):
     def flush() -> None:
         if run:
             k = len(run)
-            blocks.append(Block(k, np.array([0] * k, np.int64), [e.cpu for e in run], [e.pid for e in run],
-                                [e.comm for e in run], [e.system for e in run], [e.event for e in run],
-                                [e.text for e in run], [e.instance for e in run], np.zeros(k, bool),
-                                [None] * k, {i: e.fields for i, e in enumerate(run)}))
-            blocks[-1].ts_obj = [e.ts_ns for e in run]  # type: ignore[attr-defined]
+
+            def col(a: str) -> np.ndarray:
+                out = np.empty(k, object)
+                out[:] = [getattr(e, a) for e in run]
+                return out
+            blocks.append(Block(k, col("ts_ns"), col("cpu"), col("pid"), col("comm"), col("system"),
+                                col("event"), col("text"), col("instance"), np.zeros(k, bool),
+                                np.full(k, None, object), {i: e.fields for i, e in enumerate(run)}))
             run.clear()
 
     for x in items:
@@ -193,44 +231,21 @@ def frame(items: list[Any], fields: str = "columns"):
     flush()
     n = sum(b.n for b in blocks)
 
-    def ints(name: str):
-        vals = np.zeros(n, np.int64)
-        mask = np.zeros(n, bool)
-        off = 0
-        for b in blocks:
-            src = getattr(b, "ts_obj", None) if name == "ts" else None
-            if name == "ts" and src is None:
-                vals[off:off + b.n] = b.ts
-            else:
-                col = src if src is not None else getattr(b, name)
-                if None in col:
-                    mk = np.fromiter((v is None for v in col), bool, b.n)
-                    mask[off:off + b.n] = mk
-                    vals[off:off + b.n] = [0 if v is None else v for v in col]
-                else:
-                    vals[off:off + b.n] = col
-            off += b.n
-        return pd.arrays.IntegerArray(vals, mask)
+    def objs(name: str) -> np.ndarray:
+        if not blocks:
+            return np.empty(0, object)
+        return np.concatenate([np.asarray(getattr(b, name), object) for b in blocks])
 
-    def objs(name: str) -> list[Any]:
-        out: list[Any] = []
-        for b in blocks:
-            out.extend(getattr(b, name))
-        return out
-
-    df = pd.DataFrame({"ts_ns": ints("ts"), "cpu": ints("cpu"), "pid": ints("pid"),
-                       "comm": objs("comm"), "system": objs("system"), "event": objs("event"),
-                       "text": objs("text"), "instance": objs("instance")})
+    df = pd.DataFrame({"ts_ns": _ints(blocks, "ts", n), "cpu": _ints(blocks, "cpu", n),
+                       "pid": _ints(blocks, "pid", n), "comm": objs("comm"), "system": objs("system"),
+                       "event": objs("event"), "text": objs("text"), "instance": objs("instance")})
     for k in ("comm", "system", "event", "instance"):
         df[k] = df[k].astype("category")
     if fields == "dict":
         col: list[Any] = []
         for b in blocks:
-            if b.is_print.any():
-                col.extend({"ip": None, "buf": v} if p else b.other[i]
-                           for i, (p, v) in enumerate(zip(b.is_print.tolist(), b.buf)))
-            else:
-                col.extend(b.other[i] for i in range(b.n))
+            col.extend({"ip": None, "buf": v} if p else b.other[i]
+                       for i, (p, v) in enumerate(zip(b.is_print.tolist(), b.buf)))
         df["fields"] = col
         return df
     # field columns in order of first appearance, raw_data's buf renamed (as the per-line frame)
@@ -243,9 +258,8 @@ def frame(items: list[Any], fields: str = "columns"):
         if len(pr):
             rows[int(pr[0])] = {"ip": None, "buf": None}
         for i in sorted(rows):
-            f = rows[i]
             ren = b.event[i] == "raw_data"
-            for k in f:
+            for k in rows[i]:
                 names.setdefault("raw_data_buf" if ren and k == "buf" else k, None)
         for i, f in b.other.items():
             ren = b.event[i] == "raw_data"
@@ -253,18 +267,23 @@ def frame(items: list[Any], fields: str = "columns"):
         off += b.n
     for k in names:
         vals = np.full(n, None, object)
-        off = 0
+        has_str = False
         if k == "buf":
+            off = 0
             for b in blocks:
-                pr = np.flatnonzero(b.is_print)
-                if len(pr):
-                    vals[off + pr] = np.array(b.buf, object)[pr]
+                if b.is_print.any():
+                    has_str = True
+                    vals[off + np.flatnonzero(b.is_print)] = b.buf[b.is_print]
                 off += b.n
+        all_int = not has_str
         for i, f in sparse:
             if k in f:
-                vals[i] = f[k]
+                v = f[k]
+                vals[i] = v
+                if all_int and not (v is None or (isinstance(v, int) and not isinstance(v, bool))):
+                    all_int = False
         col_name = ("field_" + k) if k in fixed else k
-        if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
+        if all_int:
             df[col_name] = pd.array(vals, dtype="Int64")
         else:
             df[col_name] = pd.Series(vals, dtype=object)
