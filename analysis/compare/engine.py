@@ -109,7 +109,8 @@ def compare(table: pd.DataFrame, *, by: str = "firmware.version", baseline: str,
     for cand in cands:
         findings.extend(categorical_changes(keyed, by, baseline, cand))
     return CompareResult(by, baseline, cands, comparisons, findings,
-                         runs=int(keyed["run_id"].nunique()), runs_failed=int(failed_runs),
+                         runs=int(keyed.loc[keyed["_group"].isin([baseline, *cands]), "run_id"].nunique()),
+                         runs_failed=int(failed_runs),
                          specs=specs, table=keyed)
 
 
