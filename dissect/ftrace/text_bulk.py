@@ -79,9 +79,9 @@ def _heads(reader: Any, keys: tuple[str, ...], head_re: re.Pattern, report: bool
 
 
 def _head_cols(uniq: dict[str, Any], heads: tuple[str, ...], n: int):
-    import pandas as pd
-
-    codes, keys = pd.factorize(np.array(heads, object))
+    keys = list(uniq)
+    index = {k: j for j, k in enumerate(keys)}
+    codes = np.fromiter(map(index.__getitem__, heads), np.int64, n)
     hc = [uniq[k] for k in keys]
     comm = np.array([h[0] for h in hc], object)[codes]
     pid = np.array([h[1] for h in hc], np.int64)[codes]
@@ -244,7 +244,7 @@ def frame(items: list[Any], fields: str = "columns"):
     if fields == "dict":
         col: list[Any] = []
         for b in blocks:
-            col.extend({"ip": None, "buf": v} if p else b.other[i]
+            col.extend({"ip": None, "buf": v} if p else b.other.get(i, {})
                        for i, (p, v) in enumerate(zip(b.is_print.tolist(), b.buf)))
         df["fields"] = col
         return df
