@@ -49,19 +49,8 @@ def spdx_offenders() -> list[str]:
     return [str(p.relative_to(ROOT)) for p in _py_files(*SPDX_DIRS) if not has_spdx(p)]
 
 
-#: Offenders when this test was written (20:xx UTC): both are empty package markers that
-#: other engineers own.  Listed so the strict xfail flips as soon as they get the line.
-KNOWN_SPDX_OFFENDERS = ["analysis/compare/__init__.py", "tests/__init__.py"]
-
-
-def test_spdx_line_everywhere_except_known_offenders() -> None:
-    bad = [p for p in spdx_offenders() if p not in KNOWN_SPDX_OFFENDERS]
-    assert not bad, f"files without the SPDX line first: {bad}"
-
-
-@pytest.mark.xfail(strict=True, reason="SPDX line missing in empty package markers "
-                   "analysis/compare/__init__.py and tests/__init__.py (owners: compare engineer, lead)")
 def test_spdx_line_in_every_source_file() -> None:
+    # (analysis/compare/__init__.py and tests/__init__.py lacked it until 20:30 UTC; fixed)
     assert spdx_offenders() == []
 
 
