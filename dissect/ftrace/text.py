@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import gc
 import os
 import re
 from datetime import datetime
@@ -192,10 +193,15 @@ class TextTrace:
             from dissect.ftrace import text_bulk
 
             self._bulk = self._bulk_parser
+            # millions of short-lived tuples and strings: the cyclic GC has nothing to find
+            gc_was = gc.isenabled()
+            gc.disable()
             try:
                 return text_bulk.frame(list(self), fields)
             finally:
                 self._bulk = None
+                if gc_was:
+                    gc.enable()
 
         fixed = ("ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance")
         cols: dict[str, list[Any]] = {k: [] for k in fixed}

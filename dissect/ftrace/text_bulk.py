@@ -201,6 +201,20 @@ def _ints(blocks: list[Block], name: str, n: int):
     return pd.arrays.IntegerArray(vals, mask)
 
 
+def _category(vals: np.ndarray):
+    """``Series(vals).astype("category")`` (sorted categories of pandas' str dtype) by one hash pass."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(vals)
+    if len(uniq) == 0 or not all(isinstance(u, str) for u in uniq):
+        return pd.Series(vals).astype("category")
+    order = np.argsort(uniq)
+    rank = np.empty(len(uniq), np.int64)
+    rank[order] = np.arange(len(uniq))
+    codes = np.where(codes >= 0, rank[codes], -1)
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(uniq[order], dtype="str")))
+
+
 def frame(items: list[Any], fields: str = "columns"):
     """The DataFrame of ``TextTrace.dataframe`` from a mix of :class:`Block` s and events."""
     import pandas as pd
@@ -237,10 +251,9 @@ def frame(items: list[Any], fields: str = "columns"):
         return np.concatenate([np.asarray(getattr(b, name), object) for b in blocks])
 
     df = pd.DataFrame({"ts_ns": _ints(blocks, "ts", n), "cpu": _ints(blocks, "cpu", n),
-                       "pid": _ints(blocks, "pid", n), "comm": objs("comm"), "system": objs("system"),
-                       "event": objs("event"), "text": objs("text"), "instance": objs("instance")})
-    for k in ("comm", "system", "event", "instance"):
-        df[k] = df[k].astype("category")
+                       "pid": _ints(blocks, "pid", n), "comm": _category(objs("comm")),
+                       "system": _category(objs("system")), "event": _category(objs("event")),
+                       "text": objs("text"), "instance": _category(objs("instance"))})
     if fields == "dict":
         col: list[Any] = []
         for b in blocks:
