@@ -172,3 +172,19 @@ def test_report_t_and_qemu_values_through_both_paths(tmp_path, path):
     assert df["text"].iloc[6] == "vfio_save_block  (0000:3b:00.1) data_size 4096"
     assert pd.isna(df["cpu"]).all() and df["pid"].iloc[3] is pd.NA
     assert [f.code for f in q.findings] == ["text_line_unparsed"] * 2
+
+
+def test_numbers_beyond_int64_fall_back_to_the_per_line_code(tmp_path):
+    # a 10-digit boot time with ns and a 20-digit pid: the bulk columns are int64, so these
+    # pieces go line by line (no OverflowError, same events as the iterator)
+    p = tmp_path / "r"
+    p.write_text("".join(f"  a-5  [000]  9300000000.{i:09d}: print:   tracing_mark_write: x{i}\n"
+                         for i in range(5)))
+    q = tmp_path / "t"
+    q.write_text("".join(f"  a-{10 ** 19 + i}  [000] ....  1.{i:06d}: tracing_mark_write: y\n" for i in range(5)))
+    r = read_report_text(p)
+    r._bulk = r._bulk_parser
+    assert [e.ts_ns for e in r] == [9_300_000_000_000_000_000 + i for i in range(5)]
+    t = read_ftrace_text(q)
+    t._bulk = t._bulk_parser
+    assert [e.pid for e in t] == [10 ** 19 + i for i in range(5)]

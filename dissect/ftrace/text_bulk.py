@@ -59,8 +59,14 @@ class Block:
     other: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def _ts(secs: tuple[str, ...], fracs: tuple[str, ...]) -> np.ndarray:
+_I64 = 1 << 63
+
+
+def _ts(secs: tuple[str, ...], fracs: tuple[str, ...]) -> np.ndarray | None:
+    """ns timestamps of sec.frac (6 or 9 digits); None if one does not fit int64."""
     n = len(secs)
+    if max(map(len, set(secs))) > 9 and max(map(int, set(secs))) >= 9_000_000_000:
+        return None
     v = np.fromiter(map(int, map(str.__add__, secs, fracs)), np.int64, n)
     lens = np.fromiter(map(len, fracs), np.int64, n)
     return v * np.where(lens == 6, 1000, 1)
@@ -75,6 +81,8 @@ def _heads(reader: Any, keys: tuple[str, ...], head_re: re.Pattern, report: bool
             return None
         uniq[k] = (hm.group(2), int(hm.group(3)), int(hm.group(5)), hm.group(1)) if report else \
             (hm.group(1), int(hm.group(2)), int(hm.group(4)), None)
+        if uniq[k][1] >= _I64 or uniq[k][2] >= _I64:
+            return None  # beyond int64: the per-line code keeps Python ints
     return uniq
 
 
@@ -103,6 +111,8 @@ def trace_block(reader: Any, text: str, nlines: int, head_re: re.Pattern) -> Blo
         return None
     n = len(m)
     ts = _ts(secs, fracs)
+    if ts is None:
+        return None
     comm, pid, cpu, _inst = _head_cols(uniq, heads, n)
     is_print = np.fromiter(map(str.startswith, rests, repeat("tracing_mark_write: ", n)), bool, n)
     system = np.full(n, "ftrace", object)
@@ -138,6 +148,8 @@ def report_block(reader: Any, text: str, nlines: int, head_re: re.Pattern) -> Bl
         return None
     n = len(m)
     ts = _ts(secs, fracs)
+    if ts is None:
+        return None
     comm, pid, cpu, inst = _head_cols(uniq, heads, n)
     # a marker: "print" whose rest is "<sym>: <body>" (not -R's "ip=<sym> buf=<body>")
     is_print = (np.fromiter(map("print".__eq__, events), bool, n)
@@ -173,9 +185,9 @@ def qemu_block(reader: Any, text: str, nlines: int, head_re: re.Pattern | None =
         return None
     tids, secs, fracs, texts, names = zip(*m)
     n = len(m)
-    if max(map(len, set(secs))) == 10 and max(map(int, set(secs))) >= 9_000_000_000:
-        return None  # beyond int64 ns: leave it to the per-line code
     ts = _ts(secs, fracs)
+    if ts is None:
+        return None
     if reader.precision_ns is None:
         reader.precision_ns = 1000
     none = np.full(n, None, object)
