@@ -7,7 +7,7 @@ change in medians, the Mann–Whitney U p-value, Cliff's delta and a verdict
 metric regressed.
 
 examples:
-  migtrace compare traces/sim --baseline 28.41.1000 --candidate 28.42.1010
+  migtrace compare traces/sim/compare --baseline 28.40.1000 --candidate 28.41.1000
   migtrace compare table.parquet --baseline 1.0 --threshold downtime_wire_ms=+5% -o report.html
   migtrace compare /lab/runs --by kernel --baseline 6.12.0 --engine dask --workers 8 --json
 """
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         from analysis.compare.report import write_html
 
         write_html(res, args.output)
-        print(f"report: {args.output}", file=sys.stderr)
+        if args.progress or sys.stderr.isatty():
+            print(f"report: {args.output}", file=sys.stderr)
     if res.regressed:
         return EXIT_REGRESSED
     if any(f.severity == "error" for f in findings) or res.runs_failed:

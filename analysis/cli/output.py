@@ -19,8 +19,12 @@ def _short(v: Any) -> str:
         return "[" + inner + (", ..." if len(v) > 16 else "") + "]"
     if isinstance(v, float):
         return f"{v:.9f}".rstrip("0").rstrip(".")
-    if isinstance(v, str) and len(v) > 120:
-        return repr(v[:117] + "...")
+    if isinstance(v, str):
+        # one unit, one line: control characters (a print event's trailing \n) are escaped
+        if not v.isprintable():
+            v = v.encode("unicode_escape").decode("ascii")
+        if len(v) > 120:
+            return repr(v[:117] + "...")
     return str(v)
 
 
@@ -31,7 +35,8 @@ def human_line(obj: dict[str, Any]) -> str:
         where = "" if obj.get("offset") is None else f" @{obj['offset']}"
         ctx = " ".join(f"{k}={_short(v)}" for k, v in obj.items()
                        if k not in ("kind", "severity", "code", "message", "offset") and v is not None)
-        return f"{obj['severity'].upper()} {obj['code']}{where}: {obj['message']}" + (f" [{ctx}]" if ctx else "")
+        msg = _short(str(obj["message"])) if not str(obj["message"]).isprintable() else obj["message"]
+        return f"{obj['severity'].upper()} {obj['code']}{where}: {msg}" + (f" [{ctx}]" if ctx else "")
     parts = [f"{k}={_short(v)}" for k, v in obj.items() if k not in _HUMAN_SKIP and v is not None]
     return f"{kind:<14} " + " ".join(parts)
 

@@ -5,7 +5,7 @@ KIND is one of: timeline, convergence, record-sizes, parts, downtime.
 CAPTURE… are the captures of one migration (or a run folder / run.json).
 
 examples:
-  migtrace plot timeline traces/sim/fw-28.41.1000-rl-000/ -o timeline.png
+  migtrace plot timeline traces/sim/variants/two-vfs -o timeline.png
   migtrace plot downtime source.pcapng source.dat -o downtime.svg
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ folders) is one migration per run folder.
 
 examples:
   migtrace summary traces/real/qemu-tcp-returnpath.pcap traces/real/qemu-tcp-returnpath.src.log
-  migtrace summary traces/sim/fw-28.41.1000-rl-000/
+  migtrace summary traces/sim/variants/two-vfs
   migtrace summary --json run.json | jq 'select(.kind=="device_summary")'
 """
 from __future__ import annotations

@@ -25,8 +25,8 @@ def record_stats(m: "Migration", device: str) -> dict[str, Any]:
     sizes = recs["record_size_bytes"].dropna().astype("int64").to_numpy()
     out: dict[str, Any] = {"records": int(len(recs))}
     if len(sizes):
-        out.update(record_bytes_min=int(sizes.min()), record_bytes_median=float(np.median(sizes)),
-                   record_bytes_p95=float(np.percentile(sizes, 95)), record_bytes_max=int(sizes.max()))
+        out.update(record_bytes_min=int(sizes.min()), record_bytes_median=int(round(float(np.median(sizes)))),
+                   record_bytes_p95=int(round(float(np.percentile(sizes, 95)))), record_bytes_max=int(sizes.max()))
     else:
         out.update(record_bytes_min=None, record_bytes_median=None, record_bytes_p95=None, record_bytes_max=None)
     out["trailer_bug"] = bool((recs["trailer_bytes"].fillna(0) == 8).any()) if len(recs) else None
