@@ -27,23 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.cli.summary import missing_paths
-    from analysis.manifest import ManifestError
-    from analysis.report import format_table, group_inputs, load_groups, summary_table, write_report
+    from analysis.cli.summary import load_inputs
+    from analysis.report import format_table, summary_table, write_report
 
-    missing = missing_paths(args.paths)
-    if missing:
-        print(f"migtrace report: {missing[0]}: no such file or directory", file=sys.stderr)
+    loaded = load_inputs("report", args)
+    if loaded is None:
         return EXIT_USAGE
-    try:
-        groups = group_inputs(args.paths)
-    except ManifestError as e:
-        print(f"migtrace report: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    if not groups:
-        print("migtrace report: no migrations found", file=sys.stderr)
-        return EXIT_USAGE
-    loaded = load_groups(groups, progress=True if args.progress else None)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -55,25 +55,34 @@ def missing_paths(paths: list[str]) -> list[str]:
     return [p for p in paths if not Path(p).exists()]
 
 
-def run(args: argparse.Namespace) -> int:
-    from analysis.cli.output import _json_default
+def load_inputs(command: str, args: argparse.Namespace) -> list | None:
+    """The migrations named by ``args.paths``, loaded; None after a usage error on stderr."""
     from analysis.manifest import ManifestError
-    from analysis.report import format_table, group_inputs, load_groups, summary_table
-    from analysis.summary import summary_objects
+    from analysis.report import group_inputs, load_groups
 
     missing = missing_paths(args.paths)
     if missing:
-        print(f"migtrace summary: {missing[0]}: no such file or directory", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"migtrace {command}: {missing[0]}: no such file or directory", file=sys.stderr)
+        return None
     try:
         groups = group_inputs(args.paths)
     except ManifestError as e:
-        print(f"migtrace summary: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"migtrace {command}: {e}", file=sys.stderr)
+        return None
     if not groups:
-        print("migtrace summary: no migrations found", file=sys.stderr)
+        print(f"migtrace {command}: no migrations found", file=sys.stderr)
+        return None
+    return load_groups(groups, progress=True if args.progress else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.cli.output import _json_default
+    from analysis.report import format_table, summary_table
+    from analysis.summary import summary_objects
+
+    loaded = load_inputs("summary", args)
+    if loaded is None:
         return EXIT_USAGE
-    loaded = load_groups(groups, progress=True if args.progress else None)
     errors = 0
     for label, m, msg in loaded:
         if m is None:
