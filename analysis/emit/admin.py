@@ -29,7 +29,7 @@ _TYPED = (A.DEV_PARTS_METADATA_GET, A.DEV_PARTS_GET)
 
 
 def _ts(ts_ns: int | None) -> float | None:
-    return None if ts_ns is None else ts_ns / 1e9
+    return None if ts_ns is None else ts_ns / 1_000_000_000
 
 
 def _parts(buf: bytes, offset: int, tag: int | None, ctx: dict[str, Any],

@@ -19,7 +19,7 @@ from dissect.qemu.session import RecordUnit, decode_capture, decode_stream_file
 
 
 def _s(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
+    return None if ns is None else ns / 1_000_000_000
 
 
 def to_objects(item: Any, flow: int | None = None) -> list[dict[str, Any]]:

@@ -95,11 +95,11 @@ class FlowStats:
 
     @property
     def first_ts(self) -> float:
-        return self.first_ts_ns / 1e9
+        return self.first_ts_ns / 1_000_000_000
 
     @property
     def last_ts(self) -> float:
-        return self.last_ts_ns / 1e9
+        return self.last_ts_ns / 1_000_000_000
 
     @property
     def gap_bytes(self) -> int:

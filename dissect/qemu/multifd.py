@@ -67,7 +67,7 @@ class MultifdParser(IncrementalParser):
             self.sink({"kind": "multifd_packet", "flow": self.flow, "offset": off, "type": "init",
                        "version": version, "flags": None, "packet_num": None, "ramblock": None,
                        "normal_pages": None, "zero_pages": None, "device_state": None,
-                       "channel": chan, "uuid": _uuid(bytes(uuid)), "ts": self._ts / 1e9})
+                       "channel": chan, "uuid": _uuid(bytes(uuid)), "ts": self._ts / 1_000_000_000})
             return p + W.MULTIFD_INIT.size
         if end - p < W.MULTIFD_HDR.size:
             return -p - 1
@@ -107,7 +107,7 @@ class MultifdParser(IncrementalParser):
                "type": "sync" if flags & W.MULTIFD_FLAG_SYNC else "ram", "version": version, "flags": flags,
                "packet_num": packet_num, "ramblock": block or None, "normal_pages": normal, "zero_pages": zero,
                "device_state": None, "pages_alloc": pages_alloc, "next_packet_size": next_size,
-               "compression": W.MULTIFD_COMPRESSION.get(comp), "ts": self._ts / 1e9}
+               "compression": W.MULTIFD_COMPRESSION.get(comp), "ts": self._ts / 1_000_000_000}
         self.sink(obj)
         q = p + W.MULTIFD_RAM_FIXED + 8 * pages_alloc + data_len
         if q > end:
@@ -144,7 +144,7 @@ class MultifdParser(IncrementalParser):
                    "normal_pages": 0, "zero_pages": 0,
                    "device_state": {"idstr": idstr, "instance_id": inst, "idx": idx, "config": config,
                                     "size": size - W.VFIO_DEVICE_STATE_PACKET.size},
-                   "ts": self._ts / 1e9})
+                   "ts": self._ts / 1_000_000_000})
         if self.devices is not None:
             data = bytes(b[q + W.VFIO_DEVICE_STATE_PACKET.size:q + size])
             for u in self.devices.device_state(idstr, inst, idx, vflags, data, self._ts, self.flow,

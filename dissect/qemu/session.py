@@ -197,7 +197,7 @@ def _strip_config(data: bytes) -> bytes | None:
 
 
 def _s(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
+    return None if ns is None else ns / 1_000_000_000
 
 
 class Spool:

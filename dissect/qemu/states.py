@@ -11,4 +11,4 @@ MAX_SCAN = 64 * 1024 * 1024
 
 def ts_seconds(ns: int | None) -> float | None:
     """Capture nanoseconds as the contract's float seconds (None stays None)."""
-    return None if ns is None else ns / 1e9
+    return None if ns is None else ns / 1_000_000_000
