@@ -29,22 +29,32 @@ top-level buffer other users may be recording is left alone:
 """
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-T = Path("/sys/kernel/tracing")
+HERE = Path(__file__).resolve().parent
+
+
+def _sibling(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# The tracefs helpers and the reduced-extract of the trace.dat fixtures' script.
+_fx = _sibling("migtrace_ftrace_capture", HERE.parent / "ftrace" / "capture.py")
+T = _fx.T
 INSTANCE = "migtrace_f"
 I = T / "instances" / INSTANCE
-HERE = Path(__file__).resolve().parent
-libc = ctypes.CDLL(None, use_errno=True)
+set_comm = _fx.set_comm
+write = _fx.write_raw
 
 # Hand-written from the spec's format strings (QEMU 9.2+ forms unless noted).
 MAIN_LINES = [
@@ -96,26 +106,11 @@ TRUNCATED = ("vmstate_downtime_save type=non-iterable idstr="
              + "0000:3b:00.1/" + "x" * 480 + " instance_id=0 downtime=7\n")[:511]
 
 
-def set_comm(name: str) -> None:
-    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME
-
-
-def write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
 def admin_record(direction: int, tag: int, opcode: int, subtype: int, payload: bytes) -> bytes:
-    owner = (0 << 16) | (0x3b << 8) | (0 << 3) | 0  # 0000:3b:00.0, the PF
-    return struct.pack("<BBHIIHH", 1, direction, 0, tag, owner, opcode, subtype) + payload
+    return _fx.admin_record(direction, tag, opcode, payload, owner=0x3b << 8, subtype=subtype)  # the PF 0000:3b:00.0
 
 
-def pieces(record: bytes, max_piece: int) -> list[bytes]:
-    return [struct.pack("<III", 0x76697274, len(record), off) + record[off:off + max_piece]
-            for off in range(0, len(record), max_piece)]
+pieces = _fx.raw_pieces
 
 
 def migration_thread() -> None:
@@ -138,35 +133,9 @@ def migration_thread() -> None:
 
 
 def extract(out: Path) -> None:
-    """trace-cmd extract with reduced kallsyms/printk/event formats (private mount namespace)."""
-    work = Path(tempfile.mkdtemp(prefix="migtrace-ftx-"))
-    try:
-        lines = Path("/proc/kallsyms").read_text().splitlines()
-        keep = set()
-        for i, line in enumerate(lines):
-            if line.endswith((" tracing_mark_write", " tracing_mark_raw_write")):
-                keep.update(range(max(0, i - 3), min(len(lines), i + 4)))
-        (work / "kallsyms").write_text("".join(lines[i] + "\n" for i in sorted(keep)))
-        pk = (T / "printk_formats").read_text().splitlines()
-        (work / "printk_formats").write_text("".join(line + "\n" for line in pk[:8]))
-        ev = work / "events"
-        ev.mkdir()
-        for name in ("header_page", "header_event"):
-            (ev / name).write_text((T / "events" / name).read_text())
-        for sub in ["ftrace/" + d.name for d in (T / "events/ftrace").iterdir() if d.is_dir()] + [
-                "sched/sched_process_exec"]:
-            d = ev / sub
-            d.mkdir(parents=True)
-            (d / "format").write_text((T / "events" / sub / "format").read_text())
-        script = (f"set -e; mount --make-rprivate /; "
-                  f"mount --bind {work}/kallsyms /proc/kallsyms; "
-                  f"mount --bind {work}/printk_formats {T}/printk_formats; "
-                  f"mount --bind {ev} {T}/events; "
-                  f"trace-cmd extract -B {INSTANCE} -o {out}")
-        subprocess.run(["unshare", "-m", "sh", "-c", script], check=True,
-                       stdout=subprocess.DEVNULL)
-    finally:
-        shutil.rmtree(work)
+    """trace-cmd extract of this instance only, with reduced kallsyms/printk/event formats."""
+    _fx.extract(out, instance=INSTANCE, events=("sched/sched_process_exec",), printk_lines=8,
+                top_level=False, quiet=True)
 
 
 def main() -> int:

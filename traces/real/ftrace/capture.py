@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from dissect.qemu.trace_events import format_event
+from dissect.virtio.admin_capture import PIECE_HDR_LEN, AdminRecord, trace_pieces
 
 T = Path("/sys/kernel/tracing")
 INSTANCE = "migtrace_e"
@@ -47,15 +48,8 @@ def set_comm(name: str) -> None:
     libc.prctl(PR_SET_NAME, name.encode(), 0, 0, 0)
 
 
-def write_marker(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def write_raw(path: Path, data: bytes) -> None:
+    """One write() to a tracefs file: one event, as QEMU's backend and the kernel see it."""
     fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, data)
@@ -63,17 +57,19 @@ def write_raw(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def admin_record(direction: int, tag: int, opcode: int, payload: bytes) -> bytes:
-    owner = (0 << 16) | (0 << 8) | (5 << 3) | 0  # 0000:00:05.0
-    return struct.pack("<BBHIIHH", 1, direction, 0, tag, owner, opcode, 0) + payload
+def write_marker(path: Path, text: str) -> None:
+    write_raw(path, text.encode())
 
 
-def raw_pieces(record: bytes, max_piece: int) -> list[bytes]:
-    out = []
-    for off in range(0, len(record), max_piece):
-        piece = record[off:off + max_piece]
-        out.append(struct.pack("<III", 0x76697274, len(record), off) + piece)
-    return out
+def admin_record(direction: int, tag: int, opcode: int, payload: bytes, *,
+                 owner: int = 5 << 3, subtype: int = 0) -> bytes:
+    """An admin-capture record (admin-capture.md); owner defaults to 0000:00:05.0."""
+    return AdminRecord(1, direction, tag, owner, opcode, subtype, payload, 0).to_bytes()
+
+
+def raw_pieces(record: bytes, payload_per_piece: int) -> list[bytes]:
+    """trace_marker_raw writes of ``payload_per_piece`` record bytes each (plus the 12-byte piece header)."""
+    return trace_pieces(record, PIECE_HDR_LEN + payload_per_piece)
 
 
 DEV = "0000:00:05.0"
@@ -187,8 +183,14 @@ def main() -> int:
     return 0
 
 
-def extract(out: Path) -> None:
-    """trace-cmd extract with reduced kallsyms/printk/event formats, in a private mount namespace."""
+def extract(out: Path, *, instance: str = INSTANCE, events: tuple[str, ...] = ("sched/sched_switch",),
+            printk_lines: int = 12, top_level: bool = True, quiet: bool = False) -> None:
+    """trace-cmd extract with reduced kallsyms/printk/event formats, in a private mount namespace.
+
+    Keeps the fixture small: only the kallsyms lines around the marker functions,
+    the first ``printk_lines`` printk formats, and the ftrace plus ``events`` formats.
+    ``top_level`` adds the top-level buffer (``-t``) to ``instance``'s.
+    """
     work = Path(tempfile.mkdtemp(prefix="migtrace-fx-"))
     try:
         lines = Path("/proc/kallsyms").read_text().splitlines()
@@ -198,13 +200,12 @@ def extract(out: Path) -> None:
                 keep.update(range(max(0, i - 3), min(len(lines), i + 4)))
         (work / "kallsyms").write_text("".join(lines[i] + "\n" for i in sorted(keep)))
         pk = (T / "printk_formats").read_text().splitlines()
-        (work / "printk_formats").write_text("".join(line + "\n" for line in pk[:12]))
+        (work / "printk_formats").write_text("".join(line + "\n" for line in pk[:printk_lines]))
         ev = work / "events"
         ev.mkdir()
         for name in ("header_page", "header_event"):
             (ev / name).write_text((T / "events" / name).read_text())
-        for sub in ["ftrace/" + d.name for d in (T / "events/ftrace").iterdir() if d.is_dir()] + [
-                "sched/sched_switch"]:
+        for sub in ["ftrace/" + d.name for d in (T / "events/ftrace").iterdir() if d.is_dir()] + list(events):
             d = ev / sub
             d.mkdir(parents=True)
             (d / "format").write_text((T / "events" / sub / "format").read_text())
@@ -213,8 +214,9 @@ def extract(out: Path) -> None:
             f"mount --bind {work}/kallsyms /proc/kallsyms; "
             f"mount --bind {work}/printk_formats {T}/printk_formats; "
             f"mount --bind {ev} {T}/events; "
-            f"trace-cmd extract -t -B {INSTANCE} -o {out}")
-        subprocess.run(["unshare", "-m", "sh", "-c", script], check=True)
+            f"trace-cmd extract {'-t ' if top_level else ''}-B {instance} -o {out}")
+        subprocess.run(["unshare", "-m", "sh", "-c", script], check=True,
+                       stdout=subprocess.DEVNULL if quiet else None)
     finally:
         shutil.rmtree(work)
 
