@@ -110,6 +110,42 @@ def test_bad_commit_is_clamped_and_reported():
     assert r.lengths[0] == 4 and r.ts[0] == 1
 
 
+def test_time_backwards_after_a_page_without_events():
+    """A page that yields no event still sets the time the next page is compared with."""
+    buf = (page(bytes.fromhex("8813000000000000") + bytes(8), b"")          # ts 5000, no data
+           + page(bytes.fromhex("a00f000000000000") + bytes(8), b""))     # ts 4000, no data
+    r = walk(buf)
+    assert r.ts == []
+    assert [(f.code, f.offset, f.message) for f in r.findings] == [
+        ("time_backwards", 64, "page timestamp 4000 is before the previous event 5000")]
+    # the same when the only event there is cannot be read (a long record without its length)
+    buf = (page(bytes.fromhex("8813000000000000") + bytes.fromhex("0400000000000000"),
+                bytes.fromhex("00000000"))                                 # type_len 0, data ends
+           + page(bytes.fromhex("a00f000000000000") + bytes(8), b""))
+    r = walk(buf)
+    assert r.ts == []
+    assert [(f.code, f.offset) for f in r.findings] == [("truncated_event", 16), ("time_backwards", 64)]
+
+
+def test_absolute_stamp_keeps_the_running_time_high_bits():
+    """Time extends carry the running time past 2**59: an absolute stamp takes its top
+    5 bits from that running time, not from the page timestamp."""
+    buf = page(bytes.fromhex("e803000000000000") + bytes.fromhex("2000000000000000"),  # ts 1000, 32 bytes
+               bytes.fromhex("1e000000") + bytes.fromhex("00000080")   # time extend: + 2**31 << 27 = 2**58
+               + bytes.fromhex("1e000000") + bytes.fromhex("00000080")  # again: running time 2**59 + 1000
+               + bytes.fromhex("bf000000") + bytes.fromhex("00000000")  # type 31, delta 5: absolute 5
+               + bytes.fromhex("41000000") + b"ABCD")                   # type_len 1, delta 2
+    r = walk(buf)
+    assert r.ts == [(1 << 59) + 5 + 2]
+    assert r.offsets == [16 + 28] and r.findings == []
+
+
+def test_time_wraps_at_64_bits():
+    buf = page(bytes.fromhex("f6ffffffffffffff") + bytes.fromhex("0800000000000000"),  # ts 2**64 - 10
+               bytes.fromhex("81020000") + b"ABCD")                     # type_len 1, delta 20
+    assert walk(buf).ts == [10]
+
+
 def test_event_header_construct_twin_golden():
     le, be = H.event_header(False), H.event_header(True)
     p = le.parse(bytes.fromhex("be000000"))

@@ -80,6 +80,9 @@ class CpuRecords:
         return self._lists
 
 
+_U64 = (1 << 64) - 1  # ring-buffer time is a u64: it wraps as the kernel's and libtraceevent's do
+
+
 def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
                 cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
     """Walk the pages in ``buf[start:start+size]`` one event at a time (the reference walk).
@@ -180,7 +183,7 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
                                             f"event of {tl * 4} bytes runs past the page's data",
                                             where(base + 4 * j), dict(ctx)))
                     break
-                ts += delta
+                ts = (ts + delta) & _U64
                 ts_append(ts)
                 off_append(base + 4 * j + 4)
                 len_append(tl << 2)
@@ -197,7 +200,7 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
                                             f"long event length {ln} does not fit the page's data",
                                             where(base + 4 * j), dict(ctx)))
                     break
-                ts += delta
+                ts = (ts + delta) & _U64
                 ts_append(ts)
                 off_append(base + 4 * j + 8)
                 len_append(n)
@@ -218,7 +221,7 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
                                             where(base + 4 * j), dict(ctx)))
                     break
                 if tl == 30:
-                    ts += (words[j + 1] << 27) + delta
+                    ts = (ts + (words[j + 1] << 27) + delta) & _U64
                 else:
                     ts = ((words[j + 1] << 27) | delta) | (ts & ~((1 << 59) - 1))
                 j += 2
@@ -347,6 +350,9 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
         chain_p.append(cpage)
         cur = next_of(cur)
     if not chain_j:
+        # no event headers at all: page timestamps can still go backwards
+        _time_backwards(findings, live, page_ts, {}, start, pstart, where, ctx, npages)
+        _sort_findings(findings)
         return out
     J = np.concatenate(chain_j)
     P = np.concatenate(chain_p)
@@ -384,6 +390,8 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     keep = ~bad
     J, P, T, D, W1, long_j = J[keep], P[keep], T[keep], D[keep], W1[keep], long_j[keep]
     if len(J) == 0:
+        _time_backwards(findings, live, page_ts, {}, start, pstart, where, ctx, npages)
+        _sort_findings(findings)
         return out
     # timestamps: segmented cumulative sum (segments start at each page and each absolute stamp)
     U = np.uint64
@@ -399,20 +407,12 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     seg_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(J)), 0))
     before = csum[seg_idx] - inc[seg_idx]
     ts = base[seg_idx] + (csum - before)
-    # time going backwards between pages (reference walk: page ts < last ts of the previous page)
+    if is_abs.any():
+        _fix_abs_high_bits(ts, P, T, D, W1, page_ts, is_abs)
     if npages > 1:
-        last_ts_page = {}
         lp = np.nonzero(np.append(P[1:] != P[:-1], True))[0]
-        for k in lp.tolist():
-            last_ts_page[int(P[k])] = int(ts[k])
-        prev = None
-        for k in live.tolist():
-            pts = int(page_ts[k])
-            if prev is not None and pts < prev:
-                findings.append(Finding("warning", "time_backwards",
-                                        f"page timestamp {pts} is before the previous event {prev}",
-                                        where(start + int(pstart[k])), dict(ctx)))
-            prev = last_ts_page.get(k, pts)
+        last_ts_page = dict(zip(P[lp].tolist(), ts[lp].tolist()))
+        _time_backwards(findings, live, page_ts, last_ts_page, start, pstart, where, ctx, npages)
     data = T <= 28
     Jd, Td, Ld = J[data], T[data], long_j[data]
     out.ts = ts[data]
@@ -420,6 +420,54 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     out.lengths = np.where(Td == 0, np.maximum(Ld, 0), Td * 4)
     _sort_findings(findings)
     return out
+
+
+def _fix_abs_high_bits(ts: np.ndarray, P: np.ndarray, T: np.ndarray, D: np.ndarray, W1: np.ndarray,
+                       page_ts: np.ndarray, is_abs: np.ndarray) -> None:
+    """An absolute stamp keeps the top 5 bits of the running time before it.
+
+    The vector pass took them from the page timestamp; they differ only when
+    time extends carried the running time past a 2**59 boundary (damaged or
+    pathological data).  Those pages are redone one element at a time, as the
+    reference walk does.
+    """
+    U = np.uint64
+    hi = ~U((1 << 59) - 1)
+    prev = np.empty_like(ts)
+    prev[0] = page_ts[P[0]]
+    prev[1:] = np.where(P[1:] == P[:-1], ts[:-1], page_ts[P[1:]])
+    odd = is_abs & ((prev & hi) != (page_ts[P] & hi))
+    if not odd.any():
+        return
+    mask64 = (1 << 64) - 1
+    for page in np.unique(P[odd]).tolist():
+        run = int(page_ts[page])
+        for k in np.nonzero(P == page)[0].tolist():
+            t, d, w1 = int(T[k]), int(D[k]), int(W1[k])
+            if t <= 28:
+                run += d
+            elif t == 30:
+                run += (w1 << 27) + d
+            else:
+                run = ((w1 << 27) | d) | (run & ~((1 << 59) - 1))
+            ts[k] = run & mask64
+
+
+def _time_backwards(findings: list[Finding], live: np.ndarray, page_ts: np.ndarray, last_ts_page: dict,
+                    start: int, pstart: np.ndarray, where, ctx: dict, npages: int) -> None:
+    """Time going backwards between pages, as the reference walk reports it: a page's
+    timestamp below the last timestamp of the previous live page (its last event's, or its
+    own page timestamp when it yielded no event)."""
+    if npages < 2:
+        return
+    prev = None
+    for k in live.tolist():
+        pts = int(page_ts[k])
+        if prev is not None and pts < prev:
+            findings.append(Finding("warning", "time_backwards",
+                                    f"page timestamp {pts} is before the previous event {prev}",
+                                    where(start + int(pstart[k])), dict(ctx)))
+        prev = last_ts_page.get(k, pts)
 
 
 def _sort_findings(findings: list[Finding]) -> None:
