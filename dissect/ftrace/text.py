@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from dissect.common.findings import Finding
-from dissect.ftrace import text_bulk as _bulk
+from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
 
 __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text", "TextTrace",
@@ -290,18 +290,19 @@ class TextTrace:
     def _bulk_pieces(self, piece: bytes) -> Iterator[bytes | tuple[Any, int]]:
         """``piece`` as (bulk Block, bytes it covers) and plain pieces for the per-line code.
 
-        A Block covers every line but the last of a piece whose lines all fit the bulk
-        regex; a piece that does not fit is halved (down to BULK_MIN bytes), so a header,
-        a ``[LOST n EVENTS]`` line or an odd line costs the bulk path one small piece.
+        A Block covers every line but the last of a piece whose lines the form's scanner
+        (:mod:`dissect.ftrace.text_scan`) all reads as events; a piece that does not fit is halved
+        (down to BULK_MIN bytes), so a header, a ``[LOST n EVENTS]`` line or an odd line
+        costs the bulk path one small piece.
         """
         if piece.isascii():
-            text = piece.decode("ascii")
-            nl = text.count("\n") + 1
-            block = self._bulk(self, text + "\n", nl, self._head_re) if nl > 1 else None
+            cut = piece.rfind(b"\n")
+            # the last line is scanned too (it must not be a continuation of the one before)
+            # but read by the per-line code, so a continuation in the next piece joins it
+            block = self._bulk(self, _scan.Chunk(piece)) if cut > 0 else None
             if block is not None:
-                cut = piece.rfind(b"\n") + 1
-                yield block, cut
-                yield piece[cut:]
+                yield block.head(block.n - 1), cut + 1
+                yield piece[cut + 1:]
                 return
             if len(piece) > BULK_MIN:
                 mid = piece.find(b"\n", len(piece) // 2)
@@ -394,7 +395,7 @@ class FtraceText(TextTrace):
 
     source = "ftrace-text"
     _head_re = _HEAD_TRACE
-    _bulk_parser = staticmethod(_bulk.trace_block)
+    _bulk_parser = staticmethod(_scan.trace_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -559,7 +560,7 @@ class ReportText(TextTrace):
 
     source = "trace-cmd-report"
     _head_re = _HEAD_REPORT
-    _bulk_parser = staticmethod(_bulk.report_block)
+    _bulk_parser = staticmethod(_scan.report_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -714,7 +715,7 @@ class QemuLog(TextTrace):
 
     source = "qemu-log"
     _head_re = None
-    _bulk_parser = staticmethod(_bulk.qemu_block)
+    _bulk_parser = staticmethod(_scan.qemu_block)
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
