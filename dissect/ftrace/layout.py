@@ -107,13 +107,20 @@ class TraceDatLayout:
     size: int
     _buf: Any
 
+    _zstd_dctx: Any = None
+
+    def _zstd(self) -> Any:
+        """One ``zstandard.ZstdDecompressor`` per file, reused by every blob (used one at a time)."""
+        if self._zstd_dctx is None:
+            import zstandard
+            self._zstd_dctx = zstandard.ZstdDecompressor()
+        return self._zstd_dctx
+
     def _decompress(self, blob: bytes, usize: int, at: int) -> tuple[bytes | None, list[Finding]]:
         """Decompress one blob; output grows with the real data, never with ``usize``."""
         try:
             if self.compression == "zstd":
-                import zstandard
-                d = zstandard.ZstdDecompressor().decompressobj()
-                data = d.decompress(blob)
+                data = self._zstd().decompressobj().decompress(blob)
             elif self.compression == "zlib":
                 data = zlib.decompressobj().decompress(blob)
             else:

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Compressed CPU data (trace-dat.md §3.4): zstd chunks decompressed straight into one
+buffer, held equal to the per-chunk path and to the uncompressed file; damaged chunks
+give findings with the chunk's offset and the other chunks' events.
+
+The files: 400 ``print`` events on one CPU, one page per chunk.  Each record is
+4 (header, type_len 25) + 8 (common) + 8 (ip) + 81 (text + NUL) padded to 100
+bytes = 104 bytes, so a 4096-byte page (4080 data bytes) holds 39 events:
+10 full pages and one of 10 — 11 chunks.
+"""
+from __future__ import annotations
+
+import struct
+
+import pandas as pd
+import pytest
+
+import dissect.ftrace.tracedat as tracedat
+from dissect.ftrace.tracedat import read_trace_dat
+from dissect.ftrace.writer import write_trace_dat
+from tests.test_ftrace_dat_writer import ev
+
+N, PER_PAGE, CHUNKS = 400, 39, 11
+
+
+def events():
+    return [ev(1000 + i * 100, 0, 5, "x", "print", {"buf": f"event number {i:05d} " + "x" * 60 + "\n"})
+            for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zspeed")
+    evs = events()
+    return {c: write_trace_dat(d / f"{c}.dat", evs, cpus=1, version=7, compression=c, chunk_pages=1)
+            for c in ("none", "zstd", "zlib")}
+
+
+def chunk_table(path):
+    """(header offset, blob offset, compressed size, declared size) per chunk, read here by hand."""
+    td = read_trace_dat(path)
+    cs = td.instances[0].cpus[0]
+    data = path.read_bytes()
+    pos = cs.offset
+    (count,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    out = []
+    for _ in range(count):
+        csize, usize = struct.unpack_from("<II", data, pos)
+        out.append((pos, pos + 8, csize, usize))
+        pos += 8 + csize
+    return out
+
+
+def damaged(tmp_path, path, edits, name="d.dat"):
+    data = bytearray(path.read_bytes())
+    for at, raw in edits:
+        data[at:at + len(raw)] = raw
+    p = tmp_path / name
+    p.write_bytes(bytes(data))
+    return p
+
+
+def ts_of(indices):
+    return [1000 + i * 100 for i in indices]
+
+
+def test_layout_of_the_test_files(files):
+    table = chunk_table(files["zstd"])
+    assert len(table) == CHUNKS and [c[3] for c in table] == [4096] * CHUNKS
+    td = read_trace_dat(files["none"])
+    assert td.instances[0].cpus[0].size == CHUNKS * 4096
+
+
+def test_fast_path_holds_every_chunk_and_equals_the_uncompressed_pages(files, monkeypatch):
+    td = read_trace_dat(files["zstd"])
+    cs = td.instances[0].cpus[0]
+    chunks, tail = td._chunk_table(cs, {"cpu": 0})
+    assert [c[:3] for c in chunks] == [c[:3] for c in chunk_table(files["zstd"])] and tail == []
+    out, k = td._zstd_into(chunks)
+    assert k == CHUNKS and len(out) == CHUNKS * 4096
+    plain = read_trace_dat(files["none"])
+    pcs = plain.instances[0].cpus[0]
+    raw = files["none"].read_bytes()[pcs.offset:pcs.offset + pcs.size]
+    fast, f1 = td._decompress_cpu(cs, {"cpu": 0})
+    monkeypatch.setattr(tracedat, "_MAX_CHUNK_RATIO", 0)  # no preallocation: every chunk on its own
+    slow, f2 = read_trace_dat(files["zstd"])._decompress_cpu(cs, {"cpu": 0})
+    assert isinstance(slow, bytes) and not isinstance(fast, bytes)
+    assert bytes(fast) == slow == raw and f1 == f2 == []
+
+
+@pytest.mark.parametrize("ratio", [1024, 0])
+def test_zstd_frame_equals_uncompressed_frame(files, monkeypatch, ratio):
+    monkeypatch.setattr(tracedat, "_MAX_CHUNK_RATIO", ratio)
+    z, n = read_trace_dat(files["zstd"]), read_trace_dat(files["none"])
+    dz = z.dataframe()
+    pd.testing.assert_frame_equal(dz, n.dataframe())
+    assert len(dz) == N and dz["ts_ns"].tolist() == ts_of(range(N))
+    assert [e.ts_ns for e in z.events()] == ts_of(range(N)) and z.findings == []
+
+
+@pytest.mark.parametrize("comp", ["zstd", "zlib"])
+@pytest.mark.parametrize("bad", [0, 2, CHUNKS - 1])
+def test_corrupt_chunk_loses_only_its_page(files, tmp_path, comp, bad):
+    """A chunk whose blob does not decompress (its first bytes, the zstd magic / zlib header,
+    destroyed): one finding at the chunk's header offset, every other chunk still decoded."""
+    at, blob, _, _ = chunk_table(files[comp])[bad]
+    p = damaged(tmp_path, files[comp], [(blob, b"\x00\x00\x00\x00")])
+    td = read_trace_dat(p)
+    evs = list(td.events())
+    df = td.dataframe()
+    lost = range(bad * PER_PAGE, min(N, (bad + 1) * PER_PAGE))
+    kept = [i for i in range(N) if i not in lost]
+    assert len(evs) == len(df) == N - len(lost) == (N - 10 if bad == CHUNKS - 1 else N - PER_PAGE)
+    assert [e.ts_ns for e in evs] == df["ts_ns"].tolist() == ts_of(kept)
+    assert df["buf"].tolist() == [f"event number {i:05d} " + "x" * 60 + "\n" for i in kept]
+    f = [x for x in td.findings if x.code == "decompress_failed"]
+    assert len(f) == 1 and f[0].offset == at and f[0].context == {"cpu": 0}
+    assert f[0].message.startswith(f"{comp}: ")
+    assert [x.code for x in td.findings] == ["decompress_failed"]
+
+
+def test_two_corrupt_chunks(files, tmp_path):
+    t = chunk_table(files["zstd"])
+    p = damaged(tmp_path, files["zstd"], [(t[1][1], b"\x00" * 4), (t[6][1], b"\x00" * 4)])
+    td = read_trace_dat(p)
+    kept = [i for i in range(N) if not (39 <= i < 78 or 234 <= i < 273)]
+    assert td.dataframe()["ts_ns"].tolist() == ts_of(kept) and len(kept) == 322
+    assert [(x.code, x.offset) for x in td.findings] == [("decompress_failed", t[1][0]),
+                                                          ("decompress_failed", t[6][0])]
+
+
+@pytest.mark.parametrize("usize", [8192, 2048, 0])
+def test_declared_size_differs_from_the_frame(files, tmp_path, usize):
+    """Chunk 1 declares the wrong size: the fast path stops there, the per-chunk path keeps the
+    frame's real 4096 bytes and warns, as before; nothing is lost."""
+    t = chunk_table(files["zstd"])
+    p = damaged(tmp_path, files["zstd"], [(t[1][0] + 4, struct.pack("<I", usize))])
+    td = read_trace_dat(p)
+    cs = td.instances[0].cpus[0]
+    chunks, _ = td._chunk_table(cs, {"cpu": 0})
+    assert td._zstd_into(chunks)[1] == 1
+    assert td.dataframe()["ts_ns"].tolist() == ts_of(range(N))
+    assert [(x.code, x.offset, x.message) for x in td.findings] == [
+        ("decompressed_size", t[1][0], f"blob decompressed to 4096 bytes, header says {usize}")]
+
+
+def test_absurd_declared_size_is_not_allocated(files, tmp_path):
+    """A declared size far beyond any compression ratio: no buffer of that size, the data
+    is still read in full through output that grows with the real data."""
+    t = chunk_table(files["zstd"])
+    p = damaged(tmp_path, files["zstd"], [(t[0][0] + 4, struct.pack("<I", 0x7FFFFFFF))])
+    td = read_trace_dat(p)
+    chunks, _ = td._chunk_table(td.instances[0].cpus[0], {"cpu": 0})
+    assert sum(c[3] for c in chunks) > tracedat._MAX_CHUNK_RATIO * sum(c[2] for c in chunks)
+    assert td._zstd_into(chunks) == (None, 0)
+    assert [e.ts_ns for e in td.events()] == ts_of(range(N))
+    assert [(x.code, x.offset) for x in td.findings] == [("decompressed_size", t[0][0])]
+
+
+def test_chunk_size_past_the_file(files, tmp_path):
+    """Chunk 5 claims more compressed bytes than the file holds: chunks 0-4 are decoded,
+    the rest of the table cannot be located."""
+    t = chunk_table(files["zstd"])
+    p = damaged(tmp_path, files["zstd"], [(t[5][0], struct.pack("<I", 0x7FFFFFFF))])
+    td = read_trace_dat(p)
+    assert td.dataframe()["ts_ns"].tolist() == ts_of(range(5 * PER_PAGE))
+    assert [(x.code, x.offset, x.context) for x in td.findings] == [("chunk_truncated", t[5][0], {"cpu": 0})]
+
+
+def test_trailing_bytes_after_a_frame(files, tmp_path):
+    """A chunk whose blob is a complete frame followed by junk (its compressed size grown into
+    the next chunk's header): the per-chunk path decodes the frame; the next chunks then sit at
+    the wrong place and are reported, never a traceback."""
+    t = chunk_table(files["zstd"])
+    p = damaged(tmp_path, files["zstd"], [(t[9][0], struct.pack("<I", t[9][2] + 8))])
+    td = read_trace_dat(p)
+    df = td.dataframe()
+    assert df["ts_ns"].tolist()[:10 * PER_PAGE] == ts_of(range(10 * PER_PAGE))
+    assert len(df) == 10 * PER_PAGE
+    assert [x.code for x in td.findings] == ["chunk_truncated"]
