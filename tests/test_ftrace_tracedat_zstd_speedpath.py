@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Compressed CPU data (trace-dat.md §3.4): zstd chunks decompressed straight into one
 buffer, held equal to the per-chunk path and to the uncompressed file; damaged chunks
-give findings with the chunk's offset and the other chunks' events.
+give findings with the chunk's offset and the other chunks' events.  Also the bulk
+pieces of the DataFrame build that came with that work (Arrow slices, raw_data).
 
 The files: 400 ``print`` events on one CPU, one page per chunk.  Each record is
 4 (header, type_len 25) + 8 (common) + 8 (ip) + 81 (text + NUL) padded to 100
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import dissect.ftrace.tracedat as tracedat
+from dissect.ftrace.frame import _arrow_slices, _arrow_strings, _has_nul
 from dissect.ftrace.tracedat import read_trace_dat
 from dissect.ftrace.writer import write_trace_dat
 from tests.test_ftrace_dat_writer import ev
@@ -179,3 +183,36 @@ def test_trailing_bytes_after_a_frame(files, tmp_path):
     assert df["ts_ns"].tolist()[:10 * PER_PAGE] == ts_of(range(10 * PER_PAGE))
     assert len(df) == 10 * PER_PAGE
     assert [x.code for x in td.findings] == ["chunk_truncated"]
+
+
+# ---------------------------------------------------------------- frame bulk paths
+def test_arrow_slices_and_strings():
+    region = np.frombuffer(b"..hello..world!!\xff\xfe.", dtype=np.uint8)
+    got = _arrow_strings(region, np.array([2, 9, 14]), np.array([7, 14, 14]))
+    assert got.type == pa.large_string() and got.to_pylist() == ["hello", "world", ""]
+    assert _arrow_slices(region, np.array([0, 16]), np.array([2, 18])).to_pylist() == [b"..", b"\xff\xfe"]
+    assert _arrow_strings(region, np.array([0, 16]), np.array([2, 18])) is None  # not UTF-8
+    assert _arrow_strings(region, np.array([], np.int64), np.array([], np.int64)).to_pylist() == []
+
+
+def test_has_nul_on_sliced_arrays():
+    arr = pa.array(["ab", "c\0d", "ef", ""], type=pa.large_string())
+    assert _has_nul(arr) and _has_nul(arr.slice(1, 1))
+    assert not _has_nul(arr.slice(2)) and not _has_nul(arr.slice(0, 1)) and not _has_nul(arr.slice(3))
+
+
+def test_raw_data_texts_and_bytes(tmp_path):
+    """raw_data records of 0, 1, 4 and 5 payload bytes: the record is padded to 4 bytes and
+    ``buf`` is everything after ``id`` (8 common + 4 id bytes), padding included."""
+    pieces = [b"", b"\x01", b"\xde\xad\xbe\xef", b"\x00\x01\x02\x03\x04"]
+    evs = [ev(1000 + i, 0, 7, "t", "raw_data", {"id": 0x76697274 + i, "buf": p}) for i, p in enumerate(pieces)]
+    p = write_trace_dat(tmp_path / "raw.dat", evs, cpus=1)
+    for td in (read_trace_dat(p),):
+        df = td.dataframe()
+        assert df["text"].tolist() == ["# 76697274", "# 76697275 01 00 00 00", "# 76697276 de ad be ef",
+                                       "# 76697277 00 01 02 03 04 00 00 00"]
+        assert df["buf"].tolist() == [b"", b"\x01\0\0\0", b"\xde\xad\xbe\xef", b"\x00\x01\x02\x03\x04\0\0\0"]
+        assert df["id"].tolist() == [0x76697274, 0x76697275, 0x76697276, 0x76697277]
+        assert df["id"].dtype == np.int64
+        assert [e.text for e in td.events()] == df["text"].tolist()
+        assert [e.fields for e in td.events()] == read_trace_dat(p).dataframe(fields="dict")["fields"].tolist()

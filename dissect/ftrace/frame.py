@@ -62,29 +62,82 @@ class _Words:
         return np.ascontiguousarray(self.u8[idx]).view(self.e + kind).reshape(-1)
 
 
-def _arrow_strings(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
-    """An Arrow string array of ``region[starts[i]:ends[i]]``, built without a Python object per row.
+def _arrow_slices(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """A large_binary Arrow array of ``region[starts[i]:ends[i]]``, without a Python object per row.
 
-    ``starts`` must be increasing with ``ends[i] <= starts[i+1]``.  Returns
-    None when a slice is not valid UTF-8 (the caller then decodes with
-    replacement characters, as the per-record decoder does).
+    ``starts`` must be increasing with ``starts[i] <= ends[i] <= starts[i+1]``
+    and ``ends[-1] <= len(region)``.
     """
     n = len(starts)
-    lengths = ends - starts
-    runs = np.empty(2 * n, dtype=np.int64)
-    runs[0::2] = starts - np.concatenate([[0], ends[:-1]])
-    runs[1::2] = lengths
-    keep = np.repeat(np.tile(np.array([False, True]), n), runs)
-    data = region[:len(keep)][keep]
+    if n == 0:
+        return pa.array([], type=pa.large_binary())
+    # ``region`` seen as 2n-1 binary values without a copy (the slices and the gaps
+    # between them); one Arrow take of the even ones copies just the slices.
+    bounds = np.empty(2 * n, dtype=np.int64)
+    bounds[0::2] = starts
+    bounds[1::2] = ends
+    whole = pa.Array.from_buffers(pa.large_binary(), 2 * n - 1, [None, pa.py_buffer(bounds), pa.py_buffer(region)])
+    return whole.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))
+
+
+def _arrow_strings(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """:func:`_arrow_slices` as strings; None when a slice is not valid UTF-8 (the caller then
+    decodes with replacement characters, as the per-record decoder does)."""
     # large_string (64-bit offsets) is what pandas' str columns store: no conversion later
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    arr = _arrow_slices(region, starts, ends).view(pa.large_string())
     try:
         arr.validate(full=True)
     except pa.ArrowInvalid:
         return None
     return arr
+
+
+def _values(arr) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (from 0) and the data bytes of a large string/binary array."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=8 * arr.offset)
+    data = arr.buffers()[2]
+    u8 = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets - offsets[0], u8[offsets[0]:offsets[-1]]
+
+
+def _has_nul(arr) -> bool:
+    """Whether any value of a large string/binary array holds a NUL byte."""
+    return not _values(arr)[1].all()
+
+
+# " xx" for every byte value: raw_data's text is "# <id>" and then this per byte
+_HEX3 = np.frombuffer("".join(f" {i:02x}" for i in range(256)).encode(), dtype=np.uint8).reshape(256, 3)
+
+
+def _raw_data_bulk(fmt: EventFormat, words: _Words, offs: np.ndarray,
+                   lens: np.ndarray) -> tuple[dict[str, Any], Any] | None:
+    """``ftrace/raw_data`` records (trace_marker_raw: the admin pieces), vectorised: ``id``
+    gathered, ``buf`` the record's bytes after it, the text as
+    :func:`~dissect.ftrace.formats.render_raw_data` writes it (hex by a table lookup)."""
+    own = fmt.own_fields
+    if [f.name for f in own] != ["id", "buf"]:
+        return None
+    idf, buff = own
+    if idf.kind != "scalar" or idf.size != 4 or (idf.signed and not idf.is_pointer) or buff.kind != "flex":
+        return None
+    n = len(offs)
+    if n == 0 or int(lens.min()) < max(buff.offset, idf.offset + 4):
+        return None  # short records: let the per-record decoder report them
+    a = offs + buff.offset
+    b = offs + lens
+    if (a[1:] < b[:-1]).any():
+        return None
+    ids = words.read(offs + idf.offset, 4).astype(np.int64)
+    lo = int(a[0])
+    raw = _arrow_slices(words.u8[lo:int(b[-1])], a - lo, b - lo)
+    offsets, data = _values(raw)
+    hexed = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(3 * offsets),
+                                                         pa.py_buffer(_HEX3[data].reshape(-1))])
+    uniq, inv = np.unique(ids, return_inverse=True)
+    prefixes = pa.array([f"# {i:x}" for i in uniq.tolist()], type=pa.large_string())
+    pref = prefixes.take(pa.array(inv.reshape(-1)))
+    texts = pc.binary_join_element_wise(pref, hexed, pa.scalar("", type=pa.large_string()))
+    return {"id": ids, "buf": raw.to_pylist()}, texts
 
 
 def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.ndarray,
@@ -115,7 +168,7 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
     z = tail + has0.argmax(axis=1)
     nl = (z > a - lo) & (region[np.maximum(z - 1, 0)] == 10)
     bufs = _arrow_strings(region, a - lo, z)
-    if bufs is None or pc.any(pc.greater(pc.count_substring(bufs, "\0"), 0)).as_py():
+    if bufs is None or _has_nul(bufs):
         return None
     stripped = _arrow_strings(region, a - lo, z - nl)
     if stripped is None:
@@ -242,6 +295,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             bulk = None
             if fmt.system == "ftrace" and fmt.name == "print":
                 bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel])
+            elif fmt.system == "ftrace" and fmt.name == "raw_data":
+                bulk = _raw_data_bulk(fmt, words, offs[sel], lens[sel])
             else:
                 bulk = _fixed_bulk(td, fmt, words, offs[sel], lens[sel])
             if bulk is not None:
@@ -466,9 +521,20 @@ def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, 
                 regs.append((int(rows[i]), int(cpids[i]), c))
     if not regs:
         return _categorical(labels, inv)
-    out = np.array(labels, dtype=object)[inv]
+    # Per-row codes into ``labels`` (one label appended per registration), then
+    # the categorical pd.Categorical(<those strings>) gives — categories sorted —
+    # without a Python object per row.
+    labels = list(labels)
+    codes = np.asarray(inv, dtype=np.int64).copy()
     rowidx = np.arange(n)
     for j, pid, c in regs:
         if pid != 0:
-            out[(pids == pid) & (rowidx > j)] = c
-    return pd.Categorical(out)
+            codes[(pids == pid) & (rowidx > j)] = len(labels)
+            labels.append(c)
+    used = np.unique(codes).tolist()
+    cats = sorted({labels[i] for i in used})
+    at = {c: i for i, c in enumerate(cats)}
+    remap = np.full(len(labels), -1, dtype=np.int64)
+    for i in used:
+        remap[i] = at[labels[i]]
+    return pd.Categorical.from_codes(remap[codes], categories=cats)
