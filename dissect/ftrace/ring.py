@@ -328,17 +328,15 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
             return h >> 27, h & 0x7FFFFFF, h1
         return h & 0x1F, h >> 5, h1
 
-    def next_of(j: np.ndarray) -> np.ndarray:
-        t, d, h1 = fields_at(j)
+    def step_of(t: np.ndarray, d: np.ndarray, h1: np.ndarray) -> np.ndarray:
         ln = ((h1 - 4) + 3) & ~3
-        step = np.where((t >= 1) & (t <= 28), 1 + t,
+        return np.where((t >= 1) & (t <= 28), 1 + t,
                np.where(t == 0, np.where(h1 >= 4, 2 + (ln >> 2), _BIG),
                np.where(t == 29, np.where((d == 0) | (h1 < 4) | (h1 & 3 != 0), _BIG, 1 + (h1 >> 2)), 2)))
-        return j + step
 
     first = (pstart[live] + data_off) // 4
     dend = first + (length[live] >> 2)                               # word index where data ends
-    chain_j, chain_p = [], []
+    chain: list[tuple[np.ndarray, ...]] = []
     cur, cend, cpage = first, dend, live
     while True:
         ok = cur < cend
@@ -346,19 +344,24 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
             cur, cend, cpage = cur[ok], cend[ok], cpage[ok]
         if len(cur) == 0:
             break
-        chain_j.append(cur)
-        chain_p.append(cpage)
-        cur = next_of(cur)
-    if not chain_j:
+        t, d, h1 = fields_at(cur)
+        chain.append((cur, cpage, t, d, h1))
+        cur = cur + step_of(t, d, h1)
+    if not chain:
         # no event headers at all: page timestamps can still go backwards
-        _time_backwards(findings, live, page_ts, {}, start, pstart, where, ctx, npages)
+        _time_backwards(findings, live, page_ts, None, start, pstart, where, ctx, npages)
         _sort_findings(findings)
         return out
-    J = np.concatenate(chain_j)
-    P = np.concatenate(chain_p)
-    order = np.lexsort((J, P))
-    J, P = J[order], P[order]
-    T, D, W1 = fields_at(J)
+    # Step s holds the s-th element of every page still going, in page order, and a
+    # page's chain only moves forward: element (page p, step s) goes to row
+    # start[p] + s of the (page, position) order — a scatter, no sort.
+    Pc = np.concatenate([c[1] for c in chain])
+    counts = np.bincount(Pc, minlength=npages)
+    pos = (np.cumsum(counts) - counts)[Pc] + np.repeat(np.arange(len(chain)), [len(c[0]) for c in chain])
+    J, T, D, W1 = (np.empty(len(Pc), dtype=np.int64) for _ in range(4))
+    for arr, k in ((J, 0), (T, 2), (D, 3), (W1, 4)):
+        arr[pos] = np.concatenate([c[k] for c in chain])
+    P = np.repeat(np.arange(npages, dtype=Pc.dtype), counts)
     long_j = ((W1 - 4) + 3) & ~3
     pend_w = ((pstart + data_off) // 4 + (length >> 2))[P]            # data end of each element's page
     # the event at J must fit its page's data (a chain element may overrun: it is then the last)
@@ -390,7 +393,7 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     keep = ~bad
     J, P, T, D, W1, long_j = J[keep], P[keep], T[keep], D[keep], W1[keep], long_j[keep]
     if len(J) == 0:
-        _time_backwards(findings, live, page_ts, {}, start, pstart, where, ctx, npages)
+        _time_backwards(findings, live, page_ts, None, start, pstart, where, ctx, npages)
         _sort_findings(findings)
         return out
     # timestamps: segmented cumulative sum (segments start at each page and each absolute stamp)
@@ -411,8 +414,9 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
         _fix_abs_high_bits(ts, P, T, D, W1, page_ts, is_abs)
     if npages > 1:
         lp = np.nonzero(np.append(P[1:] != P[:-1], True))[0]
-        last_ts_page = dict(zip(P[lp].tolist(), ts[lp].tolist()))
-        _time_backwards(findings, live, page_ts, last_ts_page, start, pstart, where, ctx, npages)
+        last = page_ts.copy()
+        last[P[lp]] = ts[lp]
+        _time_backwards(findings, live, page_ts, last, start, pstart, where, ctx, npages)
     data = T <= 28
     Jd, Td, Ld = J[data], T[data], long_j[data]
     out.ts = ts[data]
@@ -453,21 +457,18 @@ def _fix_abs_high_bits(ts: np.ndarray, P: np.ndarray, T: np.ndarray, D: np.ndarr
             ts[k] = run & mask64
 
 
-def _time_backwards(findings: list[Finding], live: np.ndarray, page_ts: np.ndarray, last_ts_page: dict,
+def _time_backwards(findings: list[Finding], live: np.ndarray, page_ts: np.ndarray, last: np.ndarray | None,
                     start: int, pstart: np.ndarray, where, ctx: dict, npages: int) -> None:
     """Time going backwards between pages, as the reference walk reports it: a page's
-    timestamp below the last timestamp of the previous live page (its last event's, or its
-    own page timestamp when it yielded no event)."""
-    if npages < 2:
+    timestamp below the last time of the previous live page (``last[page]``: its last
+    event's, or its own page timestamp when it yielded none; None: no page yielded any)."""
+    if npages < 2 or len(live) < 2:
         return
-    prev = None
-    for k in live.tolist():
-        pts = int(page_ts[k])
-        if prev is not None and pts < prev:
-            findings.append(Finding("warning", "time_backwards",
-                                    f"page timestamp {pts} is before the previous event {prev}",
-                                    where(start + int(pstart[k])), dict(ctx)))
-        prev = last_ts_page.get(k, pts)
+    prev = (page_ts if last is None else last)[live[:-1]]
+    for k in np.nonzero(page_ts[live[1:]] < prev)[0].tolist():
+        pts, pv = int(page_ts[live[k + 1]]), int(prev[k])
+        findings.append(Finding("warning", "time_backwards", f"page timestamp {pts} is before the previous event {pv}",
+                                where(start + int(pstart[live[k + 1]])), dict(ctx)))
 
 
 def _sort_findings(findings: list[Finding]) -> None:
