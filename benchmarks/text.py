@@ -58,23 +58,24 @@ def generate(dirpath: Path, n: int) -> dict[str, Path]:
             ts += 1733
             comm, pid, cpu = THREADS[i % 3]
             sec, ns = divmod(ts, 1_000_000_000)
-            us = (ns + 500) // 1000
+            # µs rounded to nearest with the carry into the seconds, as the kernel and trace-cmd print
+            sec_us, us = divmod((ts + 500) // 1000, 1_000_000)
             if i % 10 == 9:  # one kernel event in ten
                 payload = f"sched_process_exec: filename=/usr/bin/true pid={pid} old_pid={pid}"
-                tr.write(f"{comm:>16}-{pid:<7} [{cpu:03d}] ..... {sec:5d}.{us:06d}: {payload}\n")
-                rp.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec:5d}.{us:06d}: sched_process_exec:   "
+                tr.write(f"{comm:>16}-{pid:<7} [{cpu:03d}] ..... {sec_us:5d}.{us:06d}: {payload}\n")
+                rp.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec_us:5d}.{us:06d}: sched_process_exec:   "
                          f"filename=/usr/bin/true pid={pid} old_pid={pid}\n")
                 rt.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec:5d}.{ns:09d}: sched_process_exec:   "
                          f"filename=/usr/bin/true pid={pid} old_pid={pid}\n")
-                ql.write(f"{pid}@{1795632355 + sec}.{us:06d}:migration_bitmap_sync_start \n")
+                ql.write(f"{pid}@{1795632355 + sec_us}.{us:06d}:migration_bitmap_sync_start \n")
                 continue
             q = QEMU_LINES[i % len(QEMU_LINES)].format(n=i * 4096)
-            tr.write(f"{comm:>16}-{pid:<7} [{cpu:03d}] ...1. {sec:5d}.{us:06d}: tracing_mark_write: {q}\n")
-            rp.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec:5d}.{us:06d}: print:                "
+            tr.write(f"{comm:>16}-{pid:<7} [{cpu:03d}] ...1. {sec_us:5d}.{us:06d}: tracing_mark_write: {q}\n")
+            rp.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec_us:5d}.{us:06d}: print:                "
                      f"tracing_mark_write: {q}\n")
             rt.write(f"{comm:>16}-{pid:<5} [{cpu:03d}] {sec:5d}.{ns:09d}: print:                "
                      f"tracing_mark_write: {q}\n")
-            ql.write(f"{pid}@{1795632355 + sec}.{us:06d}:{q}\n")
+            ql.write(f"{pid}@{1795632355 + sec_us}.{us:06d}:{q}\n")
     return paths
 
 

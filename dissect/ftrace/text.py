@@ -210,10 +210,11 @@ class TextTrace:
             for k in fixed:
                 cols[k].append(getattr(ev, k))
             flds.append(ev.fields)
-        df = pd.DataFrame({k: pd.array(v, dtype="Int64") if k in ("ts_ns", "cpu", "pid") else v
+        from dissect.ftrace.text_bulk import category_of, int_array, text_of
+
+        df = pd.DataFrame({k: int_array(v) if k in ("ts_ns", "cpu", "pid") else
+                           category_of(v) if k in ("comm", "system", "event", "instance") else text_of(v)
                            for k, v in cols.items()})
-        for k in ("comm", "system", "event", "instance"):
-            df[k] = df[k].astype("category")
         if fields == "dict":
             df["fields"] = flds
             return df
@@ -229,7 +230,7 @@ class TextTrace:
             vals = [f.get(k) for f in rows]
             col = ("field_" + k) if k in fixed else k
             if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
-                df[col] = pd.array(vals, dtype="Int64")
+                df[col] = int_array(vals)
             else:
                 df[col] = pd.Series(vals, dtype=object)
         return df

@@ -26,7 +26,20 @@ from dissect.ftrace.event import Event
 from dissect.ftrace.text_scan import Block, Cat
 
 
-def _ints(blocks: list[Block], name: str, n: int):
+def int_array(vals: list[Any]) -> Any:
+    """Nullable ``Int64`` of Python ints and None; an object array when one does not fit int64
+    (a 20-digit pid or a timestamp past 2**63 stays exact instead of failing the frame)."""
+    import pandas as pd
+
+    try:
+        return pd.array(vals, dtype="Int64")
+    except (OverflowError, TypeError):
+        out = np.empty(len(vals), object)
+        out[:] = vals
+        return out
+
+
+def _ints(blocks: list[Block], name: str, n: int) -> Any:
     import pandas as pd
 
     vals = np.zeros(n, np.int64)
@@ -41,9 +54,21 @@ def _ints(blocks: list[Block], name: str, n: int):
         else:
             mk = np.fromiter((v is None for v in col), bool, b.n)
             mask[off:off + b.n] = mk
-            vals[off:off + b.n] = [0 if v is None else v for v in col]
+            try:
+                vals[off:off + b.n] = [0 if v is None else v for v in col]
+            except OverflowError:
+                every: list[Any] = []
+                for c in blocks:
+                    x = getattr(c, name)
+                    every.extend([None] * c.n if x is None else x.tolist() if isinstance(x, np.ndarray) else x)
+                return int_array(every)
         off += b.n
     return pd.arrays.IntegerArray(vals, mask)
+
+
+def category_of(values: Any) -> Any:
+    """``values`` (strings and None) as the frame's categorical column."""
+    return _category([Cat.of(values)], len(values))
 
 
 def _category(cats: list[Cat], n: int):
@@ -53,10 +78,16 @@ def _category(cats: list[Cat], n: int):
 
     gid: dict[Any, int] = {}
     for c in cats:
-        for v in c.values:
-            if v is not None:
+        # only values some row has: a Cat may keep a value all its rows were moved off
+        used = np.bincount(c.codes[c.codes >= 0], minlength=len(c.values)) > 0
+        for v, u in zip(c.values, used.tolist()):
+            if u and v is not None:
                 gid.setdefault(v, len(gid))
-    if not gid or not all(isinstance(v, str) for v in gid):
+    if not gid:
+        # no value at all: still a categorical of strings, as every other such column
+        return pd.Categorical.from_codes(np.full(n, -1, np.int64),
+                                         dtype=pd.CategoricalDtype(pd.Index([], dtype="str")))
+    if not all(isinstance(v, str) for v in gid):
         vals = np.full(n, None, object)
         off = 0
         for c in cats:
@@ -74,7 +105,7 @@ def _category(cats: list[Cat], n: int):
         m = len(c.codes)
         if c.values:
             # None values and code -1 (the appended entry) stay -1
-            to = np.array([-1 if v is None else rank[gid[v]] for v in c.values] + [-1], np.int64)
+            to = np.array([rank[gid[v]] if v in gid else -1 for v in c.values] + [-1], np.int64)
             codes[off:off + m] = to[c.codes]
         else:
             codes[off:off + m] = -1
@@ -95,16 +126,21 @@ def _run_block(run: list[Event]) -> Block:
                  Cat.of(col("instance")), np.zeros(k, bool), None, {i: e.fields for i, e in enumerate(run)})
 
 
-def _text(blocks: list[Block], n: int):
+def _text(parts: list[pa.Array], n: int) -> Any:
     """The ``text`` column: Arrow-backed ``str`` straight from the blocks' arrays (what pandas
-    makes of the per-line frame's strings); all None stays an object column, as pandas infers."""
+    makes of a list of strings); an object column when no row has a text (pandas' choice for
+    a list of None alone)."""
     import pandas as pd
 
-    parts = [b.text for b in blocks]
     if n and sum(len(p) - p.null_count for p in parts):
         arr = pa.chunked_array(parts, pa.large_string())
         return pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     return np.full(n, None, object)
+
+
+def text_of(values: list[str | None]) -> Any:
+    """``values`` as the frame's ``text`` column."""
+    return _text([pa.array(values, pa.large_string())], len(values))
 
 
 def _bufs(b: Block) -> np.ndarray:
@@ -138,15 +174,17 @@ def frame(items: list[Any], fields: str = "columns"):
 
     df = pd.DataFrame({"ts_ns": _ints(blocks, "ts", n), "cpu": _ints(blocks, "cpu", n),
                        "pid": _ints(blocks, "pid", n), "comm": cat("comm"), "system": cat("system"),
-                       "event": cat("event"), "text": _text(blocks, n), "instance": cat("instance")})
+                       "event": cat("event"), "text": _text([b.text for b in blocks], n),
+                       "instance": cat("instance")})
     if fields == "dict":
         col: list[Any] = []
         for b in blocks:
+            # copies: rows with the same kernel payload share one decoded dict in ``other``
             if b.is_print.any():
-                col.extend({"ip": None, "buf": v} if p else b.other.get(i, {})
+                col.extend({"ip": None, "buf": v} if p else dict(b.other.get(i, {}))
                            for i, (p, v) in enumerate(zip(b.is_print.tolist(), _bufs(b).tolist())))
             else:
-                col.extend(b.other.get(i, {}) for i in range(b.n))
+                col.extend(dict(b.other.get(i, {})) for i in range(b.n))
         df["fields"] = col
         return df
     # field columns in order of first appearance, raw_data's buf renamed (as the per-line frame)
@@ -190,12 +228,15 @@ def frame(items: list[Any], fields: str = "columns"):
             data = np.zeros(n, np.int64)
             mask = np.ones(n, bool)
             got = [(r, v) for r, v in zip(rows, vals) if v is not None]
-            if got:
-                at, ints = zip(*got)
-                data[list(at)] = ints
-                mask[list(at)] = False
-            df[col_name] = pd.arrays.IntegerArray(data, mask)
-            continue
+            try:
+                if got:
+                    at, ints = zip(*got)
+                    data[list(at)] = ints
+                    mask[list(at)] = False
+                df[col_name] = pd.arrays.IntegerArray(data, mask)
+                continue
+            except OverflowError:
+                pass  # past int64: an object column, as int_array makes it
         if not has_str:
             col_vals = np.full(n, None, object)
         if rows:

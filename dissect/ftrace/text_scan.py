@@ -126,9 +126,10 @@ class Chunk:
         return codes, [self.a[lo[j]:hi[j]].tobytes() for j in first.tolist()]
 
     def strings(self, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray | None = None,
-                extra_rows: np.ndarray | None = None, extra: list[str | None] | None = None) -> pa.Array:
+                extra_rows: np.ndarray | None = None, extra: list[str | None] | None = None,
+                extra_codes: np.ndarray | None = None) -> pa.Array:
         """``large_string`` array of the spans ``a[lo:hi]``; where ``rows`` is False, null, or
-        the strings ``extra`` (None: null) at ``extra_rows``.
+        at ``extra_rows`` the strings ``extra[extra_codes]`` (None: null).
 
         The spans must be ordered and disjoint (``lo <= hi <= next lo``): the
         chunk buffer (with ``extra`` appended) is cut at them, an array of gaps
@@ -146,13 +147,12 @@ class Chunk:
         mask = None if rows is None else ~rows
         if extra:
             enc = [(x or "").encode("utf-8", "surrogateescape") for x in extra]
-            more = np.frombuffer(b"".join(enc), np.uint8)
-            data = np.concatenate([data, more])
+            data = np.concatenate([data, np.frombuffer(b"".join(enc), np.uint8)])
             ends = np.cumsum(np.fromiter(map(len, enc), np.int64, len(enc))) + len(self.a)
             # after the last span: a gap up to the appended strings, then one entry per string
             off = np.concatenate([off, [len(self.a)], ends])
-            idx[extra_rows] = np.arange(2 * n + 1, 2 * n + 1 + len(extra))
-            mask[extra_rows] = [x is None for x in extra]  # type: ignore[index]
+            idx[extra_rows] = 2 * n + 1 + extra_codes
+            mask[extra_rows] = np.array([x is None for x in extra], bool)[extra_codes]  # type: ignore[index]
         cut = pa.Array.from_buffers(pa.large_string(), len(off) - 1, [None, pa.py_buffer(off), pa.py_buffer(data)])
         return pc.take(cut, pa.array(idx, mask=mask), memory_pool=_POOL)
 
@@ -288,19 +288,45 @@ def _heads(reader: Any, c: Chunk, lo: np.ndarray, hi: np.ndarray, report: bool):
     return (Cat(codes, comm), np.array(pid, np.int64)[codes], np.array(cpu, np.int64)[codes], Cat(icodes, inst))
 
 
+def _payloads(c: Chunk, lo: np.ndarray, hi: np.ndarray, decode: Any) -> tuple[list[Event], np.ndarray] | None:
+    """The per-line payload decoder's events for the payloads ``a[lo:hi]``, once per distinct
+    payload (kernel events repeat: the same tasks, files and states), and each row's index into
+    them; None when the decoder refuses one.  ``decode(payload)`` sees only the payload: the
+    decoders' fields, names and texts depend on nothing else."""
+    seen: dict[str, int] = {}
+    uniq: list[Event] = []
+    codes = np.empty(len(lo), np.int64)
+    text = c.text
+    for j, (x, y) in enumerate(zip((lo - PAD).tolist(), (hi - PAD).tolist())):
+        payload = text(x, y)
+        u = seen.get(payload)
+        if u is None:
+            ev = decode(payload)
+            if ev is None:
+                return None
+            u = seen[payload] = len(uniq)
+            uniq.append(ev)
+        codes[j] = u
+    return uniq, codes
+
+
 def _block(c: Chunk, ts: np.ndarray, cpu: np.ndarray, pid: np.ndarray, comm: Cat, inst: Cat, mark: np.ndarray,
-           text_lo: np.ndarray, buf_lo: np.ndarray, evs: list[Event]) -> Block:
-    """A tracefs / report Block: marker rows from the chunk, the other rows from ``evs``."""
+           text_lo: np.ndarray, buf_lo: np.ndarray, evs: list[Event], ecodes: np.ndarray) -> Block:
+    """A tracefs / report Block: marker rows from the chunk, the other rows from ``evs[ecodes]``."""
     n, end = c.n, c.end
     rows = np.flatnonzero(~mark)
     system, event = Cat.full(n, "ftrace"), Cat.full(n, "print")
     other: dict[int, dict[str, Any]] = {}
+    extra: list[str | None] = []
     if len(rows):
-        r = rows.tolist()
-        system.set(r, [e.system for e in evs])
-        event.set(r, [e.event for e in evs])
-        other = {j: e.fields for j, e in zip(r, evs)}
-    text = c.strings(np.where(mark, text_lo, end), end, mark, rows, [e.text for e in evs])
+        for col, vals in ((system, [e.system for e in evs]), (event, [e.event for e in evs])):
+            probe = Cat(np.zeros(len(evs), np.int64), col.values)
+            probe.set(list(range(len(evs))), vals)
+            col.codes[rows] = probe.codes[ecodes]
+        fields = [e.fields for e in evs]
+        other = dict(zip(rows.tolist(), map(fields.__getitem__, ecodes.tolist())))
+        extra = [e.text for e in evs]
+    text = c.strings(np.where(mark, text_lo, end), end, mark, rows, extra, ecodes)
     buf = c.strings(np.where(mark, buf_lo, end + 1), end + 1, mark)
     return Block(n, c.start - PAD, ts, cpu, pid, comm, system, event, text, inst, mark, buf, other)
 
@@ -322,15 +348,18 @@ def trace_block(reader: Any, c: Chunk) -> Block | None:
     if prec is None:
         return None
     comm, pid, cpu, inst = heads
-    text = c.text
     mark = (c.window(k + 2, 20) == _MARK).all(axis=1)
     rows = np.flatnonzero(~mark)
-    comms = comm.values
-    evs = [reader._other_event(t, u, p, comms[h], text(lo - PAD, hi - PAD), 0)
-           for t, u, p, h, lo, hi in zip(ts[rows].tolist(), cpu[rows].tolist(), pid[rows].tolist(),
-                                         comm.codes[rows].tolist(), (k[rows] + 2).tolist(), end[rows].tolist())]
+    evs, ecodes = _payloads(c, k[rows] + 2, end[rows],
+                            lambda rest: reader._other_event(0, 0, 0, None, rest, 0))  # type: ignore[misc]
     reader.precision_ns = prec
-    return _block(c, ts, cpu, pid, comm, inst, mark, k + 2, k + 22, evs)
+    return _block(c, ts, cpu, pid, comm, inst, mark, k + 2, k + 22, evs, ecodes)
+
+
+def _report_payload(reader: Any, s: str) -> Event | None:
+    """``"<event>:<rest>"`` through ``ReportText._event`` (the event ends at the first colon)."""
+    j = s.index(":")
+    return reader._event(0, (None, 0, 0, None), s[:j], s[j + 1:].lstrip(" "), 0)
 
 
 def report_block(reader: Any, c: Chunk) -> Block | None:
@@ -353,7 +382,6 @@ def report_block(reader: Any, c: Chunk) -> Block | None:
     if prec is None:
         return None
     comm, pid, cpu, inst = heads
-    text = c.text
     # rest = line[e + 1:].lstrip(" "): the first non-space at or after e + 1
     word = c.positions(b" ")[:-1]
     word = word[a[word + 1] != 32] + 1
@@ -361,20 +389,12 @@ def report_block(reader: Any, c: Chunk) -> Block | None:
     body = c.first(b": ", r)
     mark = ((e - k == 7) & (c.window(k + 2, 5) == _PRINT).all(axis=1)
             & ~(c.window(r, 3) == _IP).all(axis=1) & (body + 1 < end))
-    evs = []
     rows = np.flatnonzero(~mark)
-    comms, insts = comm.values, inst.values
-    for t, u, p, h, lo, mid, hi in zip(ts[rows].tolist(), cpu[rows].tolist(), pid[rows].tolist(),
-                                       comm.codes[rows].tolist(), (k[rows] + 2).tolist(), e[rows].tolist(),
-                                       end[rows].tolist()):
-        # heads number comm and instance alike (one entry per distinct prefix)
-        ev = reader._event(t, (comms[h], p, u, insts[h]), text(lo - PAD, mid - PAD),
-                           text(mid + 1 - PAD, hi - PAD).lstrip(" "), 0)
-        if ev is None:
-            return None
-        evs.append(ev)
+    got2 = _payloads(c, k[rows] + 2, end[rows], lambda s: _report_payload(reader, s))
+    if got2 is None:
+        return None
     reader.precision_ns = prec
-    return _block(c, ts, cpu, pid, comm, inst, mark, r, body + 2, evs)
+    return _block(c, ts, cpu, pid, comm, inst, mark, r, body + 2, *got2)
 
 
 def qemu_block(reader: Any, c: Chunk) -> Block | None:
