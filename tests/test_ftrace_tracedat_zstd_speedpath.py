@@ -22,7 +22,7 @@ import dissect.ftrace.tracedat as tracedat
 from dissect.ftrace.frame import _arrow_slices, _arrow_strings, _has_nul
 from dissect.ftrace.tracedat import read_trace_dat
 from dissect.ftrace.writer import write_trace_dat
-from tests.test_ftrace_dat_writer import ev
+from tests.test_ftrace_dat_writer import ev, none
 
 N, PER_PAGE, CHUNKS = 400, 39, 11
 
@@ -216,3 +216,40 @@ def test_raw_data_texts_and_bytes(tmp_path):
         assert df["id"].dtype == np.int64
         assert [e.text for e in td.events()] == df["text"].tolist()
         assert [e.fields for e in td.events()] == read_trace_dat(p).dataframe(fields="dict")["fields"].tolist()
+
+
+def mixed_events():
+    texts = ["", "a", "ab\n", "abc", "abcd\n", "xxxxxxx", "no newline", "two\n\n"]
+    out = []
+    for i in range(240):
+        ts, cpu = 5000 + 10 * i, i % 2
+        if i % 6 == 0:
+            out.append(ev(ts, cpu, 300 + i % 4, None, "sched_switch", {
+                "prev_comm": f"p{i % 4}", "prev_pid": 300 + i % 4, "prev_prio": 120, "prev_state": 1,
+                "next_comm": f"n{i % 5}", "next_pid": 400 + i % 5, "next_prio": 120}, system="sched"))
+        elif i % 6 == 1:
+            out.append(ev(ts, cpu, 400 + i % 5, None, "raw_data", {"id": i % 3, "buf": bytes(range(i % 7))}))
+        else:
+            out.append(ev(ts, cpu, 400 + i % 5, None, "print", {"buf": texts[i % len(texts)]}))
+    return out
+
+
+@pytest.mark.parametrize("version,comp,big", [(6, "none", False), (6, "none", True), (7, "zstd", False),
+                                              (7, "zstd", True), (7, "none", True)])
+def test_bulk_frame_equals_events_both_byte_orders(tmp_path, version, comp, big):
+    """Short texts (the NUL-in-the-last-word search), raw_data, sched comm registration: the
+    DataFrame equals events() row for row, little- and big-endian."""
+    p = write_trace_dat(tmp_path / "mix.dat", mixed_events(), cpus=2, version=version, compression=comp,
+                        big_endian=big)
+    ref = list(read_trace_dat(p).events())
+    df = read_trace_dat(p).dataframe(fields="dict")
+    assert len(df) == len(ref) == 240
+    for row, e in zip(df.itertuples(index=False), ref):
+        assert (row.ts_ns, row.cpu, row.pid, row.comm, row.event, row.fields, none(row.text)) == \
+            (e.ts_ns, e.cpu, e.pid, e.comm, e.event, e.fields, e.text)
+    cols = read_trace_dat(p).dataframe()
+    sym = "tracing_mark_write: "
+    assert [none(t) for t in cols["text"].tolist()[:10]] == [
+        None, "# 1 00 00 00 00", sym + "ab", sym + "abc", sym + "abcd", sym + "xxxxxxx", None, "# 1", sym,
+        sym + "a"]
+    assert cols["comm"].tolist()[:6] == ["<...>"] * 5 + ["n0"]  # pid 400 registered by the first switch

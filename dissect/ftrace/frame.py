@@ -159,13 +159,22 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
     # The text ends at the record's first NUL.  The kernel's NUL sits in the last 4
     # bytes (only padding follows it): take the first zero there, then make sure
     # no text holds an earlier NUL (such rows go to the per-record decoder).
-    tail = np.maximum(b - 4, a) - lo
-    last4 = words.u8[(tail + lo)[:, None] + np.arange(4, dtype=np.int64)[None, :]]
-    last4 = np.where(((tail + lo)[:, None] + np.arange(4)[None, :]) < b[:, None], last4, 1)
-    has0 = last4 == 0
-    if not has0.any(axis=1).all():
-        return None  # a record without a NUL near its end
-    z = tail + has0.argmax(axis=1)
+    if words.u32 is not None and not (b & 3).any() and (b - 4 >= a).all():
+        # the usual case: the last 4 bytes are one aligned word of the text
+        v = words.u32[(b - 4) >> 2]
+        zero = [(v >> np.uint32(sh)) & np.uint32(0xFF) == 0
+                for sh in ((0, 8, 16, 24) if words.e == "<" else (24, 16, 8, 0))]
+        if not (zero[0] | zero[1] | zero[2] | zero[3]).all():
+            return None  # a record without a NUL near its end
+        z = (b - 4 - lo) + np.where(zero[0], 0, np.where(zero[1], 1, np.where(zero[2], 2, 3)))
+    else:
+        tail = np.maximum(b - 4, a) - lo
+        last4 = words.u8[(tail + lo)[:, None] + np.arange(4, dtype=np.int64)[None, :]]
+        last4 = np.where(((tail + lo)[:, None] + np.arange(4)[None, :]) < b[:, None], last4, 1)
+        has0 = last4 == 0
+        if not has0.any(axis=1).all():
+            return None  # a record without a NUL near its end
+        z = tail + has0.argmax(axis=1)
     nl = (z > a - lo) & (region[np.maximum(z - 1, 0)] == 10)
     bufs = _arrow_strings(region, a - lo, z)
     if bufs is None or _has_nul(bufs):
