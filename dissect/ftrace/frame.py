@@ -415,7 +415,7 @@ def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False)
     out = np.full(n, None, dtype=object)
     for dst, vals in pieces:
         _put(out, dst, _pylist(vals))
-    return pd.Series(out, dtype=object)
+    return pd.Series(out, dtype=object, copy=False)  # ``out`` is ours: no copy of n object pointers
 
 
 def _kind(v: Any) -> str:
