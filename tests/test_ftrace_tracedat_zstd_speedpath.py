@@ -25,6 +25,7 @@ from dissect.ftrace.writer import write_trace_dat
 from tests.test_ftrace_dat_writer import ev, none
 
 N, PER_PAGE, CHUNKS = 400, 39, 11
+KIP = 0xFFFFFFFF81498A90  # the ip the writer records for a marker write (inside tracing_mark_write)
 
 
 def events():
@@ -253,3 +254,20 @@ def test_bulk_frame_equals_events_both_byte_orders(tmp_path, version, comp, big)
         None, "# 1 00 00 00 00", sym + "ab", sym + "abc", sym + "abcd", sym + "xxxxxxx", None, "# 1", sym,
         sym + "a"]
     assert cols["comm"].tolist()[:6] == ["<...>"] * 5 + ["n0"]  # pid 400 registered by the first switch
+
+
+@pytest.mark.parametrize("with_raw", [False, True])
+def test_bulk_and_per_record_pieces_of_one_integer_column(tmp_path, with_raw):
+    """CPU 0's prints take the bulk path (ip gathered as uint64), CPU 1's print holds an
+    embedded NUL and goes through the per-record decoder (ip 0x1234 as int64): the ip
+    column stays integer and exact (NumPy alone would promote the mix to float64; with
+    rows lacking an ip it used to raise)."""
+    evs = [ev(1000, 0, 5, "a", "print", {"buf": "fine\n"}),
+           ev(1001, 1, 6, "b", "print", {"buf": b"cut\0here\n", "ip": 0x1234}),
+           ev(1002, 0, 5, "a", "print", {"buf": "fine too\n"})]
+    if with_raw:
+        evs.append(ev(1003, 1, 6, "b", "raw_data", {"id": 7, "buf": b""}))
+    df = read_trace_dat(write_trace_dat(tmp_path / "mixed.dat", evs, cpus=2)).dataframe()
+    assert [none(v) for v in df["ip"].tolist()] == [KIP, 0x1234, KIP] + ([None] if with_raw else [])
+    assert str(df["ip"].dtype) == ("UInt64" if with_raw else "uint64")
+    assert df["text"].tolist()[:3] == ["tracing_mark_write: fine", "0x1234: cut", "tracing_mark_write: fine too"]

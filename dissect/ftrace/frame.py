@@ -402,8 +402,10 @@ def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False)
         if col is not None:
             return col
     pieces = [(d, _int_array(v)) for d, v in pieces]
+    dt = None
     if pieces and all(isinstance(v, np.ndarray) and v.dtype.kind in "iu" for _, v in pieces):
-        dt = np.result_type(*[v.dtype for _, v in pieces])
+        dt = _int_dtype([v for _, v in pieces])
+    if dt is not None:
         vals = np.zeros(n, dtype=dt)
         mask = np.ones(n, dtype=bool)
         for dst, v in pieces:
@@ -416,6 +418,25 @@ def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False)
     for dst, vals in pieces:
         _put(out, dst, _pylist(vals))
     return pd.Series(out, dtype=object, copy=False)  # ``out`` is ours: no copy of n object pointers
+
+
+def _int_dtype(arrays: list[np.ndarray]) -> np.dtype | None:
+    """One integer dtype holding every value of ``arrays`` exactly, or None.
+
+    NumPy promotes int64 with uint64 to float64 (precision lost); that mix
+    happens when one stream's pieces come from the bulk path (uint64 gathers)
+    and another's from the per-record decoder (int64): pick int64 or uint64
+    by the actual values instead.
+    """
+    dt = np.result_type(*[a.dtype for a in arrays])
+    if dt.kind in "iu":
+        return dt
+    nonempty = [a for a in arrays if len(a)]
+    if all(a.dtype.kind == "i" or int(a.max()) <= np.iinfo(np.int64).max for a in nonempty):
+        return np.dtype(np.int64)
+    if all(a.dtype.kind == "u" or int(a.min()) >= 0 for a in nonempty):
+        return np.dtype(np.uint64)
+    return None
 
 
 def _kind(v: Any) -> str:
