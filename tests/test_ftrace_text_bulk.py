@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dissect.ftrace import text as T
-from dissect.ftrace import text_bulk
+from dissect.ftrace import text_scan
 from dissect.ftrace.text import read_ftrace_text, read_qemu_log, read_report_text, read_text
 
 from tests.conftest import TRACES
@@ -137,9 +137,9 @@ def test_bulk_path_is_taken_and_falls_back_around_odd_lines(tmp_path, monkeypatc
     monkeypatch.setattr(T, "BULK_MIN", 512)
     p, _ = sample_file(tmp_path, "raw-lost-continuation", 200)
     r = read_ftrace_text(p)
-    r._bulk = r._bulk_parser
+    r._blocks_out = True
     out = list(r)
-    in_bulk = sum(x.n for x in out if isinstance(x, text_bulk.Block))
+    in_bulk = sum(x.n for x in out if isinstance(x, text_scan.Block))
     assert 300 < in_bulk < 400 and r.lines == 2 * 6 + 400
     # the continuation after the block's neighbour still joins its marker
     df = read_ftrace_text(p).dataframe()
@@ -183,8 +183,6 @@ def test_numbers_beyond_int64_fall_back_to_the_per_line_code(tmp_path):
     q = tmp_path / "t"
     q.write_text("".join(f"  a-{10 ** 19 + i}  [000] ....  1.{i:06d}: tracing_mark_write: y\n" for i in range(5)))
     r = read_report_text(p)
-    r._bulk = r._bulk_parser
     assert [e.ts_ns for e in r] == [9_300_000_000_000_000_000 + i for i in range(5)]
     t = read_ftrace_text(q)
-    t._bulk = t._bulk_parser
     assert [e.pid for e in t] == [10 ** 19 + i for i in range(5)]

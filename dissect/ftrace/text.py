@@ -37,11 +37,13 @@ import gc
 import os
 import re
 from datetime import datetime
+from itertools import chain
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from dissect.common.findings import Finding
+from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
 
@@ -130,6 +132,15 @@ def _raw_text(f: dict[str, Any]) -> str:
     return f"# {f['id']:x}" + "".join(f" {b:02x}" for b in f["buf"])
 
 
+class _Rows:
+    """A scanned Block's events, passed up from ``_run`` whole (see ``TextTrace.__iter__``)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Iterator[Event]):
+        self.rows = rows
+
+
 class TextTrace:
     """Base of the text readers: an iterator of :class:`Event` | :class:`Finding`.
 
@@ -156,13 +167,25 @@ class TextTrace:
         self.lines = 0
         self.precision_ns: int | None = None
         self._it: Iterator[Event | Finding] | None = None
-        self._bulk: Any = None  # text_bulk's chunk parser, set by dataframe(bulk=True) only
+        self._bulk: Any = None  # the form's scanner (text_scan), when chunks go through it
+        self._blocks_out = False  # dataframe(bulk=True): scanned Blocks are yielded as they are
+        self._per_line = False  # dataframe(bulk=False): the reference path, every line by the per-line code
+        # digits after the point the per-line fast path expects (adopted from the last line the slow
+        # path read); the scanner takes only chunks of that width, as the fast path would
+        self._flen = 6
 
     def __iter__(self) -> Iterator[Event | Finding]:
-        # the generator itself, so a for loop does not pay a Python-level __next__ per item
+        # a C iterator (chain) over scanned rows and per-line items: a scanned row costs no
+        # Python frame of ours, only its Event; the same object each time
         if self._it is None:
-            self._it = self._all()
+            if not self._per_line:
+                self._bulk = self._bulk_parser
+            self._it = chain.from_iterable(self._runs())
         return self._it
+
+    def _runs(self) -> Iterator[Any]:
+        for x in self._all():
+            yield x.rows if type(x) is _Rows else (x,)
 
     def __next__(self) -> Event | Finding:
         return next(iter(self))
@@ -192,16 +215,18 @@ class TextTrace:
         if bulk and self._it is None:
             from dissect.ftrace import text_bulk
 
-            self._bulk = self._bulk_parser
+            self._blocks_out = True
             # millions of short-lived tuples and strings: the cyclic GC has nothing to find
             gc_was = gc.isenabled()
             gc.disable()
             try:
                 return text_bulk.frame(list(self), fields)
             finally:
-                self._bulk = None
+                self._blocks_out = False
                 if gc_was:
                     gc.enable()
+        if self._it is None:
+            self._per_line = True
 
         fixed = ("ts_ns", "cpu", "pid", "comm", "system", "event", "text", "instance")
         cols: dict[str, list[Any]] = {k: [] for k in fixed}
@@ -266,7 +291,7 @@ class TextTrace:
                     if not isinstance(sub, bytes):
                         block, used = sub
                         self.lines += block.n
-                        yield None, block  # type: ignore[misc]
+                        yield None, (block, base)  # type: ignore[misc]
                         base += used
                         first += block.n
                         continue
@@ -407,14 +432,18 @@ class FtraceText(TextTrace):
         header_done = False
         # digits after the decimal point of this file's timestamps: 6 in tracefs text; a line
         # with another width takes the slow path, which adopts its width for the next lines
-        flen, scale = 6, 1000
+        flen = self._flen
+        scale = _SCALE[flen]
         for lines, starts in self._line_chunks():
-            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
+            if lines is None:  # a scanned Block: as it is (dataframe) or as events
                 if prev is not None:
                     yield prev
                     prev = None
                 header_done = True
-                yield starts  # type: ignore[misc]
+                if self._blocks_out:
+                    yield starts[0]  # type: ignore[index]
+                else:
+                    yield _Rows(_bulk.block_events(*starts, src))  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
                 i = line.find("] ")
@@ -471,7 +500,7 @@ class FtraceText(TextTrace):
                     ev = self._slow_event(m, here)
                     if ev is not None:
                         if m.group(7) is not None:
-                            flen = len(m.group(7))
+                            flen = self._flen = len(m.group(7))
                             scale = _SCALE[flen]
                         header_done = True
                         if prev is not None:
@@ -569,13 +598,17 @@ class ReportText(TextTrace):
         heads_get = heads.get
         Ev = Event
         prev: Event | None = None
-        flen, scale = 6, 1000   # timestamp digits after the point: 6, or 9 with -t (adopted)
+        flen = self._flen   # timestamp digits after the point: 6, or 9 with -t (adopted)
+        scale = _SCALE[flen]
         for lines, starts in self._line_chunks():
-            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
+            if lines is None:  # a scanned Block: as it is (dataframe) or as events
                 if prev is not None:
                     yield prev
                     prev = None
-                yield starts  # type: ignore[misc]
+                if self._blocks_out:
+                    yield starts[0]  # type: ignore[index]
+                else:
+                    yield _Rows(_bulk.block_events(*starts, src))  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
                 i = line.find("] ")
@@ -651,6 +684,7 @@ class ReportText(TextTrace):
                         if ev is not None:
                             if frac is not None:
                                 flen, scale = len(frac), sc
+                                self._flen = flen
                             if self.precision_ns is None or sc > self.precision_ns:
                                 self.precision_ns = sc
                             if prev is not None:
@@ -723,8 +757,11 @@ class QemuLog(TextTrace):
         iso_cache: dict[str, int] = {}
         scale_of = _SCALE
         for lines, starts in self._line_chunks():
-            if lines is None:  # a bulk Block (dataframe(bulk=True) only)
-                yield starts  # type: ignore[misc]
+            if lines is None:  # a scanned Block: as it is (dataframe) or as events
+                if self._blocks_out:
+                    yield starts[0]  # type: ignore[index]
+                else:
+                    yield _Rows(_bulk.block_events(*starts, src))  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
                 at = line.find("@", 1, 12)

@@ -17,7 +17,8 @@ hold both paths equal frame for frame.
 """
 from __future__ import annotations
 
-from typing import Any
+from itertools import repeat
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -244,3 +245,22 @@ def frame(items: list[Any], fields: str = "columns"):
             col_vals[rows] = np.fromiter(vals, object, len(vals))
         df[col_name] = pd.Series(col_vals, dtype=object)
     return df
+
+
+def block_events(b: Block, base: int, source: Any) -> Iterator[Event]:
+    """The Block's rows as the per-line code's events (``offset`` = ``base`` + line start)."""
+    n = b.n
+
+    def strs(c: Cat) -> list[Any]:
+        return np.array(c.values + [None], object)[c.codes].tolist()
+    if b.buf is None:
+        fields: list[Any] = [{} for _ in range(n)]
+    else:
+        fields = [{"ip": None, "buf": x} for x in b.buf.to_pylist()]
+    # kernel rows share one decoded dict per distinct payload in the Block: each event gets its own
+    for j, f in b.other.items():
+        fields[j] = dict(f)
+    # map calls Event in C: no Python loop body per row
+    return map(Event, repeat(source, n), b.ts.tolist(), [None] * n if b.cpu is None else b.cpu.tolist(),
+               b.pid.tolist(), strs(b.comm), strs(b.system), strs(b.event), fields, b.text.to_pylist(),
+               (b.start + base).tolist(), strs(b.instance))

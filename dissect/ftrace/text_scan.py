@@ -77,10 +77,40 @@ class Chunk:
             self._pos[pat] = got
         return got
 
-    def first(self, pat: bytes, frm: np.ndarray) -> np.ndarray:
-        """Per line, the first position >= ``frm`` where ``pat`` starts (``str.find``)."""
+    def first(self, pat: bytes, frm: np.ndarray, near: int = 0) -> np.ndarray:
+        """Per line, the first position >= ``frm`` where ``pat`` starts (``str.find``).
+
+        ``near``: look in the ``near`` bytes from ``frm`` first (cheaper than finding every
+        occurrence in the chunk when the delimiter is close); rows without a hit there fall
+        back to the chunk-wide search.
+        """
+        if near:
+            w = self.window(frm, near)
+            hit = w[:, :near - len(pat) + 1] == pat[0]
+            if len(pat) == 2:
+                hit &= w[:, 1:] == pat[1]
+            found = hit.any(axis=1)
+            at = frm + np.argmax(hit, axis=1)
+            if not found.all():
+                miss = ~found
+                p = self.positions(pat)
+                at[miss] = p[np.searchsorted(p, frm[miss])]
+            return at
         p = self.positions(pat)
         return p[np.searchsorted(p, frm)]
+
+    def non_space(self, frm: np.ndarray, near: int = 32) -> np.ndarray:
+        """Per line, the first position >= ``frm`` that is not a space (``str.lstrip(" ")``)."""
+        w = self.window(frm, near) != 32
+        found = w.any(axis=1)
+        at = frm + np.argmax(w, axis=1)
+        if not found.all():
+            miss = ~found
+            a = self.a
+            word = self.positions(b" ")[:-1]
+            word = word[a[word + 1] != 32] + 1  # a non-space after a space
+            at[miss] = np.append(word, len(a))[np.searchsorted(word, frm[miss])]
+        return at
 
     def window(self, at: np.ndarray, width: int) -> np.ndarray:
         """Rows ``a[at[j]:at[j] + width]`` (a copy), for 0 <= at <= len(a) - width."""
@@ -95,11 +125,12 @@ class Chunk:
             return np.zeros(0, np.int64)
         if n.min() < 1 or n.max() > maxd:
             return None
-        d = self.window(hi - maxd, maxd).astype(np.int64) - 48
-        used = np.arange(maxd)[None, :] >= (maxd - n)[:, None]
-        if not ((d >= 0) & (d <= 9) | ~used).all():
+        d = self.window(hi - maxd, maxd) - np.uint8(48)  # a non-digit wraps to > 9
+        unused = np.arange(maxd)[None, :] < (maxd - n)[:, None]
+        d[unused] = 0
+        if (d > 9).any():
             return None
-        return np.where(used, d, 0) @ (10 ** np.arange(maxd - 1, -1, -1, dtype=np.int64))
+        return d @ (10 ** np.arange(maxd - 1, -1, -1, dtype=np.int64))
 
     def factorize(self, lo: np.ndarray, hi: np.ndarray, maxw: int = 256) -> tuple[np.ndarray, list[bytes]] | None:
         """Codes and distinct values of the byte spans ``a[lo:hi]`` (each checked byte for byte)."""
@@ -234,34 +265,28 @@ class Block:
                      {i: f for i, f in self.other.items() if i < m})
 
 
-def _timestamps(c: Chunk, i: np.ndarray, k: np.ndarray, fracs: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+def _timestamps(c: Chunk, i: np.ndarray, k: np.ndarray, d: int) -> np.ndarray | None:
     """ns timestamps of the tokens ``<sec>.<frac>`` ending at ``k`` that start after the last
-    space in ``[i, k)`` (``line.rfind(" ", i, k)``), and the fraction's width (one per chunk)."""
-    width = 10 + 1 + max(fracs) + 1
+    space in ``[i, k)`` (``line.rfind(" ", i, k)``), with ``d`` digits after the point: the
+    width the per-line fast path expects (a line of another width goes to its slow path)."""
+    width = 10 + 1 + d + 1
     sp = c.window(k - width, width) == 32
     if not sp.any(axis=1).all():
-        return None  # a token longer than 10 + 1 + frac digits
+        return None  # a token longer than 10 + 1 + d digits
     s = k - 1 - np.argmax(sp[:, ::-1], axis=1)
-    if (s < i).any():
+    if (s < i).any() or not (c.a[k - d - 1] == 46).all():
         return None
-    for d in fracs:
-        if (c.a[k - d - 1] == 46).all():
-            sec = c.digits(s + 1, k - d - 1, 10)
-            frac = c.digits(k - d, k, d)
-            if sec is None or frac is None or sec.max() > _SEC_MAX:
-                return None
-            return (sec * 10 ** d + frac) * 10 ** (9 - d), d
-    return None
+    sec = c.digits(s + 1, k - d - 1, 10)
+    frac = c.digits(k - d, k, d)
+    if sec is None or frac is None or sec.max() > _SEC_MAX:
+        return None
+    return (sec * 10 ** d + frac) * 10 ** (9 - d)
 
 
-def _precision(reader: Any, d: int) -> int | None:
-    """``reader.precision_ns`` as the per-line code leaves it after a run of ``d``-digit stamps,
-    or None when that depends on per-line state the scanner does not see."""
-    scale = 10 ** (9 - d)
-    if reader.precision_ns is None:
-        return scale
-    # a coarser stamp after a finer one: the per-line code may or may not adopt it
-    return reader.precision_ns if reader.precision_ns >= scale else None
+def _precision(reader: Any, d: int) -> int:
+    """``reader.precision_ns`` after a run of ``d``-digit stamps read by the fast path: set by
+    the first event, then unchanged."""
+    return 10 ** (9 - d) if reader.precision_ns is None else reader.precision_ns
 
 
 def _heads(reader: Any, c: Chunk, lo: np.ndarray, hi: np.ndarray, report: bool):
@@ -334,19 +359,17 @@ def _block(c: Chunk, ts: np.ndarray, cpu: np.ndarray, pid: np.ndarray, comm: Cat
 def trace_block(reader: Any, c: Chunk) -> Block | None:
     """tracefs ``trace`` lines: ``<head>] ... <sec>.<usec>: <payload>`` (``FtraceText._run``)."""
     st, end = c.start, c.end
-    i = c.first(b"] ", st)
+    i = c.first(b"] ", st, 64)
     if not ((i > st) & (i + 1 < end)).all():
         return None
-    k = c.first(b": ", i)
+    k = c.first(b": ", i, 48)
     if not (k + 1 < end).all():
         return None
-    got = _timestamps(c, i, k, (6,))
+    got = _timestamps(c, i, k, reader._flen)
     heads = _heads(reader, c, st, i, False) if got is not None else None
     if heads is None:
         return None
-    ts, prec = got[0], _precision(reader, got[1])  # type: ignore[index]
-    if prec is None:
-        return None
+    ts, prec = got, _precision(reader, reader._flen)
     comm, pid, cpu, inst = heads
     mark = (c.window(k + 2, 20) == _MARK).all(axis=1)
     rows = np.flatnonzero(~mark)
@@ -364,29 +387,24 @@ def _report_payload(reader: Any, s: str) -> Event | None:
 
 def report_block(reader: Any, c: Chunk) -> Block | None:
     """``trace-cmd report`` lines: ``<head>] ... <sec>.<frac>: <event>: <rest>`` (``ReportText._run``)."""
-    st, end, a = c.start, c.end, c.a
-    i = c.first(b"] ", st)
+    st, end = c.start, c.end
+    i = c.first(b"] ", st, 64)
     if not ((i > st) & (i + 1 < end)).all():
         return None
-    k = c.first(b": ", i)
+    k = c.first(b": ", i, 48)
     if not (k + 1 < end).all():
         return None
-    e = c.first(b":", k + 2)
+    e = c.first(b":", k + 2, 48)
     if not (e < end).all():
         return None
-    got = _timestamps(c, i, k, (6, 9))
+    got = _timestamps(c, i, k, reader._flen)
     heads = _heads(reader, c, st, i, True) if got is not None else None
     if heads is None:
         return None
-    ts, prec = got[0], _precision(reader, got[1])  # type: ignore[index]
-    if prec is None:
-        return None
+    ts, prec = got, _precision(reader, reader._flen)
     comm, pid, cpu, inst = heads
-    # rest = line[e + 1:].lstrip(" "): the first non-space at or after e + 1
-    word = c.positions(b" ")[:-1]
-    word = word[a[word + 1] != 32] + 1
-    r = np.where(a[e + 1] != 32, e + 1, np.append(word, len(a))[np.searchsorted(word, e + 1)])
-    body = c.first(b": ", r)
+    r = c.non_space(e + 1)  # rest = line[e + 1:].lstrip(" ")
+    body = c.first(b": ", r, 48)
     mark = ((e - k == 7) & (c.window(k + 2, 5) == _PRINT).all(axis=1)
             & ~(c.window(r, 3) == _IP).all(axis=1) & (body + 1 < end))
     rows = np.flatnonzero(~mark)
@@ -403,8 +421,8 @@ def qemu_block(reader: Any, c: Chunk) -> Block | None:
     at = c.first(b"@", st + 1)
     if not ((at < st + 12) & (at < end)).all():
         return None
-    colon = c.first(b":", at)
-    dot = c.first(b".", at)
+    colon = c.first(b":", at, 32)
+    dot = c.first(b".", at, 32)
     if not ((colon < end) & (dot < colon)).all():
         return None
     d = int(colon[0] - dot[0] - 1)
@@ -415,7 +433,7 @@ def qemu_block(reader: Any, c: Chunk) -> Block | None:
     frac = c.digits(dot + 1, colon, d)
     if tid is None or sec is None or frac is None or sec.max() > _SEC_MAX:
         return None
-    got = c.factorize(colon + 1, np.minimum(c.first(b" ", colon + 1), end))
+    got = c.factorize(colon + 1, np.minimum(c.first(b" ", colon + 1, 64), end))
     if got is None:
         return None
     codes, uniq = got
