@@ -333,6 +333,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                                                                "pid", "comm")}
                     sched_rows.append((dst, _comm_pairs(fmt.name, fc)))
             texts.append((dst, tx))
+    bulk = fcols = tx = vals = None  # the loop's last pieces: only ``texts``/``cols`` hold them now
     pids = pids[order]
     types_o = types[order]
     inv, utypes = pd.factorize(types_o)
@@ -353,12 +354,16 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
         for dst, vals in dicts:
             _put(fd, dst, vals)
         data["fields"] = pd.Series(fd, dtype=object)
+    # Each column's pieces are dropped once it is built: the next column reuses
+    # that memory instead of faulting in more (peak memory is most of the cost
+    # of a first call in a fresh process).
     data["text"] = _column(texts, n, strings=True)
+    del texts
     data["instance"] = instance
     if fields_mode == "columns":
-        for name, pieces in cols.items():
+        for name in list(cols):
             col = name if name not in FIXED and name != "fields" else f"field_{name}"
-            data[col] = _column(pieces, n)
+            data[col] = _column(cols.pop(name), n)
     return pd.DataFrame(data, copy=False)
 
 
