@@ -6,18 +6,22 @@ temporary directory, a realistic mix of QEMU marker lines (VFIO and
 migration-core events, the thread names QEMU uses) and kernel events, then
 times:
 
-- the reader alone (``read_ftrace_text`` / ``read_report_text`` /
-  ``read_qemu_log``: every line to an ``Event``), and
-- the reader plus QEMU event typing (``Catalogue.parse`` of every marker),
-  which is what ``migtrace decode`` does before JSON encoding,
+- *per-line events*: iterating a reader with every line through the per-line
+  code (``reader._per_line = True``; the reference path, what iterating did
+  before the scanner),
+- *events*: iterating a reader (``read_ftrace_text`` / ``read_report_text`` /
+  ``read_qemu_log``: chunks through the byte scanner ``dissect.ftrace.text_scan``,
+  one ``Event`` per line),
+- optionally the reader plus QEMU event typing (``Catalogue.parse`` of every
+  marker), which is what ``migtrace decode`` does before JSON encoding,
 - ``reader.dataframe(bulk=False)`` (the frame from the per-line events) and
-  ``reader.dataframe()`` (the bulk path, ``dissect.ftrace.text_bulk``: whole
-  chunks by one multiline regex, no ``Event`` per line).
+  ``reader.dataframe()`` (the bulk frame: scanned chunks straight into
+  columns, no ``Event`` per line).
 
 Both wall-clock and process CPU time are reported; the machine is shared, so
 CPU time is the steadier figure.
 
-    python3 benchmarks/text.py [--lines N] [--repeat R] [--no-typing]
+    python3 benchmarks/text.py [--lines N] [--repeat R] [--typing]
 """
 from __future__ import annotations
 
@@ -95,8 +99,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--no-typing", dest="typing", action="store_false",
-                    help="skip the reader + QEMU typing column")
+    ap.add_argument("--typing", action="store_true", help="add the reader + QEMU typing column")
+    ap.add_argument("--no-typing", dest="typing", action="store_false", help=argparse.SUPPRESS)
     a = ap.parse_args()
     cat = Catalogue.default()
     # machine calibration: the floor of any reader that yields one Event per line
@@ -116,11 +120,18 @@ def main() -> int:
         paths = generate(Path(d), a.lines)
         print(f"{a.lines:,} lines per file; best of {a.repeat}; load average {os.getloadavg()[0]:.1f}")
         print("lines/s; cpu = time.process_time, wall = perf_counter")
-        print(f"{'form':<12}{'MB':>5}{'events (cpu)':>15}{'(wall)':>11}{'+typing (cpu)':>15}"
-              f"{'frame (cpu)':>16}{'bulk frame cpu':>16}{'(wall)':>12}")
+        print(f"{'form':<10}{'MB':>5}{'per-line ev':>13}{'events':>11}{'(wall)':>11}{'+typing':>10}"
+              f"{'frame lines':>13}{'bulk frame':>12}{'(wall)':>11}")
         for kind, reader in (("trace", read_ftrace_text), ("report", read_report_text),
                              ("report-t", read_report_text), ("qemu-log", read_qemu_log)):
             p = paths[kind]
+
+            def read_per_line() -> int:
+                r = reader(p)
+                r._per_line = True
+                for _ in r:
+                    pass
+                return r.lines
 
             def read_only() -> int:
                 r = reader(p)
@@ -149,13 +160,14 @@ def main() -> int:
                 r.dataframe(bulk=True)
                 return r.lines
 
+            _, c0, _ = measure(read_per_line, a.repeat)
             w, c, n = measure(read_only, a.repeat)
             _, c2, _ = measure(read_typed, a.repeat) if a.typing else (0, float("nan"), 0)
             _, c3, _ = measure(frame_lines, a.repeat)
             w4, c4, _ = measure(frame_bulk, a.repeat)
             mb = p.stat().st_size / 1e6
-            print(f"{kind:<12}{mb:5.0f}{n / c:15,.0f}{n / w:11,.0f}{n / c2:15,.0f}{n / c3:16,.0f}"
-                  f"{n / c4:16,.0f}{n / w4:12,.0f}")
+            print(f"{kind:<10}{mb:5.0f}{n / c0:13,.0f}{n / c:11,.0f}{n / w:11,.0f}{n / c2:10,.0f}"
+                  f"{n / c3:13,.0f}{n / c4:12,.0f}{n / w4:11,.0f}", flush=True)
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dissect.ftrace import text as T
+from dissect.ftrace import text_base as T  # chunk sizes live with the chunked input
 from dissect.ftrace import text_scan
 from dissect.ftrace.text import read_ftrace_text, read_qemu_log, read_report_text, read_text
 

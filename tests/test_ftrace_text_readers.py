@@ -8,6 +8,7 @@ import pytest
 
 from dissect.common.findings import Finding
 from dissect.ftrace import text as T
+from dissect.ftrace import text_base
 from dissect.ftrace.event import Event
 from dissect.ftrace.text import read_ftrace_text, read_qemu_log, read_report_text, read_text, sniff_text_kind
 
@@ -163,7 +164,7 @@ def test_function_tracer_sched_switch_and_other_print_symbols(tmp_path):
 
 
 def test_chunk_boundaries_do_not_split_lines(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "CHUNK", 37)
+    monkeypatch.setattr(text_base, "CHUNK", 37)
     lines = "".join(f"  a-1    [000] ....   1.{i:06d}: tracing_mark_write: marker {i}\n" for i in range(50))
     p = write(tmp_path, "t", lines)
     evs, fs = items(read_ftrace_text(p))

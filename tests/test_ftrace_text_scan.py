@@ -16,7 +16,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dissect.ftrace import text as T
+from dissect.ftrace import text_base as T  # chunk sizes live with the chunked input
 from dissect.ftrace import text_scan as S
 from dissect.ftrace.event import Event
 from dissect.ftrace.text import read_ftrace_text, read_qemu_log, read_report_text

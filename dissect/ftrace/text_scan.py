@@ -6,7 +6,7 @@ Spec: trace-dat.md §8 (tracefs and ``trace-cmd report`` text), qemu-trace-event
 (:mod:`dissect.ftrace.text_bulk`) hands a chunk of ASCII lines to one of the
 three form scanners here.  A scanner answers with the chunk's columns, or None
 when any line of it is not one the per-line fast path of the reader
-(``FtraceText._run`` and its siblings in :mod:`dissect.ftrace.text`) reads as
+(``FtraceText._run`` and its siblings, ``text_tracefs`` / ``text_report`` / ``text_qemu``) reads as
 an event: the checks below are the per-line code's own ``find`` searches,
 done for every line at once, so a chunk the scanner takes gives exactly the
 per-line events (``tests/test_ftrace_text_bulk.py`` holds both equal).
