@@ -58,6 +58,18 @@ class _Interface(NamedTuple):
     offset_ns: int  # if_tsoffset, in ns
 
 
+class PcapngResume(NamedTuple):
+    """The pcapng walker's state at a block boundary: what a fused block loop
+    (:func:`dissect.capture.fastpath_ng.feed_pcapng`) hands over with the
+    offset of the block it did not take."""
+    bo: str  # byte order of the current section
+    section_ifaces: list  # section-local interface id -> file-wide number
+    ifaces: list  # file-wide _Interface list
+    last_ts: int  # timestamp of the last packet (Simple Packet Blocks get it)
+    spb_noted: bool  # pcapng_spb_no_timestamp already reported
+    count: int  # packets handed out so far
+
+
 class CaptureReader:
     """Reader for one pcap or pcapng file.
 
@@ -98,7 +110,7 @@ class CaptureReader:
             yield new(RawPacket, t)
 
     def records(self, start: int | None = None, last_sec: int | None = None,
-                prev_record: int | None = None) -> Iterator[tuple]:
+                prev_record: int | None = None, resume: PcapngResume | None = None) -> Iterator[tuple]:
         """The packets as plain tuples with :class:`RawPacket`'s fields (faster:
         building a NamedTuple per packet costs more than reading it).
 
@@ -106,11 +118,13 @@ class CaptureReader:
         TCP layer's fused pcap loop hands over to this reader there when it
         meets anything unusual; ``last_sec`` is the timestamp (seconds) its
         plausibility window was centred on, ``prev_record`` the offset of the
-        record before ``start``."""
+        record before ``start``.  For pcapng, ``start`` with ``resume`` (both
+        or neither) resumes at the block at that offset with the walker state
+        the fused pcapng loop had reached."""
         if self.format == "pcap":
             return self._opened(self._pcap, start, last_sec, prev_record)
         if self.format == "pcapng":
-            return self._opened(self._pcapng)
+            return self._opened(self._pcapng, start, resume)
         self._finding("error", "capture_unknown_format",
                       "not a pcap or pcapng file (magic not recognised)", 0)
         return iter(())
@@ -267,7 +281,8 @@ class CaptureReader:
 
     # -- pcapng ---------------------------------------------------------------
 
-    def _pcapng(self, f: BinaryIO) -> Iterator[RawPacket]:
+    def _pcapng(self, f: BinaryIO, start: int | None = None,
+                resume: PcapngResume | None = None) -> Iterator[RawPacket]:
         try:
             size = os.fstat(f.fileno()).st_size
             bo = "<"
@@ -285,6 +300,14 @@ class CaptureReader:
             spb_noted = False
             count = 0
             unknown_types: set[int] = set()
+            if start is not None and resume is not None:
+                # The fused loop hands over only before it met an unknown block type.
+                bo, section_ifaces, ifaces, last_ts, spb_noted, count = resume
+                bh = F.pcapng_block_header(bo)
+                u32 = struct.Struct(bo + "I")
+                epb = F.pcapng_epb_body(bo)
+                f.seek(start)
+                base = start
             while True:
                 if n - i < 12:
                     more = f.read(CHUNK)
@@ -385,11 +408,7 @@ class CaptureReader:
                         self._finding("error", "pcapng_bad_block_length",
                                       f"interface description block of {total} bytes (minimum 20)", base + i)
                     else:
-                        itf = self._idb(bo, mv[i:end], base + i)
-                        section_ifaces.append(len(ifaces))
-                        ifaces.append(itf)
-                        self.linktypes.append(itf.linktype)
-                        self.snaplens.append(itf.snaplen)
+                        self._add_interface(bo, mv[i:end], base + i, ifaces, section_ifaces)
                 elif btype == F.PCAPNG_OPB:
                     pkt = self._pcapng_packet(btype, bo, buf, mv, i, end, ifaces, section_ifaces, base)
                     if pkt is not None:
@@ -412,9 +431,7 @@ class CaptureReader:
                             cap = min(cap, itf.snaplen)
                         if not spb_noted:
                             spb_noted = True
-                            self._finding("info", "pcapng_spb_no_timestamp",
-                                          "simple packet blocks carry no timestamp; they get the timestamp "
-                                          "of the preceding packet", base + i)
+                            self._note_spb(base + i)
                         count += 1
                         yield (last_ts, itf.linktype, mv[i + 12:i + 12 + cap], orig, g, base + i)
                 elif btype not in _KNOWN_SKIPPED and btype not in unknown_types:
@@ -425,6 +442,22 @@ class CaptureReader:
             self.packet_count = count
         finally:
             f.close()
+
+    def _add_interface(self, bo: str, blk: memoryview, off: int, ifaces: list[_Interface],
+                       section_ifaces: list[int]) -> _Interface:
+        """Register the Interface Description Block ``blk`` (at file offset ``off``,
+        at least 20 bytes, lengths checked) as the next interface of the section."""
+        itf = self._idb(bo, blk, off)
+        section_ifaces.append(len(ifaces))
+        ifaces.append(itf)
+        self.linktypes.append(itf.linktype)
+        self.snaplens.append(itf.snaplen)
+        return itf
+
+    def _note_spb(self, off: int) -> None:
+        self._finding("info", "pcapng_spb_no_timestamp",
+                      "simple packet blocks carry no timestamp; they get the timestamp "
+                      "of the preceding packet", off)
 
     def _idb(self, bo: str, blk: memoryview, off: int) -> _Interface:
         linktype, _res, snaplen = F.pcapng_idb_body(bo).unpack_from(blk, 8)

@@ -306,6 +306,13 @@ class Reassembler:
 
         fastpath.feed_pcap(self, reader)
 
+    def feed_pcapng(self, reader: CaptureReader) -> None:
+        """Reassemble a whole pcapng file with the fused block walk of
+        :mod:`dissect.capture.fastpath_ng`."""
+        from dissect.capture import fastpath_ng
+
+        fastpath_ng.feed_pcapng(self, reader)
+
     def _note(self, code: str, file_offset: int | None) -> None:
         rec = self.notes.get(code)
         if rec is None:
@@ -660,6 +667,8 @@ def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: 
         reader = CaptureReader(path)
         if reader.format == "pcap":
             r.feed_pcap(reader)
+        elif reader.format == "pcapng":
+            r.feed_pcapng(reader)
         else:
             r.feed(reader.records())
         res = r.close()
