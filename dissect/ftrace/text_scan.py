@@ -9,17 +9,19 @@ when any line of it is not one the per-line fast path of the reader
 (``FtraceText._run`` and its siblings, ``text_tracefs`` / ``text_report`` / ``text_qemu``) reads as
 an event: the checks below are the per-line code's own ``find`` searches,
 done for every line at once, so a chunk the scanner takes gives exactly the
-per-line events (``tests/test_ftrace_text_bulk.py`` holds both equal).
+per-line events (``tests/test_ftrace_text_scan.py`` and ``test_ftrace_text_bulk.py``
+hold both equal).
 
-How: the chunk is one ``uint8`` array.  Delimiters (``"] "``, ``": "``,
-``":"``, ``"@"``) are found once per chunk and each line's first one after a
-position comes from ``searchsorted``; short fixed-width windows (``as_strided``
-views, one copy per line) give timestamps and numbers digit by digit;
-thread prefixes and event names are told apart by a hash of their bytes and
-checked byte for byte, then parsed in Python once per distinct value;
-``text`` and ``buf`` become Arrow ``large_string`` arrays cut straight from
-the chunk buffer.  Lines whose payload is not a marker (kernel events, raw
-data) go through the reader's per-line payload decoder one by one.
+How: the chunk is one ``uint8`` array.  Each line's delimiters (``"] "``,
+``": "``, ``":"``, ``"@"``) come from a short window near their usual column
+or, for lines without one there, from one chunk-wide search and
+``searchsorted``; short fixed-width windows (``as_strided`` views, one copy
+per line) give timestamps and numbers digit by digit; thread prefixes and
+event names are told apart by a hash of their bytes and checked byte for
+byte, then parsed in Python once per distinct value; ``text`` and ``buf``
+become Arrow ``large_string`` arrays cut straight from the chunk buffer.
+Lines whose payload is not a marker (kernel events, raw data) go through the
+reader's per-line payload decoder once per distinct payload.
 """
 from __future__ import annotations
 
