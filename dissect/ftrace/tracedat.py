@@ -283,14 +283,11 @@ class TraceDat(TraceDatLayout):
         if not chunks or total == 0 or total > _MAX_CHUNK_RATIO * sum(c[2] for c in chunks):
             return None, 0
         d = self._zstd()
+        # Private: shared anonymous memory is slower to fault in.  No MADV_HUGEPAGE:
+        # it halves this loop's page-fault cost in a warm process, but in a fresh
+        # one the huge pages it takes make the DataFrame build that follows stall
+        # in compaction (measured: ~0.4 s more CPU; benchmarks/README.md).
         out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            # as NumPy does for its large arrays: with transparent huge pages in
-            # "madvise" mode this halves the cost of first touching ~100 MB
-            try:
-                out.madvise(mmap.MADV_HUGEPAGE)
-            except OSError:
-                pass
         buf = self._buf
         o = k = 0
         with memoryview(out) as mv:
