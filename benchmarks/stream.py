@@ -2,6 +2,7 @@
 """End-to-end decode of a large GENERATED migration capture (issue 3 benchmark).
 
     python3 benchmarks/stream.py [--size 1GiB] [--small 64MiB] [--skip-tshark] [--json]
+    python3 benchmarks/stream.py --pcapng [--small 64MiB] [--json]
 
 1. Writes (once, cached in benchmarks/data/) a pcap of ``--size`` payload:
    a QEMU 8.1–9.x main channel built by ``dissect.qemu.build_migration``
@@ -19,6 +20,13 @@
    figures); and, in one process, TCP reassembly alone (null consumers)
    against reassembly + the QEMU stream parsers (no JSON), to show which
    layer costs what.
+3. ``--pcapng`` instead: the ``--small`` capture as pcap against the same
+   capture converted with ``editcap -F pcapng`` (cached next to it), CPU time
+   of ``decode_capture`` (reassembly + QEMU parsers, no JSON), best of 5, in
+   one child with the runs interleaved (so the three see the same load):
+   pcap (fused pcap loop), pcapng (fused pcapng loop) and pcapng through the
+   generic path (``CaptureReader.records()`` + ``Reassembler.feed``, what
+   pcapng took before the fused loop).
 """
 from __future__ import annotations
 
@@ -133,6 +141,56 @@ print(a, b)
 """
 
 
+PCAPNG = """
+import sys, time, json
+from dissect.capture.tcp import Reassembler
+from dissect.qemu.session import decode_capture
+fused = Reassembler.feed_pcapng
+def generic(self, reader):
+    self.feed(reader.records())
+def run(path, feed):
+    Reassembler.feed_pcapng = feed
+    t = time.process_time(); n = sum(1 for _ in decode_capture(path)); dt = time.process_time() - t
+    return dt, n
+best = {}
+units = {}
+for _ in range(5):
+    for name, path, feed in (("pcap", sys.argv[1], fused), ("pcapng", sys.argv[2], fused),
+                             ("pcapng_generic", sys.argv[2], generic)):
+        dt, n = run(path, feed)
+        best[name] = min(best.get(name, dt), dt)
+        units[name] = n
+print(json.dumps({"best": best, "units": units}))
+"""
+
+
+def pcapng_copy(pcap: Path) -> Path:
+    """``editcap -F pcapng`` of ``pcap`` (cached next to it)."""
+    ng = pcap.with_suffix(".pcapng")
+    if not ng.exists():
+        subprocess.run(["editcap", "-F", "pcapng", str(pcap), str(ng)], check=True)
+    return ng
+
+
+def pcapng_compare(size: str) -> dict[str, Any]:
+    from benchmarks.make_capture import parse_size
+
+    pcap = ensure_capture(parse_size(size), size)
+    ng = pcapng_copy(pcap)
+    res: dict[str, Any] = {"capture": str(pcap.relative_to(ROOT)), "pcap_MB": round(pcap.stat().st_size / 1e6, 1),
+                           "pcapng_MB": round(ng.stat().st_size / 1e6, 1), "load_before": os.getloadavg()}
+    _, _, out = _child(PCAPNG, str(pcap), str(ng))
+    got = json.loads(out)
+    if len(set(got["units"].values())) != 1:
+        raise RuntimeError(f"the decodes disagree: {got['units']}")
+    res.update({f"decode_capture_{k}_cpu_s_best_of_5": round(v, 3) for k, v in got["best"].items()})
+    res["units"] = got["units"]["pcap"]
+    res["pcapng_over_pcap"] = round(got["best"]["pcapng"] / got["best"]["pcap"], 2)
+    res["pcapng_generic_over_pcap"] = round(got["best"]["pcapng_generic"] / got["best"]["pcap"], 2)
+    res["load_after"] = os.getloadavg()
+    return res
+
+
 def _rss(out: str) -> float:
     return int(out.split()[0]) / 1024
 
@@ -153,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", default="64MiB", help="capture size for the tshark comparison")
     ap.add_argument("--skip-tshark", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pcapng", action="store_true",
+                    help="only compare the --small capture as pcap and as pcapng (decode_capture, best of 5)")
     a = ap.parse_args(argv)
+    if a.pcapng:
+        res = pcapng_compare(a.small)
+        if a.json:
+            print(json.dumps(res))
+        else:
+            for k, v in res.items():
+                print(f"{k:>40}: {v}")
+        return 0
     big = ensure_capture(parse_size(a.size), a.size)
     mb = big.stat().st_size / 1e6
     res: dict[str, Any] = {"capture": str(big.relative_to(ROOT)), "file_MB": round(mb, 1),

@@ -46,12 +46,18 @@ _NS = 1_000_000_000
 _SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 _BOM_LE = b"\x4d\x3c\x2b\x1a"
 _BOM_BE = b"\x1a\x2b\x3c\x4d"
+# Block lengths the plain-EPB test accepts: a multiple of 4 below the largest
+# power of two <= MAX_RECORD (one AND; MAX_RECORD itself goes to the generic
+# walker, which is never wrong, only slower).
+_BAD_TOTAL = 0xFFFFFFFF & ~((1 << (MAX_RECORD.bit_length() - 1)) - 4)
 
 
 def _structs(bo: str) -> tuple:
-    """Per byte order: block header + EPB body in one unpack (28 bytes), block
-    header, u32 (trailing length), SPB body."""
-    return (struct.Struct(F.pcapng_block_header(bo).format + F.pcapng_epb_body(bo).format[1:]).unpack_from,
+    """Per byte order: block header + EPB body up to the captured length in one
+    unpack (28 bytes; original_len not needed), block header, u32 (trailing
+    length), SPB body."""
+    epb = F.pcapng_block_header(bo).format + F.pcapng_epb_body(bo).format[1:-1] + "4x"
+    return (struct.Struct(epb).unpack_from,
             F.pcapng_block_header(bo).unpack_from, struct.Struct(bo + "I").unpack_from,
             F.pcapng_spb_body(bo).unpack_from)
 
@@ -66,6 +72,9 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
     """Reassemble a whole pcapng file: the block walk fused with the inlined TCP
     path; hands over to the generic reader + :func:`~dissect.capture.fastpath.feed`
     at the first unusual block (see the module docstring)."""
+    if reader.format != "pcapng":
+        FP.feed(r, reader.records())
+        return
     with open(reader.path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         try:
@@ -87,6 +96,7 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
         fast6 = FP._FAST6
         fastspec = FP._FAST
         maxrec = MAX_RECORD
+        bad_total = _BAD_TOTAL
         # raw IPv4 addresses+ports -> (flow, direction); a cache of ``table`` emptied
         # whenever the generic path ran (it may add or replace flows).
         raw_tab: dict[bytes, tuple] = {}
@@ -97,7 +107,8 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
         sec: list[tuple] = []  # section-local id -> (number, link type, multiplier, units, offset)
         nsec = 0
         cur = -1  # section-local interface the cached fields below are for
-        g = lt = mult = units = offns = need = ipo = 0
+        g = lt = mult = units = offns = need = ipo = hbase = 0
+        phi = -1
         unpack4 = unpack6 = None
         spb_noted = False
         ts = 0  # the last packet's timestamp (Simple Packet Blocks get it)
@@ -105,6 +116,7 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
         packets0 = r.packets  # every packet goes to the generic path (which counts it) or is counted here
         handover: int | None = None
         i = 0
+        lim = size - 28  # a block starting here or before holds a full EPB header
         while True:
             if i > release_at and FP._ADVISE:
                 # Pages behind us leave the resident set (views into them re-read
@@ -114,21 +126,27 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
                     mm.madvise(mmap.MADV_DONTNEED, dropped, cut - dropped)
                     dropped = cut
                 release_at = i + FP._DROP
-            if i + 28 <= size:
-                btype, total, iface, hi, lo, cap, orig = hdr(buf, i)
+            if i <= lim:
+                btype, total, iface, hi, lo, cap = hdr(buf, i)
                 end = i + total
                 # The reader's own plain-EPB test (its hot path), nothing looser.
-                if (btype == 6 and iface < nsec and cap <= total - 32 and not total & 3 and total <= maxrec
+                if (btype == 6 and iface < nsec and cap <= total - 32 and not total & bad_total
                         and end <= size and u32(buf, end - 4)[0] == total):
                     if iface != cur:
                         cur = iface
                         g, lt, mult, units, offns = sec[iface]
+                        phi = -1
                         spec = fastspec.get(lt)
                         need, ipo = (spec[1], spec[2]) if spec else (1 << 62, 0)
                         unpack4 = fast4.get(lt)
                         unpack6 = fast6.get(lt)
-                    t = hi << 32 | lo
-                    ts = t * mult + offns if mult else t * _NS // units + offns
+                    if mult:  # the high word's share computed once per 2^32 units
+                        if hi != phi:
+                            phi = hi
+                            hbase = (hi << 32) * mult + offns
+                        ts = hbase + lo * mult
+                    else:
+                        ts = (hi << 32 | lo) * _NS // units + offns
                     count += 1
                     blk = i
                     i = end
