@@ -324,18 +324,34 @@ def test_damaged_epb_fields_and_bad_byte_order_magic(tmp_path: Path) -> None:
     path, offs = mixed(tmp_path)
     clean = path.read_bytes()
     second = clean.index(b"\x0a\x0d\x0d\x0a", 4)
-    cases = {
-        "iface": (offs[10] + 8, struct.pack("<I", 9)),  # undeclared interface
-        "caplen": (offs[12] + 20, struct.pack("<I", 60_000)),  # longer than the block
-        "bom": (second + 8, b"\x01\x02\x03\x04"),
+    cases = {  # name: (where, new bytes, handover offset, first finding)
+        "iface": (offs[10] + 8, struct.pack("<I", 9), offs[10], "pcapng_no_interface"),  # undeclared
+        "caplen": (offs[12] + 20, struct.pack("<I", 60_000), offs[12], "pcapng_bad_captured_length"),
+        "bom": (second + 8, b"\x01\x02\x03\x04", second, "pcapng_bad_byte_order_magic"),
     }
-    for name, (at, val) in cases.items():
+    for name, (at, val, where, code) in cases.items():
         b = bytearray(clean)
         b[at:at + len(val)] = val
         p = tmp_path / f"{name}.pcapng"
         p.write_bytes(bytes(b))
         _got, res, _reader, hand = both(p)
-        assert len(hand) == 1 and res.findings, name
+        assert hand == [where], name
+        assert (res.findings[0].code, res.findings[0].offset) == (code, where), name
+
+
+def test_spb_before_any_interface_and_short_idb_hand_over(tmp_path: Path) -> None:
+    fr = frames(tmp_path, SynthFlow("10.9.0.1:5000", "10.9.0.2:6000", [(T0, "c2s", b"x" * 100)]),
+                F.LINKTYPE_ETHERNET)
+    head = shb("<")
+    spb_first = head + block("<", F.PCAPNG_SPB, struct.pack("<I", len(fr[0][1])) + fr[0][1])
+    short_idb = head + block("<", F.PCAPNG_IDB, b"\x01\x00\x00\x00")  # 16 bytes: minimum is 20
+    for name, data, code in (("spb", spb_first, "pcapng_no_interface"), ("idb", short_idb, "pcapng_bad_block_length")):
+        p = tmp_path / f"{name}.pcapng"
+        p.write_bytes(data + idb("<", F.LINKTYPE_ETHERNET, 9) + b"".join(epb("<", 0, ts, f) for ts, f in fr))
+        _got, res, reader, hand = both(p)
+        assert hand == [28], name
+        assert [(f.code, f.offset) for f in res.findings] == [(code, 28)], name
+        assert reader.packet_count == len(fr)  # the refused SPB yields no packet
 
 
 def test_mutations_equal_generic_path(tmp_path: Path) -> None:
