@@ -435,3 +435,16 @@ def test_real_captures_as_pcapng(tmp_path: Path, path: Path) -> None:
 def test_mixed_file_equals_tshark(tmp_path: Path) -> None:
     path, _ = mixed(tmp_path)
     assert_same_as_tshark(path)
+
+
+def test_reassemble_dispatches_pcapng_to_the_fused_loop(tmp_path: Path, monkeypatch) -> None:
+    import dissect.capture.fastpath_ng as ng
+    from dissect.capture.tcp import reassemble
+
+    calls: list = []
+    real = ng.feed_pcapng
+    monkeypatch.setattr(ng, "feed_pcapng", lambda r, reader: calls.append(reader.path) or real(r, reader))
+    path, offs = mixed(tmp_path)
+    res = reassemble(path)
+    assert calls == [str(path)] and res.packets == len(offs)
+    assert res.linktypes == [1, 276, 101, 113, 113, 101, 276, 1]
