@@ -301,7 +301,8 @@ class CaptureReader:
             count = 0
             unknown_types: set[int] = set()
             if start is not None and resume is not None:
-                # The fused loop hands over only before it met an unknown block type.
+                # unknown_types stays empty: the fused loop hands over at the first
+                # unknown block type, so none has been reported yet.
                 bo, section_ifaces, ifaces, last_ts, spb_noted, count = resume
                 bh = F.pcapng_block_header(bo)
                 u32 = struct.Struct(bo + "I")
