@@ -91,8 +91,9 @@ class Chunk:
             hit = w[:, :near - len(pat) + 1] == pat[0]
             if len(pat) == 2:
                 hit &= w[:, 1:] == pat[1]
-            found = hit.any(axis=1)
-            at = frm + np.argmax(hit, axis=1)
+            col = np.argmax(hit, axis=1)
+            found = hit[np.arange(len(col)), col]  # (cheaper than any(axis=1) on short rows)
+            at = frm + col
             if not found.all():
                 miss = ~found
                 p = self.positions(pat)
@@ -104,8 +105,9 @@ class Chunk:
     def non_space(self, frm: np.ndarray, near: int = 32) -> np.ndarray:
         """Per line, the first position >= ``frm`` that is not a space (``str.lstrip(" ")``)."""
         w = self.window(frm, near) != 32
-        found = w.any(axis=1)
-        at = frm + np.argmax(w, axis=1)
+        col = np.argmax(w, axis=1)
+        found = w[np.arange(len(col)), col]
+        at = frm + col
         if not found.all():
             miss = ~found
             a = self.a
@@ -272,10 +274,11 @@ def _timestamps(c: Chunk, i: np.ndarray, k: np.ndarray, d: int) -> np.ndarray | 
     space in ``[i, k)`` (``line.rfind(" ", i, k)``), with ``d`` digits after the point: the
     width the per-line fast path expects (a line of another width goes to its slow path)."""
     width = 10 + 1 + d + 1
-    sp = c.window(k - width, width) == 32
-    if not sp.any(axis=1).all():
+    sp = c.window(k - width, width)[:, ::-1] == 32
+    col = np.argmax(sp, axis=1)
+    if not sp[np.arange(len(col)), col].all():
         return None  # a token longer than 10 + 1 + d digits
-    s = k - 1 - np.argmax(sp[:, ::-1], axis=1)
+    s = k - 1 - col
     if (s < i).any() or not (c.a[k - d - 1] == 46).all():
         return None
     sec = c.digits(s + 1, k - d - 1, 10)
