@@ -271,3 +271,20 @@ def test_bulk_and_per_record_pieces_of_one_integer_column(tmp_path, with_raw):
     assert [none(v) for v in df["ip"].tolist()] == [KIP, 0x1234, KIP] + ([None] if with_raw else [])
     assert str(df["ip"].dtype) == ("UInt64" if with_raw else "uint64")
     assert df["text"].tolist()[:3] == ["tracing_mark_write: fine", "0x1234: cut", "tracing_mark_write: fine too"]
+
+
+def test_no_mapping_for_the_declared_sizes(files, monkeypatch):
+    """When the system refuses the up-front mapping (ENOMEM for a large declared total), the
+    chunks are read one by one: same rows, no finding, no traceback."""
+    td = read_trace_dat(files["zstd"])
+    real = tracedat.mmap.mmap
+
+    def refuse(fileno, length, *args, **kw):
+        if fileno == -1:
+            raise OSError(12, "Cannot allocate memory")
+        return real(fileno, length, *args, **kw)
+
+    monkeypatch.setattr(tracedat.mmap, "mmap", refuse)
+    chunks, _ = td._chunk_table(td.instances[0].cpus[0], {"cpu": 0})
+    assert td._zstd_into(chunks) == (None, 0)
+    assert td.dataframe()["ts_ns"].tolist() == ts_of(range(N)) and td.findings == []

@@ -287,7 +287,10 @@ class TraceDat(TraceDatLayout):
         # it halves this loop's page-fault cost in a warm process, but in a fresh
         # one the huge pages it takes make the DataFrame build that follows stall
         # in compaction (measured: ~0.4 s more CPU; benchmarks/README.md).
-        out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OSError, ValueError, OverflowError):  # no address space for it: grow per chunk
+            return None, 0
         buf = self._buf
         o = k = 0
         with memoryview(out) as mv:
