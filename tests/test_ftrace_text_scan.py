@@ -32,6 +32,15 @@ def test_chunk_lines_and_first_delimiter():
     assert (c.first(b":", c.start) - P).tolist() == [5, len(c.a) - P, len(c.a) - P]
 
 
+def test_starts_with_compares_whole_words_and_a_masked_tail():
+    c = S.Chunk(b"print: x\nprinT: x\nprint\ntracing_mark_write: a\ntracing_mark_write:b")
+    at = c.start
+    assert c.starts_with(at, b"print").tolist() == [True, False, True, False, False]
+    assert c.starts_with(at, b"print:").tolist() == [True, False, False, False, False]  # "\n" is not ":"
+    assert c.starts_with(at, b"tracing_mark_write: ").tolist() == [False, False, False, True, False]
+    assert c.starts_with(at + 2, b"int").tolist() == [True, False, True, False, False]
+
+
 def test_digits_parse_runs_and_refuse_non_digits():
     c = S.Chunk(b"x 0042 9876543210 7")
     lo = np.array([2, 7, 18]) + P
