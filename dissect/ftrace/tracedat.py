@@ -286,7 +286,7 @@ class TraceDat(TraceDatLayout):
         # Private: shared anonymous memory is slower to fault in.  No MADV_HUGEPAGE:
         # it halves this loop's page-fault cost in a warm process, but in a fresh
         # one the huge pages it takes make the DataFrame build that follows stall
-        # in compaction (measured: ~0.4 s more CPU; benchmarks/README.md).
+        # in compaction (measured: median 0.2 s more CPU; benchmarks/README.md).
         try:
             out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except (OSError, ValueError, OverflowError):  # no address space for it: grow per chunk
