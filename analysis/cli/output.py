@@ -47,6 +47,8 @@ class UnitWriter:
     def __init__(self, out: TextIO | None = None, *, as_json: bool = False) -> None:
         self.out = out or sys.stdout
         self.as_json = as_json
+        # one encoder for every unit (json.dumps with arguments builds a new one per call)
+        self._encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
         self.counts: Counter[str] = Counter()
         self.errors = 0
         self.warnings = 0
@@ -60,7 +62,7 @@ class UnitWriter:
             elif obj["severity"] == "warning":
                 self.warnings += 1
         if self.as_json:
-            self.out.write(json.dumps(obj, separators=(",", ":"), default=_json_default) + "\n")
+            self.out.write(self._encode(obj) + "\n")
         else:
             self.out.write(human_line(obj) + "\n")
 
