@@ -143,6 +143,21 @@ def test_lines_the_per_line_code_reads_otherwise_are_refused():
     assert _scan(r, "  a-5  [000]   1.000001: print:   tracing_mark_write: x\n") is None
 
 
+def test_numbers_past_int64_keep_an_exact_object_column_in_both_frames(tmp_path):
+    q = tmp_path / "q"
+    q.write_text("4242@11795632355.000001:vfio_save_block  x\n4242@1795632355.000002:vfio_save_block  y\n")
+    t = tmp_path / "t"
+    t.write_text("  a-1    [000] ....  1.000001: sched_process_exec: pid=99999999999999999999 old_pid=1\n"
+                 "  a-1    [000] ....  1.000002: sched_process_exec: pid=7 old_pid=2\n")
+    for bulk in (False, True):
+        df = read_qemu_log(q).dataframe(bulk=bulk)
+        assert df["ts_ns"].dtype == object
+        assert df["ts_ns"].tolist() == [11795632355_000_001_000, 1795632355_000_002_000]
+        df = read_ftrace_text(t).dataframe(bulk=bulk)
+        assert df["field_pid"].dtype == object and df["field_pid"].tolist() == [99999999999999999999, 7]
+        assert str(df["old_pid"].dtype) == "Int64" and df["old_pid"].tolist() == [1, 2]
+
+
 # -- property: both paths give the same frame on mutated lines ---------------------------------
 
 LINES = {

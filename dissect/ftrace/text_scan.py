@@ -189,6 +189,8 @@ class Chunk:
         idx = np.arange(1, 2 * n, 2)
         mask = None if rows is None else ~rows
         if extra:
+            if mask is None:
+                mask = np.zeros(n, bool)
             enc = [(x or "").encode("utf-8", "surrogateescape") for x in extra]
             data = np.concatenate([data, np.frombuffer(b"".join(enc), np.uint8)])
             ends = np.cumsum(np.fromiter(map(len, enc), np.int64, len(enc))) + len(self.a)
