@@ -105,6 +105,49 @@ def _has_nul(arr) -> bool:
     return not _values(arr)[1].all()
 
 
+class _Spans:
+    """Strings ``buf[starts[i]:ends[i]]`` of one record buffer, not copied yet (``starts``
+    increasing, spans disjoint, already checked to be UTF-8 without NUL).  A text piece
+    also has ``prefixes`` (an Arrow string array) and per-row ``codes`` into it (None: one
+    prefix for every row): its rows read ``prefixes[codes[i]] + buf[starts[i]:ends[i]]``.
+
+    The ``print`` pieces of all CPUs are kept like this so that each column can be
+    cut from the shared buffer in final row order by one Arrow take
+    (:func:`_spans_column`) instead of per-CPU copies concatenated and re-taken.
+    """
+
+    __slots__ = ("buf", "starts", "ends", "prefixes", "codes")
+
+    def __init__(self, buf, starts: np.ndarray, ends: np.ndarray, prefixes=None, codes: np.ndarray | None = None):
+        self.buf, self.starts, self.ends, self.prefixes, self.codes = buf, starts, ends, prefixes, codes
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def arrow(self):
+        """The values as a large_string Arrow array (what the per-CPU path builds)."""
+        lo = int(self.starts[0])
+        region = np.frombuffer(self.buf, dtype=np.uint8)[lo:int(self.ends[-1])]
+        strs = _arrow_slices(region, self.starts - lo, self.ends - lo).view(pa.large_string())
+        if self.prefixes is None:
+            return strs
+        pref = self.prefixes[0] if self.codes is None else self.prefixes.take(pa.array(self.codes))
+        return pc.binary_join_element_wise(pref, strs, pa.scalar("", type=pa.large_string()))
+
+
+_CHECK_ROWS = 1 << 16
+
+
+def _utf8_without_nul(region: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether every ``region[starts[i]:ends[i]]`` is UTF-8 without a NUL byte, checked
+    ``_CHECK_ROWS`` rows at a time (a small copy reused, never one of the whole column)."""
+    for i in range(0, len(starts), _CHECK_ROWS):
+        strs = _arrow_strings(region, starts[i:i + _CHECK_ROWS], ends[i:i + _CHECK_ROWS])
+        if strs is None or _has_nul(strs):
+            return False
+    return True
+
+
 # " xx" for every byte value: raw_data's text is "# <id>" and then this per byte
 _HEX3 = np.frombuffer("".join(f" {i:02x}" for i in range(256)).encode(), dtype=np.uint8).reshape(256, 3)
 
@@ -141,8 +184,9 @@ def _raw_data_bulk(fmt: EventFormat, words: _Words, offs: np.ndarray,
 
 
 def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.ndarray,
-                lens: np.ndarray) -> tuple[dict[str, Any], Any] | None:
-    """``ftrace/print`` records, vectorised: ip gathered, texts cut at their NUL into Arrow strings."""
+                lens: np.ndarray, lazy: bool = False) -> tuple[dict[str, Any], Any] | None:
+    """``ftrace/print`` records, vectorised: ip gathered, texts cut at their NUL into Arrow strings
+    (``lazy``: into :class:`_Spans` of ``buf``, copied later straight into the columns)."""
     ipf, buff = fmt.field("ip"), fmt.field("buf")
     if ipf is None or buff is None or ipf.kind != "scalar" or buff.kind != "flex" or ipf.size not in (4, 8):
         return None
@@ -176,6 +220,14 @@ def _print_bulk(td: "TraceDat", fmt: EventFormat, buf, words: _Words, offs: np.n
             return None  # a record without a NUL near its end
         z = tail + has0.argmax(axis=1)
     nl = (z > a - lo) & (region[np.maximum(z - 1, 0)] == 10)
+    if lazy:
+        if not _utf8_without_nul(region, a - lo, z):
+            return None
+        uniq, inv = np.unique(ips, return_inverse=True)
+        prefixes = pa.array([td.kallsyms.symbol(ip) + ": " for ip in uniq.tolist()], type=pa.large_string())
+        z = z + lo
+        return {"ip": ips, "buf": _Spans(buf, a, z)}, _Spans(buf, a, z - nl, prefixes,
+                                                          None if len(uniq) == 1 else inv.reshape(-1))
     bufs = _arrow_strings(region, a - lo, z)
     if bufs is None or _has_nul(bufs):
         return None
@@ -303,7 +355,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             names[t] = (fmt.system, fmt.name)
             bulk = None
             if fmt.system == "ftrace" and fmt.name == "print":
-                bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel])
+                bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel], lazy=fields_mode == "columns")
             elif fmt.system == "ftrace" and fmt.name == "raw_data":
                 bulk = _raw_data_bulk(fmt, words, offs[sel], lens[sel])
             else:
@@ -387,6 +439,8 @@ _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 
 
 def _pylist(v: Any) -> list:
+    if isinstance(v, _Spans):
+        return v.arrow().to_pylist()
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, (pa.Array, pa.ChunkedArray)):
@@ -402,6 +456,12 @@ def _column(pieces: list[tuple[np.ndarray, Any]], n: int, strings: bool = False)
     field); anything else an object column with None where absent.
     """
     covered = sum(len(d) for d, _ in pieces)
+    if any(isinstance(v, _Spans) for _, v in pieces):
+        if 2 * covered >= n:
+            col = _spans_column(pieces, n)
+            if col is not None:
+                return col
+        pieces = [(d, v.arrow() if isinstance(v, _Spans) else v) for d, v in pieces]
     if (strings or any(isinstance(v, pa.Array) for _, v in pieces)) and 2 * covered >= n:
         col = _arrow_column(pieces, n)
         if col is not None:
@@ -445,7 +505,7 @@ def _int_dtype(arrays: list[np.ndarray]) -> np.dtype | None:
 
 
 def _kind(v: Any) -> str:
-    if isinstance(v, pa.Array):
+    if isinstance(v, (pa.Array, _Spans)):
         return "str"
     if isinstance(v, np.ndarray):
         return "int" if v.dtype.kind in "iu" else "other"
@@ -498,6 +558,87 @@ def _arrow_column(pieces: list[tuple[np.ndarray, Any]], n: int):
     idx = np.full(n, len(pos), dtype=np.int64)
     idx[pos] = np.arange(len(pos), dtype=np.int64)
     return pd.array(cat.take(pa.array(idx)), dtype=_STR)
+
+
+def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
+    """A string column from :class:`_Spans` pieces of one shared buffer (a text column may
+    also hold other pieces: string lists or Arrow strings), built in row order by one
+    Arrow take over the buffer; None when the pieces do not allow it (the caller then
+    builds the column from their copies, with the same values).
+
+    Text rows are ``prefix + span``: the spans are taken into one column, the prefixes
+    (and the other pieces' texts, for rows without a span) into another from a small
+    array, and the two joined, nulls read as "" — so a row needing a null text (one
+    without any piece, or a None text) sends the column to the caller's path.
+    """
+    spans = sorted(((d, v) for d, v in pieces if isinstance(v, _Spans)), key=lambda p: int(p[1].starts[0]))
+    others = [(d, v) for d, v in pieces if not isinstance(v, _Spans)]
+    buf = spans[0][1].buf
+    text = spans[0][1].prefixes is not None
+    if any(v.buf is not buf or (v.prefixes is not None) != text for _, v in spans) or (others and not text):
+        return None
+    # the spans in buffer order: pieces sorted by their first span, then checked disjoint
+    st = np.concatenate([v.starts for _, v in spans])
+    en = np.concatenate([v.ends for _, v in spans])
+    if (st[1:] < en[:-1]).any():
+        return None
+    pref = None
+    if text:
+        srcs, at = [], 0
+        pidx = np.zeros(n, dtype=np.int64)
+        pmask = np.ones(n, dtype=bool)
+        for d, v in spans:
+            pidx[d] = at if v.codes is None else v.codes + at
+            pmask[d] = False
+            srcs.append(v.prefixes)
+            at += len(v.prefixes)
+        for d, v in others:
+            if not isinstance(v, pa.Array):
+                if not all(x is None or type(x) is str for x in v):
+                    return None
+                try:
+                    v = pa.array(v, type=pa.large_string())
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+                    return None
+            if not (pa.types.is_string(v.type) or pa.types.is_large_string(v.type)):
+                return None
+            srcs.append(v.cast(pa.large_string()) if v.type != pa.large_string() else v)
+            pidx[d] = np.arange(len(v), dtype=np.int64) + at
+            pmask[d] = False
+            at += len(v)
+        pref = pc.take(pa.concat_arrays(srcs), pa.array(pidx, mask=pmask))
+        del pidx, pmask
+        if pref.null_count:
+            return None
+    m = len(st)
+    lo = int(st[0])
+    region = np.frombuffer(buf, dtype=np.uint8)[lo:int(en[-1])]
+    # ``region`` as 2m-1 binary values without a copy (spans and the gaps between
+    # them); row r takes value 2k for its span k, or a null
+    bounds = np.empty(2 * m, dtype=np.int64)
+    bounds[0::2] = st - lo
+    bounds[1::2] = en - lo
+    del st, en
+    whole = pa.Array.from_buffers(pa.large_binary(), 2 * m - 1, [None, pa.py_buffer(bounds), pa.py_buffer(region)])
+    idx = np.zeros(n, dtype=np.int64)
+    k = 0
+    for d, v in spans:
+        idx[d] = np.arange(2 * k, 2 * (k + len(v)), 2, dtype=np.int64)
+        k += len(v)
+    if m < n:
+        mask = np.ones(n, dtype=bool)
+        for d, _ in spans:
+            mask[d] = False
+        take = pa.array(idx, mask=mask)
+        del mask
+    else:
+        take = pa.array(idx)
+    del idx
+    col = pc.take(whole, take).view(pa.large_string())
+    del take, whole, bounds
+    if pref is not None:
+        col = pc.binary_join_element_wise(pref, col, pa.scalar("", type=pa.large_string()), null_handling="replace")
+    return pd.array(col, dtype=_STR)
 
 
 def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:

@@ -181,24 +181,56 @@ class TraceDat(TraceDatLayout):
         if self._records is None:
             out = []
             for inst in self.instances:
-                for cs in inst.cpus:
-                    rec = self._walk(inst, cs)
+                slots = self._shared_slots(inst)
+                for k, cs in enumerate(inst.cpus):
+                    rec = self._walk(inst, cs, slots.get(k))
                     if rec is not None:
                         out.append((inst, rec))
                         self.findings.extend(rec.findings)
             self._records = out
         return self._records
 
-    def _walk(self, inst: Instance, cs: CpuStream) -> CpuRecords | None:
+    def _shared_slots(self, inst: Instance) -> dict[int, tuple[Any, int, int]]:
+        """For a zstd instance, one anonymous mapping for the pages of all its CPUs:
+        ``{index in inst.cpus: (mapping, offset, size)}`` for every CPU whose chunk
+        table passes :meth:`_zstd_into`'s bound (so the mapping is at most
+        ``_MAX_CHUNK_RATIO`` × the compressed bytes present).  The DataFrame then cuts
+        the text columns of all CPUs from one buffer by one take
+        (:func:`dissect.ftrace.frame._spans_column`).  Empty when fewer than two CPUs
+        qualify or the mapping is refused: each CPU then gets its own buffer."""
+        if not inst.compressed or self.compression != "zstd":
+            return {}
+        sizes: dict[int, int] = {}
+        for k, cs in enumerate(inst.cpus):
+            chunks, _ = self._chunk_table(cs, {"cpu": cs.cpu})
+            total = sum(c[3] for c in chunks)
+            if chunks and 0 < total <= _MAX_CHUNK_RATIO * sum(c[2] for c in chunks):
+                sizes[k] = total
+        if len(sizes) < 2:
+            return {}
+        at, offs = 0, {}
+        for k, total in sizes.items():
+            offs[k] = at
+            at += -(-total // mmap.PAGESIZE) * mmap.PAGESIZE  # slots page-aligned: aligned word reads
+        try:
+            shared = mmap.mmap(-1, at, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OSError, ValueError, OverflowError):
+            return {}
+        return {k: (shared, offs[k], sizes[k]) for k in sizes}
+
+    def _walk(self, inst: Instance, cs: CpuStream, slot: tuple[Any, int, int] | None = None) -> CpuRecords | None:
         ctx = {"cpu": cs.cpu}
         if inst.name:
             ctx["instance"] = inst.name
         if inst.compressed:
-            data, findings = self._decompress_cpu(cs, ctx)
+            data, findings = self._decompress_cpu(cs, ctx, slot)
             self.findings.extend(findings)
             if data is None:
                 return None
             base = cs.offset
+            if slot is not None and data is slot[0]:  # all its chunks landed in the shared mapping
+                return walk_cpu(data, slot[1], slot[2], inst.page_size, self.layout, self.big_endian, cs.cpu,
+                                lambda p: base, inst.name or None)
             return walk_cpu(data, 0, len(data), inst.page_size, self.layout, self.big_endian, cs.cpu,
                             lambda p: base, inst.name or None)
         if cs.offset > self.size:
@@ -209,7 +241,8 @@ class TraceDat(TraceDatLayout):
         return walk_cpu(self._buf, cs.offset, cs.size, inst.page_size, self.layout, self.big_endian,
                         cs.cpu, None, inst.name or None)
 
-    def _decompress_cpu(self, cs: CpuStream, ctx: dict) -> tuple[Any, list[Finding]]:
+    def _decompress_cpu(self, cs: CpuStream, ctx: dict,
+                        slot: tuple[Any, int, int] | None = None) -> tuple[Any, list[Finding]]:
         """A compressed CPU stream's pages as one buffer (§3.4), and the findings.
 
         The chunk table is read first (every size checked against the file).
@@ -220,6 +253,9 @@ class TraceDat(TraceDatLayout):
         (:meth:`_decompress`) and the parts are joined: same bytes either way.
         A chunk that fails to decompress is reported and skipped; the chunks
         after it are still decoded (its pages are lost, not the CPU's).
+        With ``slot`` (``(mapping, offset, size)`` from :meth:`_shared_slots`) the
+        chunks go to that part of a mapping shared by the instance's CPUs, and the
+        mapping itself is returned when they all fit (its pages at ``offset``).
         """
         findings: list[Finding] = []
         if self.compression not in ("zstd", "zlib"):
@@ -231,12 +267,13 @@ class TraceDat(TraceDatLayout):
         parts: list[Any] = []
         k = 0
         if self.compression == "zstd":
-            out, k = self._zstd_into(chunks)
+            out, k = self._zstd_into(chunks, slot)
             if k == len(chunks):
                 findings.extend(tail)
                 return out, findings
             if k:
-                parts.append(out[:sum(c[3] for c in chunks[:k])])
+                o = slot[1] if slot is not None else 0
+                parts.append(out[o:o + sum(c[3] for c in chunks[:k])])
         buf = self._buf
         for at, start, csize, usize in chunks[k:]:
             data, f = self._decompress(buf[start:start + csize], usize, at)
@@ -267,7 +304,8 @@ class TraceDat(TraceDatLayout):
                                     cur.pos, ctx)]
         return chunks, []
 
-    def _zstd_into(self, chunks: list[tuple[int, int, int, int]]) -> tuple[Any, int]:
+    def _zstd_into(self, chunks: list[tuple[int, int, int, int]],
+                   slot: tuple[Any, int, int] | None = None) -> tuple[Any, int]:
         """Decompress zstd chunks into one anonymous mapping of their summed declared sizes.
 
         Returns the buffer and how many leading chunks it holds, each exactly
@@ -278,6 +316,8 @@ class TraceDat(TraceDatLayout):
         the real data), and it is committed only as pages are written.  A
         chunk counts only if it fills its slot exactly and its frame has no
         more output; an error, a short or a longer frame stops the fast path.
+        With ``slot`` the output goes to ``slot[0][slot[1]:slot[1] + slot[2]]``
+        (``slot[2]`` is this sum, sized and bounded by :meth:`_shared_slots`).
         """
         total = sum(c[3] for c in chunks)
         if not chunks or total == 0 or total > _MAX_CHUNK_RATIO * sum(c[2] for c in chunks):
@@ -287,20 +327,24 @@ class TraceDat(TraceDatLayout):
         # it halves this loop's page-fault cost in a warm process, but in a fresh
         # one the huge pages it takes make the DataFrame build that follows stall
         # in compaction (measured: median 0.2 s more CPU; benchmarks/README.md).
-        try:
-            out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        except (OSError, ValueError, OverflowError):  # no address space for it: grow per chunk
-            return None, 0
+        if slot is not None and slot[2] == total:
+            out, o = slot[0], slot[1]
+        else:
+            try:
+                out = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            except (OSError, ValueError, OverflowError):  # no address space for it: grow per chunk
+                return None, 0
+            o = 0
         buf = self._buf
-        o = k = 0
+        k = 0
         with memoryview(out) as mv:
             for _, start, csize, usize in chunks:
                 if usize == 0:
                     break  # a zero-sized slot cannot show an over-long frame: let _decompress judge it
                 try:
                     with d.stream_reader(buf[start:start + csize]) as rd:
-                        with mv[o:o + usize] as slot:
-                            n = rd.readinto(slot)
+                        with mv[o:o + usize] as part:
+                            n = rd.readinto(part)
                         more = rd.read(1)
                 except Exception:  # zstandard's own errors: _decompress reports them
                     break
