@@ -34,8 +34,11 @@ def vals(col):
     return [none(v) for v in list(col)]
 
 
-def test_buf_column_in_row_order_with_missing_rows():
-    """Spans (3,9) (11,17) to rows 2, 0 and (19,22) to row 3; rows 1 and 4 have none."""
+@pytest.mark.parametrize("take_rows", [1 << 16, 2])
+def test_buf_column_in_row_order_with_missing_rows(monkeypatch, take_rows):
+    """Spans (3,9) (11,17) to rows 2, 0 and (19,22) to row 3; rows 1 and 4 have none
+    (also taken two rows at a time: three chunks)."""
+    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
     pieces = [(a(3), _Spans(BUF, a(19), a(22))), (a(2, 0), _Spans(BUF, a(3, 11), a(9, 17)))]
     col = _spans_column(pieces, 5)
     assert col is not None and col.dtype == frame._STR
@@ -43,9 +46,11 @@ def test_buf_column_in_row_order_with_missing_rows():
     assert vals(_column(pieces, 5)) == vals(col)
 
 
-def test_text_column_prefixes_and_other_pieces():
+@pytest.mark.parametrize("take_rows", [1 << 16, 2])
+def test_text_column_prefixes_and_other_pieces(monkeypatch, take_rows):
     """Text rows are prefix + span: codes pick the prefix per row (None: the one prefix);
     rows without a span take the other pieces' texts (a list, an Arrow array)."""
+    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
     pieces = [(a(2, 0), _Spans(BUF, a(3, 11), a(8, 16), pa.array(["p: ", "q: "], type=pa.large_string()), a(1, 0))),
               (a(3), _Spans(BUF, a(19), a(22), pa.array(["r: "], type=pa.large_string()))),
               (a(1), ["sched text"]),
@@ -53,6 +58,7 @@ def test_text_column_prefixes_and_other_pieces():
     want = ["p: world", "sched text", "q: hello", "r: abc", "# 1 00"]
     col = _spans_column(pieces, 5)
     assert col is not None and col.dtype == frame._STR and vals(col) == want
+    assert col._pa_array.num_chunks == (1 if take_rows > 5 else 3)
     assert vals(_column(pieces, 5, strings=True)) == want
 
 

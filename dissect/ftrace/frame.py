@@ -136,6 +136,7 @@ class _Spans:
 
 
 _CHECK_ROWS = 1 << 16
+_TAKE_ROWS = 1 << 16
 
 
 def _utf8_without_nul(region: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
@@ -606,10 +607,9 @@ def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
             pidx[d] = np.arange(len(v), dtype=np.int64) + at
             pmask[d] = False
             at += len(v)
-        pref = pc.take(pa.concat_arrays(srcs), pa.array(pidx, mask=pmask))
-        del pidx, pmask
-        if pref.null_count:
-            return None
+        pref = pa.concat_arrays(srcs)
+        if pmask.any() or pref.null_count:
+            return None  # a row needs a null text
     m = len(st)
     lo = int(st[0])
     region = np.frombuffer(buf, dtype=np.uint8)[lo:int(en[-1])]
@@ -625,20 +625,24 @@ def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
     for d, v in spans:
         idx[d] = np.arange(2 * k, 2 * (k + len(v)), 2, dtype=np.int64)
         k += len(v)
+    mask = None
     if m < n:
         mask = np.ones(n, dtype=bool)
         for d, _ in spans:
             mask[d] = False
-        take = pa.array(idx, mask=mask)
-        del mask
-    else:
-        take = pa.array(idx)
-    del idx
-    col = pc.take(whole, take).view(pa.large_string())
-    del take, whole, bounds
-    if pref is not None:
-        col = pc.binary_join_element_wise(pref, col, pa.scalar("", type=pa.large_string()), null_handling="replace")
-    return pd.array(col, dtype=_STR)
+    # _TAKE_ROWS rows at a time, the chunks kept as one chunked column: a text chunk's
+    # spans and prefixes are joined and dropped at once (never a full-size copy of
+    # either), and Arrow's take, which sizes its output from the mean value length
+    # (halved here by the gaps) and grows it, wastes at most a chunk's worth of pages.
+    empty = pa.scalar("", type=pa.large_string())
+    chunks = []
+    for i in range(0, n, _TAKE_ROWS):
+        j = min(n, i + _TAKE_ROWS)
+        col = pc.take(whole, pa.array(idx[i:j], mask=None if mask is None else mask[i:j])).view(pa.large_string())
+        if pref is not None:
+            col = pc.binary_join_element_wise(pc.take(pref, pa.array(pidx[i:j])), col, empty, null_handling="replace")
+        chunks.append(col)
+    return pd.array(pa.chunked_array(chunks, type=pa.large_string()), dtype=_STR)
 
 
 def _put(arr: np.ndarray, dst: np.ndarray, values: list) -> None:
