@@ -62,7 +62,7 @@ def test_text_column_prefixes_and_other_pieces(monkeypatch, take_rows):
     assert vals(_column(pieces, 5, strings=True)) == want
 
 
-@pytest.mark.parametrize("case", ["interleaved", "two buffers", "null text", "uncovered text row", "bytes buf"])
+@pytest.mark.parametrize("case", ["interleaved", "two buffers", "bytes buf"])
 def test_cases_left_to_the_per_piece_path(case):
     """_spans_column declines (None) and _column still gives the values from the pieces' copies."""
     one = pa.array(["p: "], type=pa.large_string())
@@ -72,17 +72,24 @@ def test_cases_left_to_the_per_piece_path(case):
     elif case == "two buffers":
         pieces = [(a(0), _Spans(BUF, a(3), a(9))), (a(1), _Spans(bytearray(BUF), a(11), a(17)))]
         want = ["hello\n", "world\n"]
-    elif case == "null text":
-        pieces = [(a(0, 1), _Spans(BUF, a(3, 11), a(8, 16), one)), (a(2), [None])]
-        want = ["p: hello", "p: world", None]
-    elif case == "uncovered text row":
-        pieces = [(a(0, 2), _Spans(BUF, a(3, 11), a(8, 16), one))]
-        want = ["p: hello", None, "p: world"]
     else:  # a buf column that also holds another kind: spans alone only
         pieces = [(a(0, 1), _Spans(BUF, a(3, 11), a(9, 17))), (a(2), ["x"])]
         want = ["hello\n", "world\n", "x"]
     assert _spans_column(pieces, len(want)) is None
-    assert vals(_column(pieces, len(want), strings=case in ("null text", "uncovered text row"))) == want
+    assert vals(_column(pieces, len(want))) == want
+
+
+@pytest.mark.parametrize("take_rows", [1 << 16, 1])
+def test_text_rows_without_text_stay_null(monkeypatch, take_rows):
+    """Row 1 has no piece at all, row 3 a None text from another piece (sched rows of the
+    bulk path have no text): both null, the others prefix + span or their own text."""
+    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
+    one = pa.array(["p: "], type=pa.large_string())
+    pieces = [(a(0, 2), _Spans(BUF, a(3, 11), a(8, 16), one)), (a(3, 4), [None, "own"])]
+    want = ["p: hello", None, "p: world", None, "own"]
+    col = _spans_column(pieces, 5)
+    assert col is not None and vals(col) == want
+    assert vals(_column(pieces, 5, strings=True)) == want
 
 
 @pytest.mark.parametrize("raw,ok", [(b"abcdefghij", True), (b"abcdefgh\xffj", False), (b"abcdef\0hij", False)])

@@ -567,10 +567,10 @@ def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
     Arrow take over the buffer; None when the pieces do not allow it (the caller then
     builds the column from their copies, with the same values).
 
-    Text rows are ``prefix + span``: the spans are taken into one column, the prefixes
-    (and the other pieces' texts, for rows without a span) into another from a small
-    array, and the two joined, nulls read as "" — so a row needing a null text (one
-    without any piece, or a None text) sends the column to the caller's path.
+    Text rows are ``prefix + span``: per chunk of rows the spans are taken, the
+    prefixes (and the other pieces' texts, for rows without a span, whose span is
+    then the empty value) taken from a small array, and the two joined; a row without
+    any text, or with a None one, is null in either and so in the join.
     """
     spans = sorted(((d, v) for d, v in pieces if isinstance(v, _Spans)), key=lambda p: int(p[1].starts[0]))
     others = [(d, v) for d, v in pieces if not isinstance(v, _Spans)]
@@ -608,28 +608,31 @@ def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
             pmask[d] = False
             at += len(v)
         pref = pa.concat_arrays(srcs)
-        if pmask.any() or pref.null_count:
-            return None  # a row needs a null text
     m = len(st)
     lo = int(st[0])
     region = np.frombuffer(buf, dtype=np.uint8)[lo:int(en[-1])]
-    # ``region`` as 2m-1 binary values without a copy (spans and the gaps between
-    # them); row r takes value 2k for its span k, or a null
-    bounds = np.empty(2 * m, dtype=np.int64)
-    bounds[0::2] = st - lo
+    # ``region`` as 2m binary values without a copy (spans, the gaps between them, and
+    # an empty one at the end); row r takes value 2k for its span k, the empty value
+    # when another piece holds its text, or a null
+    bounds = np.empty(2 * m + 1, dtype=np.int64)
+    bounds[0:2 * m:2] = st - lo
     bounds[1::2] = en - lo
+    bounds[2 * m] = bounds[2 * m - 1]
     del st, en
-    whole = pa.Array.from_buffers(pa.large_binary(), 2 * m - 1, [None, pa.py_buffer(bounds), pa.py_buffer(region)])
-    idx = np.zeros(n, dtype=np.int64)
+    whole = pa.Array.from_buffers(pa.large_binary(), 2 * m, [None, pa.py_buffer(bounds), pa.py_buffer(region)])
+    idx = np.full(n, 2 * m - 1, dtype=np.int64)
     k = 0
     for d, v in spans:
         idx[d] = np.arange(2 * k, 2 * (k + len(v)), 2, dtype=np.int64)
         k += len(v)
-    mask = None
-    if m < n:
-        mask = np.ones(n, dtype=bool)
-        for d, _ in spans:
-            mask[d] = False
+    if pref is not None:
+        mask = pmask if pmask.any() else None  # rows without any text
+    else:
+        mask = None
+        if m < n:
+            mask = np.ones(n, dtype=bool)
+            for d, _ in spans:
+                mask[d] = False
     # _TAKE_ROWS rows at a time, the chunks kept as one chunked column: a text chunk's
     # spans and prefixes are joined and dropped at once (never a full-size copy of
     # either), and Arrow's take, which sizes its output from the mean value length
@@ -640,7 +643,7 @@ def _spans_column(pieces: list[tuple[np.ndarray, Any]], n: int):
         j = min(n, i + _TAKE_ROWS)
         col = pc.take(whole, pa.array(idx[i:j], mask=None if mask is None else mask[i:j])).view(pa.large_string())
         if pref is not None:
-            col = pc.binary_join_element_wise(pc.take(pref, pa.array(pidx[i:j])), col, empty, null_handling="replace")
+            col = pc.binary_join_element_wise(pc.take(pref, pa.array(pidx[i:j])), col, empty)
         chunks.append(col)
     return pd.array(pa.chunked_array(chunks, type=pa.large_string()), dtype=_STR)
 
