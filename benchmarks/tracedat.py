@@ -10,6 +10,10 @@ CPUs, with some raw_data admin pieces and sched_switch events), then times
 and prints events/s for both and the ratio (ours / trace-cmd; > 1 = faster).
 
     python3 benchmarks/tracedat.py [--events N] [--compression none|zstd] [--version 6|7] [--keep PATH]
+                                   [--file PATH] [--repeat N]
+
+``--file`` reads an existing trace (e.g. one kept earlier) instead of writing one.
+The fresh-process figures include the child's peak RSS (``ru_maxrss``).
 """
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ def make_events(n: int) -> list[Event]:
 # user + sys CPU (interpreter start, imports, reading, DataFrame).  The child
 # prints its own CPU time up to the read, so the import share can be told apart.
 _FRESH = (
-    "import sys, time\n"
+    "import resource, sys, time\n"
     "sys.path.insert(0, sys.argv[2])\n"
     "import pandas, pyarrow\n"
     "from dissect.ftrace.tracedat import TraceDat\n"
@@ -73,17 +77,19 @@ _FRESH = (
     "c0 = time.process_time()\n"
     "df = TraceDat(sys.argv[1]).dataframe()\n"
     "assert len(df) == int(sys.argv[3])\n"
-    "print(c0, time.process_time() - c0)\n"
+    "print(c0, time.process_time() - c0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
 )
 
 
-def fresh_run(path: Path, n: int) -> tuple[float, float, float]:
-    """(whole child CPU, its CPU before reading, its CPU reading + DataFrame) of one fresh process."""
+def fresh_run(path: Path, n: int) -> tuple[float, float, float, float]:
+    """(whole child CPU, its CPU before reading, its CPU reading + DataFrame, its peak RSS in MB)
+    of one fresh process."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-c", _FRESH, str(path), str(Path(__file__).resolve().parent.parent),
                           str(n)], check=True, capture_output=True, text=True).stdout.split()
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), float(out[0]), float(out[1])
+    return ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), float(out[0]), float(out[1]),
+            int(out[2]) / 1024)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,24 +98,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compression", default="none", choices=["none", "zstd"])
     ap.add_argument("--version", type=int, default=7, choices=[6, 7])
     ap.add_argument("--keep", type=Path, help="write the trace here and keep it")
+    ap.add_argument("--file", type=Path, help="read this trace (of --events events) instead of writing one")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; best of them is reported")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="migtrace-bench-"))
-    path = args.keep or tmp / "bench.dat"
+    path = args.file or args.keep or tmp / "bench.dat"
     try:
-        t0 = time.perf_counter()
-        write_trace_dat(path, make_events(args.events), version=args.version, compression=args.compression,
-                        cpus=2)
-        t_write = time.perf_counter() - t0
-        size = path.stat().st_size
-        print(f"wrote {args.events} events, v{args.version} {args.compression}, {size / 1e6:.1f} MB "
-              f"in {t_write:.1f} s")
+        if args.file is None:
+            t0 = time.perf_counter()
+            write_trace_dat(path, make_events(args.events), version=args.version, compression=args.compression,
+                            cpus=2)
+            t_write = time.perf_counter() - t0
+            print(f"wrote {args.events} events, v{args.version} {args.compression}, "
+                  f"{path.stat().st_size / 1e6:.1f} MB in {t_write:.1f} s")
+        else:
+            print(f"reading {path} ({path.stat().st_size / 1e6:.1f} MB)")
         tool = shutil.which("trace-cmd")
         best = tbest = cbest = tcbest = pbest = None
-        fresh: list[tuple[float, float, float]] = []
-        # Interleaved, best of 3 each.  The machine is shared: wall time swings
+        fresh: list[tuple[float, float, float, float]] = []
+        # Interleaved, best of --repeat each.  The machine is shared: wall time swings
         # with other load, so CPU time (ours: process_time; trace-cmd: the
         # child's user+sys from getrusage) is reported too and used for the ratio.
-        for _ in range(3):
+        for _ in range(args.repeat):
             c0, t0 = time.process_time(), time.perf_counter()
             td = TraceDat(path)
             td._cpu_records()  # metadata, decompression, page walk: timed apart, same total
@@ -137,15 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         assert best is not None and cbest is not None
         n = args.events
         print(f"migtrace TraceDat(path).dataframe(): wall {best:.2f} s ({n / best:,.0f} events/s), "
-              f"CPU {cbest:.2f} s ({n / cbest:,.0f} events/s)  [best of 3]")
-        print(f"  of which metadata + decompression + page walk: CPU {pbest:.3f} s (best of 3)")
-        whole, before, reading = min(fresh)
+              f"CPU {cbest:.2f} s ({n / cbest:,.0f} events/s)  [best of {args.repeat}]")
+        print(f"  of which metadata + decompression + page walk: CPU {pbest:.3f} s (best of {args.repeat})")
+        whole, before, reading, _ = min(fresh)
         print(f"fresh process (python3 -c: start, imports, read, DataFrame): CPU {whole:.2f} s, "
               f"of which reading + DataFrame {reading:.2f} s, start + imports {before:.2f} s  "
-              f"[best of 3, by whole CPU]")
+              f"[best of {args.repeat}, by whole CPU]")
+        print(f"  all rounds, whole CPU s: {' '.join(f'{f[0]:.2f}' for f in fresh)}; "
+              f"peak RSS MB: {' '.join(f'{f[3]:.0f}' for f in fresh)}")
         if tbest is not None and tcbest is not None:
             print(f"trace-cmd report > /dev/null:        wall {tbest:.2f} s ({n / tbest:,.0f} events/s), "
-                  f"CPU {tcbest:.2f} s ({n / tcbest:,.0f} events/s)  [best of 3]")
+                  f"CPU {tcbest:.2f} s ({n / tcbest:,.0f} events/s)  [best of {args.repeat}]")
             print(f"ratio migtrace / trace-cmd (events/s): CPU {tcbest / cbest:.2f}x, wall {tbest / best:.2f}x")
             print(f"ratio, fresh process (CPU): whole {tcbest / whole:.2f}x, "
                   f"reading + DataFrame only {tcbest / reading:.2f}x")
