@@ -387,8 +387,11 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                     sched_rows.append((dst, _comm_pairs(fmt.name, fc)))
             texts.append((dst, tx))
     bulk = fcols = tx = vals = None  # the loop's last pieces: only ``texts``/``cols`` hold them now
+    del where, per_stream  # event-sized temporaries: their pages are reused by what follows
+    words = offs = lens = stypes = None
     pids = pids[order]
     types_o = types[order]
+    del types
     inv, utypes = pd.factorize(types_o)
     system = _categorical([names[t][0] for t in utypes.tolist()], inv)
     event = _categorical([names[t][1] for t in utypes.tolist()], inv)
@@ -399,6 +402,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
         ts_ns = ts.astype(np.int64) + np.int64(td.ts_offset)
     inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
     instance = _categorical(inst_names, ks[order])
+    del ks
     comm = _comms(td, pids, sched_rows, n)
     data: dict[str, Any] = {"ts_ns": ts_ns, "cpu": cpu[order], "pid": pids, "comm": comm, "system": system,
                             "event": event}

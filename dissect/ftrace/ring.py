@@ -361,7 +361,11 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     J, T, D, W1 = (np.empty(len(Pc), dtype=np.int64) for _ in range(4))
     for arr, k in ((J, 0), (T, 2), (D, 3), (W1, 4)):
         arr[pos] = np.concatenate([c[k] for c in chain])
+    # Temporaries the size of the CPU's events are dropped as soon as they are used:
+    # a first call in a fresh process pays for every page its peak touches.
+    del chain, pos
     P = np.repeat(np.arange(npages, dtype=Pc.dtype), counts)
+    del Pc
     long_j = ((W1 - 4) + 3) & ~3
     pend_w = ((pstart + data_off) // 4 + (length >> 2))[P]            # data end of each element's page
     # the event at J must fit its page's data (a chain element may overrun: it is then the last)
@@ -371,6 +375,7 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
           np.where(T == 0, bad_zero | (J + size_w > pend_w),
           np.where(T == 29, False, J + 2 > pend_w)))
     pad_bad = (T == 29) & (D != 0) & (J + 2 <= pend_w) & ((W1 < 4) | (W1 & 3 != 0) | (J + 1 + (W1 >> 2) > pend_w))
+    del size_w, bad_zero
     for k in np.nonzero(bad | pad_bad)[0].tolist():
         j, t = int(J[k]), int(T[k])
         pos = start + 4 * j
@@ -392,6 +397,7 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
                                     where(pos), dict(ctx)))
     keep = ~bad
     J, P, T, D, W1, long_j = J[keep], P[keep], T[keep], D[keep], W1[keep], long_j[keep]
+    del keep, bad, pad_bad, pend_w
     if len(J) == 0:
         _time_backwards(findings, live, page_ts, None, start, pstart, where, ctx, npages)
         _sort_findings(findings)
@@ -408,8 +414,12 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
     inc = np.where(is_abs, U(0), inc)
     csum = np.cumsum(inc, dtype=U)
     seg_idx = np.maximum.accumulate(np.where(seg_start, np.arange(len(J)), 0))
+    del seg_start, abs_val
     before = csum[seg_idx] - inc[seg_idx]
-    ts = base[seg_idx] + (csum - before)
+    csum -= before
+    del before, inc
+    ts = base[seg_idx] + csum
+    del base, seg_idx, csum
     if is_abs.any():
         _fix_abs_high_bits(ts, P, T, D, W1, page_ts, is_abs)
     if npages > 1:
