@@ -185,3 +185,16 @@ def test_one_cpu_no_sharing(tmp_path):
     td = read_trace_dat(p)
     assert td._shared_slots(td.instances[0]) == {}
     assert td.dataframe()["text"].tolist() == ["tracing_mark_write: solo"]
+
+
+def test_shared_mapping_bounded_by_the_file_size(tmp_path):
+    """Each CPU's declared sizes pass their own bound; the sum must also stay within
+    _MAX_CHUNK_RATIO x the file (CPUs of a crafted file may share chunks): 12,288 declared
+    bytes need a file of at least 12 bytes at ratio 1024; one seen as 11 bytes gets none."""
+    p = write_trace_dat(tmp_path / "z.dat", mixed_events(), cpus=2, version=7, compression="zstd")
+    td = read_trace_dat(p)
+    assert sorted(td._shared_slots(td.instances[0])) == [0, 1]
+    total = sum(sz for _, _, sz in td._shared_slots(td.instances[0]).values())
+    assert total == 3 * 4096  # CPU 0: two pages, CPU 1: one
+    td.size = total // tracedat._MAX_CHUNK_RATIO - 1
+    assert td._shared_slots(td.instances[0]) == {}

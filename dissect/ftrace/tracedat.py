@@ -206,7 +206,8 @@ class TraceDat(TraceDatLayout):
             total = sum(c[3] for c in chunks)
             if chunks and 0 < total <= _MAX_CHUNK_RATIO * sum(c[2] for c in chunks):
                 sizes[k] = total
-        if len(sizes) < 2:
+        # CPUs may point at the same chunks: bound the sum too, not only each CPU's part
+        if len(sizes) < 2 or sum(sizes.values()) > _MAX_CHUNK_RATIO * self.size:
             return {}
         at, offs = 0, {}
         for k, total in sizes.items():
