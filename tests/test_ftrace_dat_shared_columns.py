@@ -65,7 +65,6 @@ def test_text_column_prefixes_and_other_pieces(monkeypatch, take_rows):
 @pytest.mark.parametrize("case", ["interleaved", "two buffers", "bytes buf"])
 def test_cases_left_to_the_per_piece_path(case):
     """_spans_column declines (None) and _column still gives the values from the pieces' copies."""
-    one = pa.array(["p: "], type=pa.large_string())
     if case == "interleaved":  # (3,9) and (19,22) of one piece around (11,17) of another
         pieces = [(a(0, 2), _Spans(BUF, a(3, 19), a(9, 22))), (a(1), _Spans(BUF, a(11), a(17)))]
         want = ["hello\n", "world\n", "abc"]
