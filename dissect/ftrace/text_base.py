@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from dissect.common.findings import Finding
+from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
 
@@ -289,6 +290,12 @@ class TextTrace:
                     yield from self._bulk_pieces(piece[mid + 1:])
                     return
         yield piece
+
+    def _scanned(self, block: Any, base: int) -> Any:
+        """What ``_run`` yields for a scanned Block: the Block itself (for the frame) or its events."""
+        if self._blocks_out:
+            return block
+        return _Rows(_bulk.block_events(block, base, self.source))
 
     def _lineno(self, off: int) -> int:
         starts, first = self._chunk

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Iterator
 
 from dissect.common.findings import Finding
-from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
-from dissect.ftrace.text_base import _SCALE, TextTrace, _Rows
+from dissect.ftrace.text_base import _SCALE, TextTrace
 
 __all__ = ["QemuLog"]
 
@@ -34,10 +33,7 @@ class QemuLog(TextTrace):
         scale_of = _SCALE
         for lines, starts in self._line_chunks():
             if lines is None:  # a scanned Block: as it is (dataframe) or as events
-                if self._blocks_out:
-                    yield starts[0]  # type: ignore[index]
-                else:
-                    yield _Rows(_bulk.block_events(*starts, src))  # type: ignore[misc]
+                yield self._scanned(*starts)  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
                 at = line.find("@", 1, 12)

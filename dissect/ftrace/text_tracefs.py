@@ -6,11 +6,10 @@ import re
 from typing import Any, Iterator
 
 from dissect.common.findings import Finding
-from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
 from dissect.ftrace.text_base import (_CACHE_MAX, _KV_RE, _SCALE, TextTrace, _kv_fields, _raw_event_fields,
-                                      _raw_text, _Rows, _switch_fields, _system_of)
+                                      _raw_text, _switch_fields, _system_of)
 
 __all__ = ["FtraceText"]
 
@@ -52,10 +51,7 @@ class FtraceText(TextTrace):
                     yield prev
                     prev = None
                 header_done = True
-                if self._blocks_out:
-                    yield starts[0]  # type: ignore[index]
-                else:
-                    yield _Rows(_bulk.block_events(*starts, src))  # type: ignore[misc]
+                yield self._scanned(*starts)  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
                 i = line.find("] ")
