@@ -24,7 +24,6 @@ class QemuLog(TextTrace):
     """QEMU ``log`` backend text (qemu-trace-events.md §1.2)."""
 
     source = "qemu-log"
-    _head_re = None
     _bulk_parser = staticmethod(_scan.qemu_block)
 
     def _run(self) -> Iterator[Event | Finding]:

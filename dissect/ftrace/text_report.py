@@ -32,8 +32,13 @@ class ReportText(TextTrace):
     """``trace-cmd report`` text, default (µs) or ``-t`` (ns) timestamps (trace-dat.md §8.2)."""
 
     source = "trace-cmd-report"
-    _head_re = _HEAD_REPORT
     _bulk_parser = staticmethod(_scan.report_block)
+
+    @staticmethod
+    def _head(key: str) -> tuple[str, int, int, str | None] | None:
+        """(comm, pid, cpu, instance) of a thread prefix ``[<instance>:] <comm>-<pid> [(<tgid>)] [<cpu>``."""
+        hm = _HEAD_REPORT.match(key)
+        return (hm.group(2), int(hm.group(3)), int(hm.group(5)), hm.group(1)) if hm else None
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -58,8 +63,7 @@ class ReportText(TextTrace):
                     key = line[:i]
                     hc = heads_get(key)
                     if hc is None:
-                        hm = _HEAD_REPORT.match(key)
-                        hc = (hm.group(2), int(hm.group(3)), int(hm.group(5)), hm.group(1)) if hm else False
+                        hc = self._head(key) or False
                         if len(heads) > _CACHE_MAX:
                             heads.clear()
                         heads[key] = hc

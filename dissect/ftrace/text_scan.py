@@ -304,20 +304,18 @@ def _precision(reader: Any, d: int) -> int:
     return 10 ** (9 - d) if reader.precision_ns is None else reader.precision_ns
 
 
-def _heads(reader: Any, c: Chunk, lo: np.ndarray, hi: np.ndarray, report: bool):
+def _heads(reader: Any, c: Chunk, lo: np.ndarray, hi: np.ndarray):
     """comm, pid, cpu, instance columns from the thread prefixes ``a[lo:hi]`` (the per-line
-    code's ``_head_re`` once per distinct prefix), or None when one does not parse."""
+    code's ``_head`` once per distinct prefix), or None when one does not parse."""
     got = c.factorize(lo, hi)
     if got is None:
         return None
     codes, uniq = got
     comm, pid, cpu, inst = [], [], [], []
     for key in uniq:
-        hm = reader._head_re.match(key.decode("ascii"))
-        if hm is None:
+        h = reader._head(key.decode("ascii"))
+        if h is None:
             return None
-        g = hm.groups()
-        h = (g[1], int(g[2]), int(g[4]), g[0]) if report else (g[0], int(g[1]), int(g[3]), None)
         if h[1] >= _I64 or h[2] >= _I64:
             return None  # the per-line code keeps Python ints
         comm.append(h[0])
@@ -381,7 +379,7 @@ def trace_block(reader: Any, c: Chunk) -> Block | None:
     if not (k + 1 < end).all():
         return None
     got = _timestamps(c, i, k, reader._flen)
-    heads = _heads(reader, c, st, i, False) if got is not None else None
+    heads = _heads(reader, c, st, i) if got is not None else None
     if heads is None:
         return None
     ts, prec = got, _precision(reader, reader._flen)
@@ -413,7 +411,7 @@ def report_block(reader: Any, c: Chunk) -> Block | None:
     if not (e < end).all():
         return None
     got = _timestamps(c, i, k, reader._flen)
-    heads = _heads(reader, c, st, i, True) if got is not None else None
+    heads = _heads(reader, c, st, i) if got is not None else None
     if heads is None:
         return None
     ts, prec = got, _precision(reader, reader._flen)

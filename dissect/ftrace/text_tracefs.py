@@ -31,8 +31,13 @@ class FtraceText(TextTrace):
     """tracefs ``trace`` / ``trace_pipe`` text (trace-dat.md §8.1)."""
 
     source = "ftrace-text"
-    _head_re = _HEAD_TRACE
     _bulk_parser = staticmethod(_scan.trace_block)
+
+    @staticmethod
+    def _head(key: str) -> tuple[str, int, int, None] | None:
+        """(comm, pid, cpu, instance) of a thread prefix ``<comm>-<pid> [(<tgid>)] [<cpu>``."""
+        hm = _HEAD_TRACE.match(key)
+        return (hm.group(1), int(hm.group(2)), int(hm.group(4)), None) if hm else None
 
     def _run(self) -> Iterator[Event | Finding]:
         src = self.source
@@ -60,8 +65,7 @@ class FtraceText(TextTrace):
                     key = line[:i]
                     hc = heads_get(key)
                     if hc is None:
-                        hm = _HEAD_TRACE.match(key)
-                        hc = (hm.group(1), int(hm.group(2)), int(hm.group(4))) if hm else False
+                        hc = self._head(key) or False
                         if len(heads) > _CACHE_MAX:
                             heads.clear()
                         heads[key] = hc
@@ -74,7 +78,7 @@ class FtraceText(TextTrace):
                             except ValueError:
                                 ts = -1
                             if ts >= 0:
-                                comm, pid, cpu = hc
+                                comm, pid, cpu, _ = hc
                                 if line.startswith("tracing_mark_write: ", k + 2):
                                     body = line[k + 22:]
                                     ev = Ev(src, ts, cpu, pid, comm, "ftrace", "print",
