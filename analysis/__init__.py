@@ -9,14 +9,14 @@ and the decoders load only when an analysis is asked for.
 """
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    # the module itself: it is callable (``analysis.load(*captures)``), so the package attribute
-    # stays the same object whether the function or the module was asked for first
-    "load": ("analysis.load", None),
+    "load": ("analysis.load", "load"),
     "Migration": ("analysis.load", "Migration"),
     "summarize": ("analysis.summary", "summarize"),
     "summary_objects": ("analysis.summary", "summary_objects"),
@@ -40,3 +40,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``analysis.load`` the function whatever was imported first.
+
+    Importing the submodule ``analysis.load`` binds it as an attribute of the
+    package, which would shadow the function (``help(analysis.load)`` would
+    document the module).  The module stays reachable as
+    ``sys.modules["analysis.load"]`` and through ``from analysis.load import …``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "load" and isinstance(value, types.ModuleType) and hasattr(value, "load"):
+            value = value.load
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -352,7 +352,9 @@ def test_finding_admin_duplicates_dropped():
 
 def test_finding_capture_decode_failed(monkeypatch):
     """A decoder that raises loses only its own capture."""
-    import analysis.load as L
+    import importlib
+
+    L = importlib.import_module("analysis.load")  # the module (``analysis.load`` is the function)
 
     def broken(path, kind):
         yield {"kind": "finding", "severity": "warning", "code": "partial", "message": "before the crash",
@@ -368,13 +370,21 @@ def test_finding_capture_decode_failed(monkeypatch):
     assert len(m.records) == 4  # the other capture is analysed
 
 
-def test_load_is_one_object_whatever_is_imported_first():
+def test_load_is_the_function_whatever_is_imported_first():
+    """help(analysis.load) documents the function with its real signature, not the module (issue 11)."""
     import subprocess
     import sys
-    code = ("import analysis; f = analysis.load; import analysis.load as mod; "
-            "from analysis import load; print(f is mod is load, callable(load), hasattr(mod, 'iter_units'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["True", "True", "True"]
+    code = ("import analysis, inspect, pydoc, sys; f = analysis.load; import analysis.load; import analysis.metrics; "
+            "from analysis.load import Migration; from analysis import load; "
+            "print(f is analysis.load is load, inspect.isfunction(load), "
+            "list(inspect.signature(load).parameters), hasattr(sys.modules['analysis.load'], 'iter_units')); "
+            "print(pydoc.render_doc(analysis.load, renderer=pydoc.plaintext).splitlines()[0])")
+    code2 = "import analysis.load; import analysis; print(analysis.load.__module__, analysis.load.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "True True ['captures', 'manifest', 'progress', 'units'] True"
+    assert out[1] == "Python Library Documentation: function load in module analysis.load"
+    out2 = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, check=True).stdout
+    assert out2.split() == ["analysis.load", "load"]
 
 
 def test_trace_dat_with_date_option_is_anchored(tmp_path):
