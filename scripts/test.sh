@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # Install everything the test suite needs (Debian tools when missing, the
-# package with its test extras) and run the whole suite.
+# package with its test extras in .venv) and run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tool -> Debian package, for the oracles and real-migration tests
+declare -A pkg=([tshark]=tshark [trace-cmd]=trace-cmd [tcpdump]=tcpdump
+                [qemu-system-x86_64]=qemu-system-x86 [chromium]=chromium)
 need=()
-command -v tshark    >/dev/null 2>&1 || need+=(tshark)
-command -v trace-cmd >/dev/null 2>&1 || need+=(trace-cmd)
-command -v tcpdump   >/dev/null 2>&1 || need+=(tcpdump)
+for tool in "${!pkg[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("${pkg[$tool]}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${need[*]}" >&2
@@ -19,10 +22,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+bash scripts/setup.sh test
+export PATH="$PWD/.venv/bin:$PATH"
 
 set +e
-python3 -m pytest "$@"
+.venv/bin/python -m pytest "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then
