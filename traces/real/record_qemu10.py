@@ -1,0 +1,337 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Record the real QEMU 10.0.2 migrations in traces/real/qemu10/ (run as root; not CI).
+
+QEMU 10.0.2 is taken from Debian's bookworm-backports suite and unpacked
+beside the system's QEMU 7.2, which stays the default:
+
+  python3 traces/real/record_qemu10.py unpack [--root /opt/qemu10]
+
+does exactly this (and nothing else):
+  1. write /etc/apt/sources.list.d/migtrace-bookworm-backports.sources:
+       Types: deb / URIs: <the first URIs of debian.sources> /
+       Suites: bookworm-backports / Components: main /
+       Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+  2. apt-get update
+  3. apt-get download -t bookworm-backports qemu-system-x86 qemu-system-common
+       qemu-system-data seabios      (10.0.2 wants seabios >> 1.16.3, bookworm has 1.16.2;
+       every shared library it links is in bookworm)
+  4. dpkg -x each .deb into the root folder (nothing is installed)
+  5. remove the source file, apt-get update again.
+The binary then runs as
+  QEMU_MODULE_DIR=<root>/usr/lib/x86_64-linux-gnu/qemu <root>/usr/bin/qemu-system-x86_64 \
+      -L <root>/usr/share/seabios -L <root>/usr/share/qemu -audio none -display none ...
+
+  python3 traces/real/record_qemu10.py record [SCENARIO...] [-o traces/real/qemu10]
+
+records each scenario with the tiny multiboot guest of traces/real/guest/
+(built with its build.sh), under TCG, source and destination on loopback:
+
+  returnpath  TCP, return-path + switchover-ack capabilities
+  multifd     TCP, multifd with 4 channels, zero-page-detection=multifd
+  multipass   TCP, a guest dirtying a buffer, max-bandwidth 1 MB/s and a
+              small downtime-limit until the source's dirty-sync-count
+              reaches a target, then a downtime-limit that lets it converge
+  multipass-rp  as multipass, with the return-path capability
+  file        file: URI, no mapped-ram (guest running), then loaded back
+  mappedram   file: URI with the mapped-ram capability (guest stopped
+              first, as for a save), then loaded back
+
+The destination always starts with -incoming defer and gets
+migrate-incoming after its capabilities and parameters are set (multifd is
+refused once a tcp: listener exists).  tcpdump captures the migration port
+on lo.  Saved per scenario NAME: NAME.pcap (or NAME.mig), NAME.src.log and
+NAME.dst.log (the log trace backend, -msg timestamp=on), NAME.src-query-migrate.json
+(final), NAME.src-qmp.jsonl and NAME.dst-qmp.jsonl (query-migrate polled at
+~10 Hz, each object with ts_ns = CLOCK_REALTIME in ns added: the qmp-source /
+qmp-destination roles of the run manifest), NAME.src-info-migrate.txt,
+NAME.dst-info-migrate.txt, NAME.config.json (query-version and the
+migration capabilities/parameters of both sides, the command lines).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+TMP_SOURCE = Path("/etc/apt/sources.list.d/migtrace-bookworm-backports.sources")
+PACKAGES = ["qemu-system-x86", "qemu-system-common", "qemu-system-data", "seabios"]
+
+SRC_EVENTS = ["savevm_*", "qemu_savevm_*", "migration_*", "migrate_*", "multifd_*",
+              "vmstate_downtime_*", "source_return_path_*", "open_return_path_*",
+              "ram_save_iterate_big_wait", "runstate_set", "vfio_migration_*",
+              "vfio_save_*", "vfio_state_*",
+              "-migration_transferred_bytes"]     # one line per qemu_file flush: too many
+DST_EVENTS = ["loadvm_*", "qemu_loadvm_*", "migrate_*", "migration_*", "multifd_*",
+              "vmstate_downtime_*", "process_incoming_*", "ram_load_start",
+              "ram_load_complete", "runstate_set", "vfio_migration_*", "vfio_load_*",
+              "vfio_state_*", "-migration_transferred_bytes"]
+
+
+def unpack(root: Path, debs: Path) -> None:
+    uri = next(line.split(":", 1)[1].strip() for line in SOURCES.read_text().splitlines()
+               if line.startswith("URIs:"))
+    TMP_SOURCE.write_text("Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\n"
+                          "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n" % uri)
+    try:
+        subprocess.run(["apt-get", "update", "-q"], check=True)
+        debs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "-t", "bookworm-backports", *PACKAGES],
+                       check=True, cwd=debs)
+    finally:
+        TMP_SOURCE.unlink(missing_ok=True)
+        subprocess.run(["apt-get", "update", "-q"], check=False)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    print(subprocess.run([str(root / "usr/bin/qemu-system-x86_64"), "--version"],
+                         capture_output=True, text=True).stdout)
+
+
+class QMP:
+    """A minimal QMP client (synchronous; events are kept, not interpreted)."""
+
+    def __init__(self, path: Path) -> None:
+        for _ in range(200):
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"QMP {path} did not come up")
+        self.buf = b""
+        self.events: list[dict] = []
+        self.greeting = self._read()
+        self.cmd("qmp_capabilities")
+
+    def _read(self) -> dict:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def cmd(self, name: str, **args: object) -> object:
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                raise RuntimeError(f"{name}: {reply['error']}")
+            return reply["return"]
+
+    def hmp(self, line: str) -> str:
+        return str(self.cmd("human-monitor-command", **{"command-line": line}))
+
+
+class Qemu:
+    def __init__(self, root: Path, work: Path, role: str, guest: Path, mem: int,
+                 pages: int, events: list[str], incoming: bool) -> None:
+        self.role = role
+        self.log = work / f"{role}.log"
+        self.console = work / f"{role}.console.txt"
+        qmp = work / f"{role}.qmp"
+        self.argv = [str(root / "usr/bin/qemu-system-x86_64"),
+                     "-L", str(root / "usr/share/seabios"), "-L", str(root / "usr/share/qemu"),
+                     "-machine", "pc", "-accel", "tcg", "-m", str(mem), "-nodefaults",
+                     "-display", "none", "-audio", "none", "-name", role,
+                     "-kernel", str(guest), "-append", f"pages={pages}",
+                     "-serial", f"file:{self.console}",
+                     "-qmp", f"unix:{qmp},server=on,wait=off",
+                     "-D", str(self.log), "-msg", "timestamp=on"]
+        for ev in events:
+            self.argv += ["-trace", ev]
+        if incoming:
+            self.argv += ["-incoming", "defer"]
+        env = dict(os.environ, QEMU_MODULE_DIR=str(root / "usr/lib/x86_64-linux-gnu/qemu"))
+        self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
+        self.qmp = QMP(qmp)
+
+    def wait_banner(self) -> None:
+        for _ in range(200):
+            if self.console.exists() and b"dirtyguest pages=" in self.console.read_bytes():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.role}: the guest did not print its banner")
+
+    def setup(self, caps: dict[str, bool], params: dict[str, object]) -> None:
+        if caps:
+            self.qmp.cmd("migrate-set-capabilities",
+                         capabilities=[{"capability": k, "state": v} for k, v in caps.items()])
+        if params:
+            self.qmp.cmd("migrate-set-parameters", **params)
+
+    def config(self) -> dict:
+        return {"capabilities": self.qmp.cmd("query-migrate-capabilities"),
+                "parameters": self.qmp.cmd("query-migrate-parameters"),
+                "argv": [a if not a.startswith("/") else os.path.basename(a) for a in self.argv]}
+
+    def quit(self) -> None:
+        try:
+            self.qmp.cmd("quit")
+        except (RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+SCENARIOS: dict[str, dict] = {
+    "returnpath": dict(mem=32, pages=64, caps={"return-path": True, "switchover-ack": True},
+                       params={}),
+    "multifd": dict(mem=32, pages=256, caps={"multifd": True},
+                    params={"multifd-channels": 4, "zero-page-detection": "multifd"}),
+    "multipass": dict(mem=32, pages=128, caps={},
+                      params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
+                      release_at=7, release_downtime=2000),
+    "multipass-rp": dict(mem=32, pages=96, caps={"return-path": True},
+                         params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
+                         release_at=6, release_downtime=2000),
+    "file": dict(mem=16, pages=64, caps={}, params={}, file=True),
+    "mappedram": dict(mem=16, pages=64, caps={"mapped-ram": True}, params={}, file=True,
+                      stop_first=True),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll_until_done(q: QMP, series: Path, release_at: int | None = None,
+                    release_downtime: int | None = None, timeout: float = 300.0) -> dict:
+    released = False
+    deadline = time.monotonic() + timeout
+    with series.open("w") as out:
+        while True:
+            info = q.cmd("query-migrate")
+            ts = time.time_ns()
+            out.write(json.dumps({"ts_ns": ts, **info}) + "\n")
+            status = info.get("status")
+            if status in ("completed", "failed", "cancelled"):
+                return info
+            syncs = info.get("ram", {}).get("dirty-sync-count", 0)
+            if release_at is not None and not released and syncs >= release_at:
+                q.cmd("migrate-set-parameters", **{"downtime-limit": release_downtime})
+                released = True
+            if time.monotonic() > deadline:
+                q.cmd("migrate_cancel")
+                raise RuntimeError("migration did not finish")
+            time.sleep(0.1)
+
+
+def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f"rec-{name}-"))
+    is_file = sc.get("file", False)
+    port = free_port()
+    mig = work / f"{name}.mig"
+    uri = f"file:{mig}" if is_file else f"tcp:127.0.0.1:{port}"
+    src_params = dict(sc["params"])
+    dst_params = {k: v for k, v in sc["params"].items()
+                  if k in ("multifd-channels",)}
+    tcpdump = None
+    dst = None
+    src = Qemu(root, work, "src", guest, sc["mem"], sc["pages"], SRC_EVENTS, False)
+    try:
+        src.wait_banner()
+        src.setup(sc["caps"], src_params)
+        if not is_file:
+            dst = Qemu(root, work, "dst", guest, sc["mem"], sc["pages"], DST_EVENTS, True)
+            dst.setup(sc["caps"], dst_params)
+            dst.qmp.cmd("migrate-incoming", uri=uri)
+            pcap = work / f"{name}.pcap"
+            tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-U", "-w", str(pcap),
+                                        f"tcp port {port}"], stderr=subprocess.PIPE)
+            line = tcpdump.stderr.readline()       # "listening on lo ..."
+            if b"listening" not in line:
+                raise RuntimeError(f"tcpdump: {line!r}")
+        time.sleep(1.0)                              # let the guest dirty its buffer a while
+        config = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "version": src.qmp.cmd("query-version"),
+                  "uri": uri.replace(str(work) + "/", ""), "source": src.config()}
+        if dst is not None:
+            config["destination"] = dst.config()
+        if sc.get("stop_first"):
+            src.qmp.cmd("stop")
+        src.qmp.cmd("migrate", uri=uri)
+        final = poll_until_done(src.qmp, work / "src-qmp.jsonl", sc.get("release_at"),
+                                sc.get("release_downtime"))
+        if final.get("status") != "completed":
+            raise RuntimeError(f"{name}: source status {final.get('status')}: {final}")
+        if is_file:
+            # load the file back into a destination for its trace and counters
+            dst = Qemu(root, work, "dst", guest, sc["mem"], sc["pages"], DST_EVENTS, True)
+            dst.setup(sc["caps"], dst_params)
+            config["destination"] = dst.config()
+            dst.qmp.cmd("migrate-incoming", uri=uri)
+        assert dst is not None
+        dfinal = poll_until_done(dst.qmp, work / "dst-qmp.jsonl")
+        config["destination_final_status"] = dfinal.get("status")
+        time.sleep(0.5)
+        (work / "src-info-migrate.txt").write_text(src.qmp.hmp("info migrate"))
+        (work / "dst-info-migrate.txt").write_text(dst.qmp.hmp("info migrate"))
+        (work / "src-query-migrate.json").write_text(json.dumps(final, indent=1) + "\n")
+        (work / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    finally:
+        src.quit()
+        if dst is not None:
+            dst.quit()
+        if tcpdump is not None:
+            time.sleep(0.5)
+            tcpdump.send_signal(signal.SIGINT)
+            tcpdump.wait(timeout=10)
+    out.mkdir(parents=True, exist_ok=True)
+    cap = work / (f"{name}.mig" if is_file else f"{name}.pcap")
+    shutil.copyfile(cap, out / cap.name)
+    for role in ("src", "dst"):
+        shutil.copyfile(work / f"{role}.log", out / f"{name}.{role}.log")
+        shutil.copyfile(work / f"{role}-qmp.jsonl", out / f"{name}.{role}-qmp.jsonl")
+        shutil.copyfile(work / f"{role}-info-migrate.txt", out / f"{name}.{role}-info-migrate.txt")
+    shutil.copyfile(work / "src-query-migrate.json", out / f"{name}.src-query-migrate.json")
+    shutil.copyfile(work / "config.json", out / f"{name}.config.json")
+    print(f"{name}: {final.get('ram')}")
+    shutil.rmtree(work)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("action", choices=["unpack", "record"])
+    ap.add_argument("scenarios", nargs="*")
+    ap.add_argument("--root", type=Path, default=Path("/opt/qemu10"))
+    ap.add_argument("--debs", type=Path, default=Path("/var/tmp/qemu10-debs"))
+    ap.add_argument("-o", "--out", type=Path, default=HERE / "qemu10")
+    args = ap.parse_args()
+    if args.action == "unpack":
+        unpack(args.root, args.debs)
+        return 0
+    gdir = Path(tempfile.mkdtemp(prefix="dirtyguest-"))
+    subprocess.run(["bash", str(HERE / "guest" / "build.sh"), str(gdir)], check=True,
+                   stdout=subprocess.DEVNULL)
+    for name in args.scenarios or list(SCENARIOS):
+        record(name, SCENARIOS[name], args.root, gdir / "dirtyguest.elf", args.out)
+    shutil.rmtree(gdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
