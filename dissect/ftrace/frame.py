@@ -321,7 +321,12 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     ks = np.concatenate([np.full(s, k, dtype=np.int64) for k, s in enumerate(sizes)])
     types = np.concatenate([p[4] for p in per_stream])
     pids = np.concatenate([p[5] for p in per_stream])
-    # global order: time, then CPU, then stream, then position (np.lexsort is stable)
+    # ns first (TimeShift per CPU, TSC2NSEC, OFFSET/DATE: td.timestamps_ns, in bulk), then the
+    # global order on it: time, then CPU, then stream, then position (np.lexsort is stable)
+    if td.tsc2nsec is not None or (td.time_shift is not None and td.apply_time_shift):
+        ts = td.timestamps_ns(ts, cpu)
+    else:
+        ts = ts.astype(np.int64) + np.int64(td.ts_offset)
     order = np.lexsort((ks, cpu, ts))
     n = len(order)
     where = np.empty(n, dtype=np.int64)
@@ -395,11 +400,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     inv, utypes = pd.factorize(types_o)
     system = _categorical([names[t][0] for t in utypes.tolist()], inv)
     event = _categorical([names[t][1] for t in utypes.tolist()], inv)
-    ts = ts[order]
-    if td.tsc2nsec is not None:
-        ts_ns = np.array([td.timestamp_ns(int(x)) for x in ts.tolist()], dtype=np.int64)
-    else:
-        ts_ns = ts.astype(np.int64) + np.int64(td.ts_offset)
+    ts_ns = ts[order]
     inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
     instance = _categorical(inst_names, ks[order])
     del ks

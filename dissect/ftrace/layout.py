@@ -10,6 +10,7 @@ the file is checked against the bytes present, and every problem becomes a
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from dissect.common.findings import Finding
 from dissect.ftrace import headers as H
 from dissect.ftrace.formats import compile_decoder, parse_cmdlines, parse_format, parse_printk
 from dissect.ftrace.ring import PageLayout
+from dissect.ftrace.tsync import Guest, TimeShift, parse_guest, parse_time_shift
 
 __all__ = ["TraceDatLayout", "Option", "Instance", "CpuStream"]
 
@@ -276,6 +278,10 @@ class TraceDatLayout:
             elif oid == 14 and len(data) >= 16:
                 v = H.tsc2nsec_option(big).parse(data)
                 value = {"mult": v.mult, "shift": v.shift, "offset": v.offset}
+            elif oid == 12 and len(data) >= 16:  # trace-cmd ignores a shorter one
+                value = parse_time_shift(data, big)
+            elif oid == 13:
+                value = parse_guest(data, big)
             elif oid == 3:
                 if self.version and self.version >= 7:
                     v = H.buffer_option_v7(big).parse(data)
@@ -284,7 +290,7 @@ class TraceDatLayout:
                 else:
                     v = H.buffer_option_v6(big).parse(data)
                     value = {"offset": v.offset, "name": v.name}
-        except (ConstructError, UnicodeDecodeError, ValueError):
+        except (ConstructError, UnicodeDecodeError, ValueError, struct.error):
             self._finding("warning", "bad_option", f"option {name} ({len(data)} bytes) does not parse; kept raw",
                           at, option=oid)
             value = data
@@ -305,6 +311,10 @@ class TraceDatLayout:
                 self._finding("warning", "bad_option", f"OFFSET {v!r} is not a number", opt.offset)
         elif opt.id == 14 and isinstance(v, dict):
             self.tsc2nsec = (v["mult"], v["shift"], v["offset"])
+        elif opt.id == 12 and isinstance(v, TimeShift):
+            self.time_shift = v  # a later one replaces it, as in trace-cmd
+        elif opt.id == 13 and isinstance(v, Guest):
+            self.guests.append(v)
         elif opt.id == 8 and isinstance(v, int):
             self.cpus = self.cpus or v
         elif opt.id == 4 and isinstance(v, str):

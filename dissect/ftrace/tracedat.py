@@ -29,6 +29,7 @@ from dissect.ftrace.formats import (EventFormat, Kallsyms, render_printf, render
                                     render_sched_switch, strip_nl)
 from dissect.ftrace.layout import CpuStream, Instance, Option, TraceDatLayout, _Cursor, _Short
 from dissect.ftrace.ring import CpuRecords, PageLayout, walk_cpu
+from dissect.ftrace.tsync import Guest, TimeShift, host_sync, tsc2nsec
 
 __all__ = ["TraceDat", "read_trace_dat", "Option", "Instance", "CpuStream"]
 
@@ -79,6 +80,9 @@ class TraceDat(TraceDatLayout):
         self.header_event = ""
         self.layout = PageLayout()
         self.tsc2nsec: tuple[int, int, int] | None = None
+        self.time_shift: TimeShift | None = None
+        self.guests: list[Guest] = []
+        self.apply_time_shift = True
         self.ts_offset = 0
         self.latency_text: str | None = None
         self._kallsyms_text: bytes = b""
@@ -134,28 +138,45 @@ class TraceDat(TraceDatLayout):
                 return f
         return None
 
-    def timestamp_ns(self, raw: int) -> int:
-        """Raw ring-buffer time → ns, applying TSC2NSEC, OFFSET and DATE (§9).
+    def timestamp_ns(self, raw: int, cpu: int = 0) -> int:
+        """Raw ring-buffer time of ``cpu`` → ns, as trace-cmd 3.1.6's ``timestamp_calc``.
 
-        As trace-cmd 3.1.6 does (checked against ``trace-cmd report`` in the
-        tests): ``((raw * mult) >> shift)`` whenever a TSC2NSEC option is
-        present (whatever the clock; its ``offset`` field is not added),
-        then + OFFSET (ns) + DATE (µs × 1000).
+        A guest file's TimeShift option first maps the raw guest time onto the
+        host's raw clock (per CPU, :func:`~dissect.ftrace.tsync.host_sync`;
+        skipped when ``apply_time_shift`` is False), then TSC2NSEC converts with
+        ``mul_u64_u32_shr(raw, mult, shift)`` whatever the clock (its ``offset``
+        field is not added), then OFFSET (ns) and DATE (µs × 1000) are added.
+        Checked against ``trace-cmd report`` in the tests.
         """
+        if self.time_shift is not None and self.apply_time_shift:
+            raw = host_sync(raw, cpu, self.time_shift)
         if self.tsc2nsec is not None:
-            mult, shift, _ = self.tsc2nsec
-            raw = (raw * mult) >> shift
-        return raw + self.ts_offset
+            raw = tsc2nsec(raw, self.tsc2nsec[0], self.tsc2nsec[1])
+        return _to_s64(raw + self.ts_offset)
+
+    def timestamps_ns(self, raw: Any, cpu: Any) -> Any:
+        """:meth:`timestamp_ns` over NumPy arrays (u64 raw times, their CPUs) → int64 ns."""
+        import numpy as np
+
+        from dissect.ftrace.tsync import host_sync_array, tsc2nsec_array
+        ts = np.asarray(raw, dtype=np.uint64)
+        if self.time_shift is not None and self.apply_time_shift:
+            ts = host_sync_array(ts, cpu, self.time_shift)
+        if self.tsc2nsec is not None:
+            ts = tsc2nsec_array(ts, self.tsc2nsec[0], self.tsc2nsec[1])
+        with np.errstate(over="ignore"):
+            return (ts + np.uint64(self.ts_offset & _M64)).view(np.int64)
 
     def events(self) -> Iterator[Event]:
         """All events of all instances, CPU streams merged in timestamp order."""
         streams = self._cpu_records()
-        iters = [self._stream_keys(k, rec) for k, (_, rec) in enumerate(streams)]
+        iters = [self._stream_keys(k, rec, self.timestamp_ns) for k, (_, rec) in enumerate(streams)]
         comms = dict(self.cmdlines)
-        conv = self.timestamp_ns
+        # merged on the converted time, as trace-cmd merges its CPUs (a TimeShift can
+        # shift each CPU differently)
         for ts, _, k, i in heapq.merge(*iters):
             inst, rec = streams[k]
-            yield self._event(inst, rec, i, conv(ts), comms)
+            yield self._event(inst, rec, i, ts, comms)
 
     def dataframe(self, fields: str = "columns"):
         """A pandas DataFrame with one row per event, in :meth:`events` order.
@@ -172,10 +193,10 @@ class TraceDat(TraceDatLayout):
 
     # ------------------------------------------------------------ decoding
     @staticmethod
-    def _stream_keys(k: int, rec: CpuRecords):
+    def _stream_keys(k: int, rec: CpuRecords, conv):
         cpu = rec.cpu
         for i, ts in enumerate(rec.lists()[0]):
-            yield (ts, cpu, k, i)
+            yield (conv(ts, cpu), cpu, k, i)
 
     def _cpu_records(self) -> list[tuple[Instance, CpuRecords]]:
         if self._records is None:
@@ -433,6 +454,15 @@ class TraceDat(TraceDatLayout):
         if plugins and fmt.system == "sched" and fmt.name == "sched_switch":
             return render_sched_switch(f)
         return None
+
+
+_M64 = (1 << 64) - 1
+
+
+def _to_s64(v: int) -> int:
+    """trace-cmd's u64 time as the int64 our ``ts_ns`` columns hold."""
+    v &= _M64
+    return v - (1 << 64) if v >> 63 else v
 
 
 def _int(v: Any) -> int:
