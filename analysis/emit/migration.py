@@ -44,7 +44,8 @@ def to_objects(item: Any, flow: int | None = None) -> list[dict[str, Any]]:
 
 def emit_capture(path: Path, args: argparse.Namespace | None = None) -> Iterator[dict[str, Any]]:
     """``migtrace decode CAPTURE`` for a migration pcap/pcapng."""
-    for item in decode_capture(path, convert=to_objects):
+    # the analysis passes a page tap (dissect/qemu/pages.py) to estimate pre-copy passes
+    for item in decode_capture(path, convert=to_objects, page_log=getattr(args, "page_log", None)):
         if isinstance(item, dict):
             yield item
         else:
@@ -53,5 +54,5 @@ def emit_capture(path: Path, args: argparse.Namespace | None = None) -> Iterator
 
 def emit_stream_file(path: Path, args: argparse.Namespace | None = None) -> Iterator[dict[str, Any]]:
     """``migtrace decode FILE`` for a raw main-channel stream (``QEVM`` …)."""
-    for item in decode_stream_file(path):
+    for item in decode_stream_file(path, page_log=getattr(args, "page_log", None)):
         yield from to_objects(item)

@@ -58,6 +58,9 @@ class RamState:
         self.pz = 0
         self.pn = 0
         self.ram_blocks: list[dict[str, Any]] = []
+        #: optional tap (dissect/qemu/pages.py): called with (block, page address) for every
+        #: normal and zero page, and with (None, None) at each section's EOS; None = off
+        self.page_log: Callable[[str | None, int | None], None] | None = None
 
     def set_page_size(self, page_size: int) -> None:
         self.page_size = page_size
@@ -127,6 +130,7 @@ class RamState:
         mask = self.mask
         ps = self.page_size
         block = self.block
+        log = self.page_log
         zero = normal = 0
         try:
             while True:
@@ -158,6 +162,8 @@ class RamState:
                     f = flags & ~_CONT
                     if f == _PAGE:
                         normal += 1
+                        if log is not None:
+                            log(block, hdr & ~mask)
                         q += ps
                         if q > end:
                             return end, q - end, NEED
@@ -169,6 +175,8 @@ class RamState:
                         if b[q]:
                             finding("warning", "ram_zero_fill", f"zero page with fill byte 0x{b[q]:02x}", base + q)
                         zero += 1
+                        if log is not None:
+                            log(block, hdr & ~mask)
                         p = q + 1
                         continue
                     if f == _XBZ:
@@ -198,6 +206,8 @@ class RamState:
                     continue
                 f = flags & ~_CONT
                 if f == _EOS:
+                    if log is not None:
+                        log(None, None)
                     return p + 8, 0, EOS
                 if f == _FLUSH:
                     sec.multifd_flushes += 1

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 from dissect.common.findings import Finding
 from dissect.qemu import wire as W
 from dissect.qemu.multifd import MultifdParser
+from dissect.qemu.pages import PageLog, TappedMultifdParser, tap_stream
 from dissect.qemu.retpath import ReturnPathParser
 from dissect.qemu.stream import StreamParser
 from dissect.qemu.vmdesc import find_trailer
@@ -260,14 +261,15 @@ class CaptureResult:
 
 
 def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], list[dict[str, Any]]] | None = None,
-                   result: CaptureResult | None = None) -> Iterator[Any]:
+                   result: CaptureResult | None = None, page_log: PageLog | None = None) -> Iterator[Any]:
     """Decode every migration flow of a pcap/pcapng capture.
 
     Yields the flows' ``FlowStats`` (C's, ``.to_json()`` gives the contract
     ``flow``) each followed by its units, then capture-level findings.
     Units are contract dicts, :class:`Finding` and :class:`RecordUnit`
     objects — or, with ``convert``, whatever ``convert(item)`` returns
-    (a list of dicts), which lets large flows spill to disk.
+    (a list of dicts), which lets large flows spill to disk.  ``page_log``:
+    the optional page tap of :mod:`dissect.qemu.pages`.
     """
     from dissect.capture.tcp import reassemble
 
@@ -292,6 +294,11 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
         if direction == "c2s":
             if info.role == "main":
                 p: Any = StreamParser(spool.append, flow=info.index, devices=assembler(info.server, True))
+                if page_log is not None:
+                    tap_stream(p, page_log, info.index)
+            elif info.role == "multifd" and page_log is not None:
+                p = TappedMultifdParser(spool.append, flow=info.index, devices=assembler(info.server, False),
+                                        page_size=page_size["v"], page_log=page_log)
             elif info.role == "multifd":
                 p = MultifdParser(spool.append, flow=info.index, devices=assembler(info.server, False),
                                   page_size=page_size["v"])
@@ -324,7 +331,7 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
 
 
 def decode_stream_file(path: str | os.PathLike[str], *, use_vmdesc: bool = True,
-                       assembler: DeviceAssembler | None = None) -> Iterator[Any]:
+                       assembler: DeviceAssembler | None = None, page_log: PageLog | None = None) -> Iterator[Any]:
     """Decode a raw main-channel stream file (``exec:cat`` output or ``migtrace extract``).
 
     The vmdesc trailer is read from the end of the file first (as QEMU's
@@ -342,6 +349,8 @@ def decode_stream_file(path: str | os.PathLike[str], *, use_vmdesc: bool = True,
         out.append(Finding("info", "no_vmdesc", f"vmdesc trailer not used ({why}); FULL sections are "
                            "delimited by footer resynchronisation", None))
     parser = StreamParser(out.append, devices=asm, vmdesc=vd)
+    if page_log is not None:
+        tap_stream(parser, page_log, None)
     with open(path, "rb") as f:
         off = 0
         while True:
