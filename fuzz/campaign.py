@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Long fuzz campaign: one family at a time, one worker process, a watchdog for hangs in C code.
+
+    python3 -m fuzz.campaign --out /tmp/fuzz-campaign --seconds 600 [--families pcap,trace-dat] [--base run1]
+
+Each family runs in a forked worker (the input of execution ``i`` is rebuilt
+from ``(family, base, i)``, so nothing is sent per execution).  The worker
+publishes the number of the execution it is in; when that number does not
+move for ``HANG_S`` + 10 s (a soft timer could not interrupt the decoder)
+the worker is killed, the input rebuilt and saved as a hang, and a new worker
+continues with the next execution.  The worker's address space is limited
+(``--as-limit-gb``) so a blow-up ends as a ``memory`` outcome instead of
+taking the machine.  Results: ``<out>/results.jsonl`` (one line per family
+and snapshot), reproducers ``<out>/<family>-<base>-<i>.bin``, and a table on
+stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from fuzz.engine import HANG_S, OUTCOMES, input_for, run_family
+from fuzz.targets import targets
+
+
+def _worker(family: str, base: str, start: int, seconds: float, out: str, status, q, as_gb: float) -> None:
+    os.nice(19) if os.nice(0) < 19 else None
+    if as_gb > 0:
+        with open("/proc/self/status") as f:
+            vm = next(int(ln.split()[1]) for ln in f if ln.startswith("VmSize:")) * 1024
+        lim = vm + int(as_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+    t = targets()[family]
+    run_family(t, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put)
+
+
+def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: float) -> dict:
+    ctx = mp.get_context("fork")
+    t_end = time.monotonic() + seconds
+    start = 0
+    total = {"family": family, "base": base, "execs": 0, "secs": 0.0, "outcomes": {k: 0 for k in OUTCOMES},
+             "max_exec_secs": 0.0, "max_peak_growth_mb": 0.0, "problems": [], "workers": 0}
+    done_before = {"execs": 0, "secs": 0.0, "outcomes": {k: 0 for k in OUTCOMES}}
+    t0 = time.monotonic()
+    while time.monotonic() < t_end - 1:
+        status = ctx.Value("q", start)
+        q = ctx.Queue()
+        p = ctx.Process(target=_worker, args=(family, base, start, t_end - time.monotonic(), str(out), status, q,
+                                              as_gb), daemon=True)
+        p.start()
+        total["workers"] += 1
+        last_i, last_move = status.value, time.monotonic()
+        snap = None
+        killed = False
+        while True:
+            try:
+                kind, obj = q.get(timeout=1.0)
+                if kind == "stats":
+                    snap = obj
+                else:
+                    total["problems"].append(obj)
+                    print(f"  {family}: {obj['outcome']} at {obj['i']}: {obj['error']} @ {obj['where']}", flush=True)
+            except Exception:  # queue.Empty
+                pass
+            i = status.value
+            if i != last_i:
+                last_i, last_move = i, time.monotonic()
+            if not p.is_alive() and q.empty():
+                break
+            if time.monotonic() - last_move > HANG_S + 10:
+                p.kill()
+                p.join()
+                t = targets()[family]
+                data = input_for(t, t.seeds(), base, i)
+                fn = out / f"{family}-{base}-{i}.bin"
+                fn.write_bytes(data)
+                rec = {"family": family, "base": base, "i": i, "outcome": "hang", "error": "watchdog: no progress",
+                       "where": None, "size": len(data), "file": str(fn)}
+                total["problems"].append(rec)
+                print(f"  {family}: hang (watchdog) at {i}", flush=True)
+                killed = True
+                break
+        p.join(timeout=5)
+        if snap is not None:
+            for k in ("execs", "secs"):
+                done_before[k] += snap[k]
+            for k in OUTCOMES:
+                done_before["outcomes"][k] += snap["outcomes"][k]
+            total["max_exec_secs"] = max(total["max_exec_secs"], snap["max_exec_secs"])
+            total["max_peak_growth_mb"] = max(total["max_peak_growth_mb"], snap["max_peak_growth_mb"])
+        if killed:
+            done_before["execs"] += 1
+            done_before["outcomes"]["hang"] += 1
+            start = last_i + 1
+            continue
+        if p.exitcode not in (0, None):
+            print(f"  {family}: worker died with exit code {p.exitcode} near execution {last_i}", flush=True)
+            total["problems"].append({"family": family, "i": last_i, "outcome": "crash",
+                                      "error": f"worker exit code {p.exitcode}"})
+            start = last_i + 1
+            continue
+        break
+    total["execs"] = done_before["execs"]
+    total["secs"] = round(done_before["secs"], 1)
+    total["outcomes"] = done_before["outcomes"]
+    total["wall_secs"] = round(time.monotonic() - t0, 1)
+    total["next_i"] = start + total["execs"]
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="/tmp/fuzz-campaign", help="folder for results and reproducers")
+    ap.add_argument("--seconds", type=float, default=600, help="wall seconds per family")
+    ap.add_argument("--families", default="", help="comma-separated (default: all)")
+    ap.add_argument("--base", default=time.strftime("c%Y%m%d%H%M"), help="campaign name (seeds the RNG)")
+    ap.add_argument("--as-limit-gb", type=float, default=3.0, help="worker address-space headroom (0: none)")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fams = [f for f in a.families.split(",") if f] or list(targets())
+    rows = []
+    for fam in fams:
+        print(f"{fam}: {a.seconds:.0f} s ...", flush=True)
+        r = campaign_family(fam, a.seconds, out, a.base, a.as_limit_gb)
+        rows.append(r)
+        with open(out / "results.jsonl", "a") as f:
+            f.write(json.dumps(r) + "\n")
+        o = r["outcomes"]
+        print(f"{fam}: {r['execs']} execs in {r['wall_secs']} s  " + " ".join(f"{k}={o[k]}" for k in OUTCOMES),
+              flush=True)
+    print()
+    print(f"{'family':<18}{'execs':>9}{'wall s':>8}  " + "".join(f"{k:>11}" for k in OUTCOMES))
+    for r in rows:
+        print(f"{r['family']:<18}{r['execs']:>9}{r['wall_secs']:>8.0f}  "
+              + "".join(f"{r['outcomes'][k]:>11}" for k in OUTCOMES))
+    bad = sum(r["outcomes"][k] for r in rows for k in ("crash", "hang", "memory"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""One fuzz target per decoder family: seeds from ``traces/`` and a function that decodes one input.
+
+A target's ``run(data, path)`` drives the family's decoder over the whole input
+(every unit pulled, DataFrames built where the family has one, every unit
+JSON-encoded by the CLI's own encoder with the strict UTF-8 check) and returns
+``(units, findings)``.  Exceptions of the types in ``documented`` are the
+family's documented errors (:class:`dissect.common.findings.DecodeError`, a
+manifest's :class:`analysis.manifest.ManifestError`); any other exception is a
+crash.  The library is called directly, never the CLI: the CLI turns decoder
+exceptions into an ``internal_error`` finding, which would hide them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT / "traces"
+
+
+@dataclass
+class Target:
+    name: str
+    seeds: Callable[[], list[bytes]]
+    run: Callable[[bytes, Path], tuple[int, int]]
+    documented: tuple[type[BaseException], ...] = ()
+    #: bytes that mean something to this family (spliced in by the mutator)
+    dictionary: list[bytes] = field(default_factory=list)
+
+
+def _files(*globs: str, limit: int = 1 << 20) -> list[bytes]:
+    out = []
+    for g in globs:
+        for p in sorted(TRACES.glob(g)):
+            if p.is_file() and p.stat().st_size <= limit:
+                out.append(p.read_bytes())
+    return out
+
+
+def _args(**kw: Any) -> argparse.Namespace:
+    base = dict(trace_events=None, as_kind=None, opcode=None, subtype=0, admin_linktype=None, debug=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _encoder():
+    from analysis.cli.output import UnitWriter
+
+    class _Null:
+        def write(self, s: str) -> None:
+            s.encode("utf-8")  # strict: a lone surrogate raises here (a crash: invalid JSON text)
+
+    return UnitWriter(_Null(), as_json=True)
+
+
+def _units(objs: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    w = _encoder()
+    n = f = 0
+    for o in objs:
+        w.write(o)
+        n += 1
+        f += o.get("kind") == "finding"
+    return n, f
+
+
+def _emit(kind: str, **kw: Any) -> Callable[[bytes, Path], tuple[int, int]]:
+    def run(data: bytes, path: Path) -> tuple[int, int]:
+        from analysis.emit import emitter_for
+
+        path.write_bytes(data)
+        return _units(emitter_for(kind)(path, _args(**kw)))
+    return run
+
+
+# -- capture files ------------------------------------------------------------
+
+def _reader(data: bytes, path: Path) -> tuple[int, int]:
+    from dissect.capture.reader import CaptureReader
+
+    path.write_bytes(data)
+    r = CaptureReader(path)
+    n = 0
+    for p in r.packets():
+        n += 1
+        len(p.data)
+    return n, len(r.findings)
+
+
+def _tcp(data: bytes, path: Path) -> tuple[int, int]:
+    from dissect.capture.tcp import reassemble
+
+    path.write_bytes(data)
+    got = reassemble(path)
+    n, f = len(got.flows), len(got.findings)
+    # the full migration decode on top of the reassembled streams
+    n2, f2 = _emit("migration-capture")(data, path)
+    return n + n2, f + f2
+
+
+# -- QEMU stream: file streams, multifd and mapped-ram captures ---------------
+
+def _qemu(data: bytes, path: Path) -> tuple[int, int]:
+    if data[:4] == b"QEVM":
+        return _emit("qemu-stream")(data, path)
+    return _emit("migration-capture")(data, path)
+
+
+def _qemu_seeds() -> list[bytes]:
+    return _files("generated/*.mig", "generated/qemu-10x-multifd.pcapng", "real/qemu10/*.mig",
+                  "real/qemu10/*.pcap", "real/qemu10/*.pcapng", "real/qemu-file.mig", limit=800_000)
+
+
+# -- vfio records, device parts, admin ----------------------------------------
+
+def _parts_seeds() -> list[bytes]:
+    from dissect.virtio.builders import virtio_net_vf_blob
+
+    return [virtio_net_vf_blob(1), virtio_net_vf_blob(4)]
+
+
+def _vfio_seeds() -> list[bytes]:
+    from dissect.vfio.stream import build_record
+
+    blobs = _parts_seeds()
+    return [b"".join(build_record(b) for b in blobs), build_record(blobs[0]) + build_record(b"", 5, 1)]
+
+
+def _vfio(data: bytes, path: Path) -> tuple[int, int]:
+    from analysis.emit.vfio import stream_objects
+
+    # fed in uneven chunks: the splitter's resumption is part of what is fuzzed
+    chunks = [data[i:i + 977] for i in range(0, len(data), 977)] or [b""]
+    return _units(stream_objects(chunks, device="fuzz"))
+
+
+def _parts(data: bytes, path: Path) -> tuple[int, int]:
+    from dissect.virtio.parts_fast import parts_dataframe
+
+    n, f = _emit("dev-parts")(data, path)
+    parts_dataframe(data)
+    return n, f
+
+
+def _admin_records() -> list[tuple[int, int, int, bytes]]:
+    """(direction, opcode, subtype, payload) of the admin records in the sim captures."""
+    from dissect.common.findings import Finding
+    from dissect.virtio.admin_capture import iter_admin_records
+
+    out = []
+    for p in sorted(TRACES.glob("sim/variants/*/admin-*.pcapng"))[:4]:
+        for r in iter_admin_records(p):
+            if not isinstance(r, Finding):
+                out.append((r.direction, r.opcode, r.subtype, bytes(r.payload)))
+    return out
+
+
+def _admin_seeds() -> list[bytes]:
+    # one byte of opcode and one of subtype in front of the buffer select a completion's layout;
+    # a leading 0xff marks a request
+    seen, out = set(), []
+    for d, op, sub, buf in _admin_records():
+        key = (d, op, sub, len(buf))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((b"\xff\x00" if d == 0 else bytes([op & 0xFF, sub & 0xFF])) + buf)
+    return out
+
+
+def _admin(data: bytes, path: Path) -> tuple[int, int]:
+    from dissect.virtio.admin_decode import decode_request, decode_result
+
+    if len(data) < 2:
+        return 0, 0
+    if data[0] == 0xFF:
+        obj, findings = decode_request(data[2:])
+    else:
+        obj, findings = decode_result(data[2:], data[0], data[1])
+    n, _ = _units([{"kind": "admin", "v": obj}, *(f.to_json() for f in findings)])
+    return n, len(findings)
+
+
+# -- ftrace ---------------------------------------------------------------------
+
+def _trace_dat(data: bytes, path: Path) -> tuple[int, int]:
+    from dissect.ftrace.tracedat import read_trace_dat
+
+    n, f = _emit("trace-dat")(data, path)
+    td = read_trace_dat(path)
+    try:
+        td.dataframe()
+    finally:
+        td.close()
+    return n, f
+
+
+def _text(kind: str) -> Callable[[bytes, Path], tuple[int, int]]:
+    def run(data: bytes, path: Path) -> tuple[int, int]:
+        from dissect.ftrace.text import _READERS
+
+        n, f = _emit(kind, as_kind=kind)(data, path)
+        # both DataFrame paths (bulk scanner and the per-line reference) must give the same frame
+        bulk = _READERS[kind](path).dataframe()
+        ref = _READERS[kind](path).dataframe(bulk=False)
+        if not _same_frame(bulk, ref):
+            raise AssertionError("bulk and per-line DataFrames differ")
+        return n, f
+    return run
+
+
+def _same_frame(a, b) -> bool:
+    import pandas as pd
+
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    for c in a.columns:
+        x, y = a[c].tolist(), b[c].tolist()
+        if [None if _na(v, pd) else v for v in x] != [None if _na(v, pd) else v for v in y]:
+            return False
+    return True
+
+
+def _na(v: Any, pd: Any) -> bool:
+    return v is None or (not isinstance(v, (list, dict, bytes, str)) and bool(pd.isna(v)))
+
+
+# -- run manifests and query-migrate series -------------------------------------
+
+def _manifest(data: bytes, path: Path) -> tuple[int, int]:
+    from analysis.manifest import read_manifest
+
+    path.write_bytes(data)
+    m = read_manifest(path)
+    return 1 + len(m.captures), 0
+
+
+def _qmp_series_target() -> Target | None:
+    """The query-migrate JSON Lines series loader, when the project has one."""
+    try:
+        from analysis import load_qmp  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fn = getattr(load_qmp, "read_qmp_series", None) or getattr(load_qmp, "load_qmp_series", None)
+    if fn is None:
+        return None
+
+    def run(data: bytes, path: Path) -> tuple[int, int]:
+        path.write_bytes(data)
+        got = fn(path)
+        findings = getattr(got, "findings", None)
+        if findings is None and isinstance(got, tuple) and len(got) > 1:
+            findings = got[1]
+        return 1, len(findings or [])
+
+    def seeds() -> list[bytes]:
+        return _files("**/qmp-*.jsonl", "**/*query-migrate*.jsonl", limit=200_000) or [
+            b'{"ts_ns": 1, "side": "source", "reply": {"status": "active"}}\n']
+    return Target("qmp-series", seeds, run, (ValueError,))
+
+
+def targets() -> dict[str, Target]:
+    from analysis.manifest import ManifestError
+    from dissect.common.findings import DecodeError
+
+    doc = (DecodeError,)
+    ts = [
+        Target("pcap", lambda: _files("real/loopback-*.pcap", "real/qemu-tcp-returnpath.pcap"), _reader, doc,
+               [b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", struct.pack("<I", 65535)]),
+        Target("pcapng", lambda: _files("real/*.pcapng", "generated/*.pcapng", "sim/variants/trailer/*.pcapng"),
+               _reader, doc, [b"\x0a\x0d\x0d\x0a", b"\x4d\x3c\x2b\x1a", struct.pack("<I", 6), struct.pack("<I", 1)]),
+        Target("tcp", lambda: _files("sim/variants/trailer/source.pcapng", "real/loopback-ipv4.pcap",
+                                     "generated/qemu-9x-vfio-rp.pcapng"), _tcp, doc),
+        Target("qemu-stream", _qemu_seeds, _qemu, doc,
+               [b"QEVM", b"\x00\x00\x00\x03", b"\x11\x22\x33\x44", b"\xfe\xed\xca\xfe"]),
+        Target("vfio-records", _vfio_seeds, _vfio, doc),
+        Target("admin-commands", _admin_seeds, _admin, doc),
+        Target("admin-captures", lambda: _files("sim/variants/*/admin-*.pcapng", limit=20_000),
+               _emit("admin-capture"), doc),
+        Target("dev-parts", _parts_seeds, _parts, doc),
+        Target("trace-dat", lambda: _files("real/ftrace/*.dat", "real/ftrace-text/*.dat",
+                                           "sim/variants/trailer/*.dat"), _trace_dat, doc,
+               [b"offset:", b"size:", b"field:", b"\n", b"\0", b"4294967295", b"1500000000"]),
+        Target("ftrace-text", lambda: _files("real/ftrace-text/trace*.txt"), _text("ftrace-text"), doc,
+               [b"\x80", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\n", b"\\", b"tracing_mark_write: ", b"] ", b": "]),
+        Target("trace-cmd-report", lambda: _files("real/ftrace-text/report*.txt"), _text("trace-cmd-report"),
+               doc, [b"\x80", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\n", b"\\", b"print:", b"] ", b": "]),
+        Target("qemu-log", lambda: _files("real/qemu-*.log"), _text("qemu-log"), doc,
+               [b"\x80", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\n", b"\\", b"@", b":", b"."]),
+        Target("run-json", lambda: _files("real/runs/*/run.json", "sim/variants/*/run.json", limit=20_000),
+               _manifest, (ManifestError,), [b"{", b"}", b"null", b"[]", b'"captures"', b"\\ud800"]),
+    ]
+    q = _qmp_series_target()
+    if q is not None:
+        ts.append(q)
+    return {t.name: t for t in ts}
