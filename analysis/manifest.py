@@ -16,8 +16,8 @@ from typing import Any, Iterable
 
 MANIFEST_NAME = "run.json"
 KINDS = ("real", "simulated")
-ROLES = ("source-stream", "destination-stream", "source-trace", "destination-trace",
-         "qemu-log-source", "qemu-log-destination", "admin", "other")
+ROLES = ("source-stream", "destination-stream", "source-trace", "destination-trace", "guest-trace",
+         "qemu-log-source", "qemu-log-destination", "qmp-source", "qmp-destination", "admin", "other")
 POLICIES = ("cap128", "ratelimited", "unknown")
 _KNOWN = {"schema", "run_id", "kind", "firmware", "kernel", "qemu", "driver_precopy_policy",
           "vm", "link", "labels", "captures", "truth"}
