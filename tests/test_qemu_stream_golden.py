@@ -297,19 +297,20 @@ def _mf_fixed(flags, alloc, normal, nxt, num, zero, block):
 
 def test_multifd_golden():
     page = b"\x5a" * 4096
-    # 9.0+ RAM packet: pages_alloc 4, 1 normal @0x1000, 2 zero @0x2000 @0x3000 (§12.3)
-    p1 = (_mf_fixed(0, 4, 1, 4096, 7, 2, b"pc.ram") + H("0000000000001000 0000000000002000 0000000000003000")
-          + bytes(8) + page)
+    # Every RAM packet has MULTIFD_PACKET_SIZE / 4096 = 128 offset slots (QEMU's fixed packet_len).
+    # 9.0+ RAM packet: pages_alloc 128, 1 normal @0x1000, 2 zero @0x2000 @0x3000 (§12.3)
+    p1 = (_mf_fixed(0, 128, 1, 4096, 7, 2, b"pc.ram") + H("0000000000001000 0000000000002000 0000000000003000")
+          + bytes(8 * 125) + page)
     # 7.2 SYNC packet: no pages, stale next_packet_size, no data (real 7.2 behaviour)
-    p2 = _mf_fixed(1, 4, 0, 4096, 8, 0, b"pc.ram") + bytes(32)
+    p2 = _mf_fixed(1, 128, 0, 4096, 8, 0, b"pc.ram") + bytes(8 * 128)
     # 10.x device-state packet: idstr, instance 0, size 12 + 3, VFIODeviceStatePacket v0 idx 5 (§12.4, §10.6)
     p3 = (H("11223344 00000001 00000040") + b"0000:00:05.0/vfio".ljust(256, b"\0") + H("00000000 0000000f")
           + H("00000000 00000005 00000000") + H("aabbcc"))
-    assert len(MF_INIT) == 64 and len(p1) == 320 + 32 + 4096
+    assert len(MF_INIT) == 64 and len(p1) == 320 + 1024 + 4096
     assert B.multifd_init(bytes(range(16)), 1) == MF_INIT
     assert B.multifd_ram_packet(packet_num=7, ramblock="pc.ram", normal_offsets=[0x1000],
-                                zero_offsets=[0x2000, 0x3000], page_data=page, pages_alloc=4) == p1
-    assert B.multifd_ram_packet(packet_num=8, ramblock="pc.ram", flags=1, pages_alloc=4,
+                                zero_offsets=[0x2000, 0x3000], page_data=page) == p1
+    assert B.multifd_ram_packet(packet_num=8, ramblock="pc.ram", flags=1,
                                 next_packet_size=4096, layout="7.2") == p2
     assert B.multifd_device_state_packet("0000:00:05.0/vfio", 0, 5, H("aabbcc")) == p3
     data = MF_INIT + p1 + p2 + p3

@@ -284,20 +284,24 @@ def multifd_init(uuid: bytes, channel: int) -> bytes:
 
 def multifd_ram_packet(*, packet_num: int, ramblock: str = "", normal_offsets: Sequence[int] = (),
                        zero_offsets: Sequence[int] = (), page_data: bytes = b"", flags: int = 0,
-                       pages_alloc: int = 128, next_packet_size: int | None = None,
+                       pages_alloc: int | None = None, slots: int = 128, next_packet_size: int | None = None,
                        layout: str = "9.0") -> bytes:
-    """A RAM packet (§12.3): 320-byte fixed part, ``pages_alloc`` be64 offsets
-    (normal first, then zero; unused slots 0), then the page data.
+    """A RAM packet (§12.3): 320-byte fixed part, ``slots`` be64 offsets (``MULTIFD_PACKET_SIZE /
+    page size``: QEMU's fixed packet length; normal first, then zero; unused slots 0), then the
+    page data.
 
-    ``layout="7.2"`` has no zero pages (bytes 32..35 unused).  The data is
-    written only when there are normal pages, as QEMU does; a packet without
+    ``pages_alloc`` defaults to ``slots`` (what 7.2–10.x RAM packets carry); 9.2+/10.x SYNC packets
+    carry 0 there with the full array.  ``layout="7.2"`` has no zero pages (bytes 32..35 unused).
+    The data is written only when there are normal pages, as QEMU does; a packet without
     normal pages may carry any ``next_packet_size`` (QEMU repeats a stale one).
     """
     if layout == "7.2" and zero_offsets:
         raise ValueError("the 7.2 layout has no zero pages")
+    if pages_alloc is None:
+        pages_alloc = slots
     n = len(normal_offsets) + len(zero_offsets)
-    if n > pages_alloc:
-        raise ValueError("more pages than pages_alloc")
+    if n > slots or (n and n > pages_alloc):
+        raise ValueError("more pages than the packet holds")
     if next_packet_size is None:
         next_packet_size = len(page_data)
     name = ramblock.encode()
@@ -306,7 +310,7 @@ def multifd_ram_packet(*, packet_num: int, ramblock: str = "", normal_offsets: S
     fixed = W.MULTIFD_HDR.pack(W.MULTIFD_MAGIC, W.MULTIFD_VERSION, flags) + W.MULTIFD_RAM.pack(
         pages_alloc, len(normal_offsets), next_packet_size, packet_num, len(zero_offsets), 0, bytes(24),
         name.ljust(256, b"\0"))
-    offs = list(normal_offsets) + list(zero_offsets) + [0] * (pages_alloc - n)
+    offs = list(normal_offsets) + list(zero_offsets) + [0] * (slots - n)
     return fixed + b"".join(W.BE64.pack(o) for o in offs) + (page_data if normal_offsets else b"")
 
 

@@ -291,7 +291,9 @@ def iter_migration(spec: MigrationSpec, expected: Expected | None = None) -> Ite
     def multifd_sync() -> Iterator[tuple[int, int, str, bytes]]:
         nonlocal packet_num
         for c in range(spec.multifd_channels):
-            yield 1 + c, tick(), "c2s", B.multifd_ram_packet(packet_num=packet_num, flags=W.MULTIFD_FLAG_SYNC)
+            # 9.2+/10.x: a SYNC packet skips the RAM fill (pages_alloc 0) but keeps the full array.
+            yield 1 + c, tick(), "c2s", B.multifd_ram_packet(packet_num=packet_num, flags=W.MULTIFD_FLAG_SYNC,
+                                                              pages_alloc=0 if ten else None)
             packet_num += 1
 
     acked = False
