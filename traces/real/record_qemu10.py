@@ -144,25 +144,28 @@ class QMP:
 class Qemu:
     def __init__(self, root: Path, work: Path, role: str, guest: Path, mem: int,
                  pages: int, events: list[str], incoming: bool) -> None:
+        # Everything the guest or the stream can see is relative to the work
+        # folder (QEMU's cwd): the multiboot command line holds the kernel's
+        # file name, the trace logs the file: URI.
         self.role = role
+        self.root = root
         self.log = work / f"{role}.log"
         self.console = work / f"{role}.console.txt"
-        qmp = work / f"{role}.qmp"
         self.argv = [str(root / "usr/bin/qemu-system-x86_64"),
                      "-L", str(root / "usr/share/seabios"), "-L", str(root / "usr/share/qemu"),
                      "-machine", "pc", "-accel", "tcg", "-m", str(mem), "-nodefaults",
                      "-display", "none", "-audio", "none", "-name", role,
-                     "-kernel", str(guest), "-append", f"pages={pages}",
-                     "-serial", f"file:{self.console}",
-                     "-qmp", f"unix:{qmp},server=on,wait=off",
-                     "-D", str(self.log), "-msg", "timestamp=on"]
+                     "-kernel", guest.name, "-append", f"pages={pages}",
+                     "-serial", f"file:{role}.console.txt",
+                     "-qmp", f"unix:{role}.qmp,server=on,wait=off",
+                     "-D", f"{role}.log", "-msg", "timestamp=on"]
         for ev in events:
             self.argv += ["-trace", ev]
         if incoming:
             self.argv += ["-incoming", "defer"]
         env = dict(os.environ, QEMU_MODULE_DIR=str(root / "usr/lib/x86_64-linux-gnu/qemu"))
-        self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
-        self.qmp = QMP(qmp)
+        self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, cwd=work)
+        self.qmp = QMP(work / f"{role}.qmp")
 
     def wait_banner(self) -> None:
         for _ in range(200):
@@ -181,7 +184,7 @@ class Qemu:
     def config(self) -> dict:
         return {"capabilities": self.qmp.cmd("query-migrate-capabilities"),
                 "parameters": self.qmp.cmd("query-migrate-parameters"),
-                "argv": [a if not a.startswith("/") else os.path.basename(a) for a in self.argv]}
+                "argv": [a.replace(str(self.root), "<root>") for a in self.argv]}
 
     def quit(self) -> None:
         try:
@@ -203,7 +206,7 @@ SCENARIOS: dict[str, dict] = {
     "multipass": dict(mem=32, pages=128, caps={},
                       params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
                       release_at=7, release_downtime=2000),
-    "multipass-rp": dict(mem=32, pages=96, caps={"return-path": True},
+    "multipass-rp": dict(mem=32, pages=48, caps={"return-path": True},
                          params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
                          release_at=6, release_downtime=2000),
     "file": dict(mem=16, pages=64, caps={}, params={}, file=True),
@@ -244,10 +247,11 @@ def poll_until_done(q: QMP, series: Path, release_at: int | None = None,
 
 def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"rec-{name}-"))
+    shutil.copyfile(guest, work / guest.name)
     is_file = sc.get("file", False)
     port = free_port()
     mig = work / f"{name}.mig"
-    uri = f"file:{mig}" if is_file else f"tcp:127.0.0.1:{port}"
+    uri = f"file:{mig.name}" if is_file else f"tcp:127.0.0.1:{port}"
     src_params = dict(sc["params"])
     dst_params = {k: v for k, v in sc["params"].items()
                   if k in ("multifd-channels",)}
@@ -270,7 +274,7 @@ def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
         time.sleep(1.0)                              # let the guest dirty its buffer a while
         config = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "version": src.qmp.cmd("query-version"),
-                  "uri": uri.replace(str(work) + "/", ""), "source": src.config()}
+                  "uri": uri, "source": src.config()}
         if dst is not None:
             config["destination"] = dst.config()
         if sc.get("stop_first"):
@@ -315,9 +319,48 @@ def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
     shutil.rmtree(work)
 
 
+def count_events(log: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        head = line.split(" ", 1)[0]
+        if "@" in head and ":" in head:
+            name = head.split(":", 1)[1]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def summary(out: Path) -> None:
+    """Print QEMU's own counters of every capture in OUT (for traces/README.md)."""
+    for cfg in sorted(out.glob("*.config.json")):
+        name = cfg.name[: -len(".config.json")]
+        final = json.loads((out / f"{name}.src-query-migrate.json").read_text())
+        ram = final["ram"]
+        src = count_events(out / f"{name}.src.log")
+        dst = count_events(out / f"{name}.dst.log")
+        cap = out / f"{name}.pcap"
+        cap = cap if cap.exists() else out / f"{name}.mig"
+        size = cap.stat().st_size
+        print(f"- `{name}`: {cap.name} {size} bytes; normal {ram['normal']}, duplicate (zero) "
+              f"{ram['duplicate']}, transferred {ram['transferred']}, multifd-bytes "
+              f"{ram['multifd-bytes']}, precopy-bytes {ram['precopy-bytes']}, downtime-bytes "
+              f"{ram['downtime-bytes']}, dirty-sync-count {ram['dirty-sync-count']}, downtime "
+              f"{final.get('downtime')} ms, total-time {final.get('total-time')} ms; "
+              f"source trace: migration_bitmap_sync_end {src.get('migration_bitmap_sync_end', 0)}, "
+              f"savevm_section_start {src.get('savevm_section_start', 0)}, savevm_section_end "
+              f"{src.get('savevm_section_end', 0)}, savevm_section_skip "
+              f"{src.get('savevm_section_skip', 0)}, savevm_command_send "
+              f"{src.get('savevm_command_send', 0)}, multifd_send_fill "
+              f"{src.get('multifd_send_fill', 0)} (of which multifd_send_ram_fill "
+              f"{src.get('multifd_send_ram_fill', 0)}); destination trace: multifd_recv_unfill "
+              f"{dst.get('multifd_recv_unfill', 0)}, qemu_loadvm_state_section "
+              f"{dst.get('qemu_loadvm_state_section', 0)}, loadvm_process_command "
+              f"{dst.get('loadvm_process_command', 0)}, migrate_send_rp_message "
+              f"{dst.get('migrate_send_rp_message', 0)}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("action", choices=["unpack", "record"])
+    ap.add_argument("action", choices=["unpack", "record", "summary"])
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--root", type=Path, default=Path("/opt/qemu10"))
     ap.add_argument("--debs", type=Path, default=Path("/var/tmp/qemu10-debs"))
@@ -325,6 +368,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.action == "unpack":
         unpack(args.root, args.debs)
+        return 0
+    if args.action == "summary":
+        summary(args.out)
         return 0
     gdir = Path(tempfile.mkdtemp(prefix="dirtyguest-"))
     subprocess.run(["bash", str(HERE / "guest" / "build.sh"), str(gdir)], check=True,
