@@ -14,6 +14,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -54,8 +55,50 @@ def _table(args: argparse.Namespace):
     return res.table, res.findings
 
 
+def _groups_problem(table, args: argparse.Namespace) -> str | None:
+    """Why the groups cannot be compared (unknown baseline or candidate, fewer than two groups,
+    a group with fewer decoded runs than --min-runs), or None."""
+    from analysis.compare.engine import _str, group_values
+
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    groups = group_values(ok, args.by)
+    present = ", ".join(groups) or "none"
+    if args.baseline not in groups:
+        return f"unknown baseline {args.by} = {args.baseline!r} (groups present: {present})"
+    for c in args.candidate or []:
+        if str(c) not in groups:
+            return f"unknown candidate {args.by} = {c!r} (groups present: {present})"
+    chosen = [args.baseline, *([str(c) for c in args.candidate] if args.candidate else
+                               [g for g in groups if g != args.baseline])]
+    if len(set(chosen)) < 2:
+        return (f"nothing to compare: {len(groups)} group{'s' if len(groups) != 1 else ''} of {args.by} "
+                f"({present}); at least two are needed")
+    keys = ok[args.by].map(_str)
+    small = [(g, int(ok.loc[keys == g, "run_id"].nunique())) for g in dict.fromkeys(chosen)]
+    small = [(g, n) for g, n in small if n < args.min_runs]
+    if small:
+        return "; ".join(f"group {g!r} has {_plural(n, 'decoded run')}" for g, n in small) + \
+            f", fewer than --min-runs {args.min_runs}"
+    return None
+
+
+def _p(v) -> str:
+    return "-" if v is None else "<0.001" if v < 0.001 else f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _fmt(v, spec="{:.4g}") -> str:
-    return "-" if v is None else spec.format(v)
+    """Fixed notation (never ``2.97e+04``): up to 4 significant digits, at least the integer part."""
+    if v is None:
+        return "-"
+    if spec != "{:.4g}":
+        return spec.format(v)
+    a = abs(v)
+    digits = 0 if a >= 1000 or a == 0 else min(6, 3 - math.floor(math.log10(a)))
+    return f"{v:.{max(digits, 0)}f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         for f in findings:
             print(f"{f.severity.upper()} {f.code}: {f.message}", file=sys.stderr)
         return EXIT_USAGE
+    problem = _groups_problem(table, args)
+    if problem:  # a gate must never pass having compared nothing: no result is printed
+        print(f"migtrace compare: {problem}", file=sys.stderr)
+        for f in findings:
+            print(f"{f.severity.upper()} {f.code}: {f.message}", file=sys.stderr)
+        return EXIT_USAGE
     res = compare(table, by=args.by, baseline=args.baseline, candidates=args.candidate,
                   thresholds=thresholds, min_runs=args.min_runs)
     findings = findings + res.findings
@@ -95,14 +144,14 @@ def run(args: argparse.Namespace) -> int:
             ci = f"{_fmt(c['ci_low_pct'], '{:+.1f}')}..{_fmt(c['ci_high_pct'], '{:+.1f}')}"
             print(f"{c['metric']:<40} {c['candidate']:<14} {c['n_baseline']:>3}/{c['n_candidate']:<3} "
                   f"{_fmt(c['baseline_median']):>11} {_fmt(c['candidate_median']):>11} "
-                  f"{_fmt(c['change_pct'], '{:+.1f}%'):>8} {ci:>17} {_fmt(c['p_value'], '{:.3g}'):>8}  "
+                  f"{_fmt(c['change_pct'], '{:+.1f}%'):>8} {ci:>17} {_p(c['p_value']):>8}  "
                   f"{c['verdict'].upper() if c['verdict'] == 'regression' else c['verdict']}")
         for f in findings:
             print(f"{f.severity.upper()} {f.code}: {f.message}")
         s = res.summary_object()
-        print(f"baseline {s['baseline']} vs {', '.join(s['candidates'])}: {s['runs']} runs "
-              f"({s['runs_failed']} failed); {s['regressions']} regressions, {s['improvements']} improvements, "
-              f"{s['inconclusive']} inconclusive")
+        print(f"baseline {s['baseline']} vs {', '.join(s['candidates'])}: {_plural(s['runs'], 'run')} "
+              f"({s['runs_failed']} failed); {_plural(s['regressions'], 'regression')}, "
+              f"{_plural(s['improvements'], 'improvement')}, {s['inconclusive']} inconclusive")
     if args.output:
         from analysis.compare.report import write_html
 

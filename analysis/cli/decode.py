@@ -17,6 +17,7 @@ from pathlib import Path
 
 from analysis.cli.detect import KINDS, UnknownFormat, detect
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import capture_file_problem
 from analysis.cli.output import UnitWriter
 from analysis.emit import emitter_for
 
@@ -46,8 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    if not path.is_file():
-        print(f"migtrace decode: {path}: no such file", file=sys.stderr)
+    problem = capture_file_problem(path)
+    if problem:
+        print(f"migtrace decode: {path}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         kind = args.as_kind or detect(path)

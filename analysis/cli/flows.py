@@ -19,6 +19,7 @@ from pathlib import Path
 
 from analysis.cli.detect import UnknownFormat, detect
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import capture_file_problem
 from analysis.cli.output import UnitWriter
 from dissect.capture.tcp import reassemble
 
@@ -33,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def open_capture(path: Path, command: str) -> str | None:
     """The capture kind, or None after printing why it cannot be read (usage error)."""
-    if not path.is_file():
-        print(f"migtrace {command}: {path}: no such file", file=sys.stderr)
+    problem = capture_file_problem(path)
+    if problem:
+        print(f"migtrace {command}: {path}: {problem}", file=sys.stderr)
         return None
     try:
         kind = detect(path)

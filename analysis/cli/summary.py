@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import capture_file_problem
 
 NAME = "summary"
 HELP = "summarise migrations: iterations, record sizes, PRE_COPY policy, downtime"
@@ -51,6 +52,16 @@ def print_findings(label: str, m, out=None) -> None:
         out.write(f"{label}: {sev.upper()} {code}{more}: {fs[0]['message']}\n")
 
 
+def _no_captures(paths: list[Path]) -> bool:
+    """A group whose only input is a folder holding no capture file (run.json-less, empty)."""
+    from analysis.load import expand_inputs
+
+    try:
+        return not expand_inputs(paths)[0]
+    except Exception:  # a malformed run.json is reported by the load, not here
+        return False
+
+
 def missing_paths(paths: list[str]) -> list[str]:
     return [p for p in paths if not Path(p).exists()]
 
@@ -69,8 +80,15 @@ def load_inputs(command: str, args: argparse.Namespace) -> list | None:
     except ManifestError as e:
         print(f"migtrace {command}: {e}", file=sys.stderr)
         return None
-    if not groups:
-        print(f"migtrace {command}: no migrations found", file=sys.stderr)
+    empty = [p for p in args.paths if Path(p).is_dir() and not any(
+        paths for _, paths in group_inputs([p]) if paths and not _no_captures(paths))]
+    if empty or not groups:
+        print(f"migtrace {command}: no capture found under {(empty or args.paths)[0]}", file=sys.stderr)
+        return None
+    problems = [(p, capture_file_problem(p)) for p in args.paths if not Path(p).is_dir()]
+    problems = [(p, why) for p, why in problems if why]
+    if problems:
+        print(f"migtrace {command}: {problems[0][0]}: {problems[0][1]}", file=sys.stderr)
         return None
     return load_groups(groups, progress=True if args.progress else None)
 
