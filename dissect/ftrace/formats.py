@@ -144,6 +144,10 @@ def _parse_field(line: str, long_size: int) -> Field | None:
         n = size // esize if esize else 0
         return Field(name, typ, offset, size, signed, "string" if is_char else "array", esize, n,
                      is_char, is_ptr)
+    if size == 0:
+        # Older kernels (3.x, 4.x: ``char buf;`` / ``u32 buf;`` with size 0) declare the
+        # flexible tail of print/bprint without ``[]``; trace-cmd reads it to the record's end.
+        return Field(name, typ, offset, size, signed, "flex", _type_size(typ, long_size) or 1, 0, is_char, is_ptr)
     if size not in (1, 2, 4, 8):
         return Field(name, typ, offset, size, signed, "array", 1, size, is_char, is_ptr)
     return Field(name, typ, offset, size, signed, "scalar", size, 1, is_char, is_ptr)
