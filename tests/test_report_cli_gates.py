@@ -101,6 +101,6 @@ def test_compare_human_output_fixed_notation_and_plurals(tmp_path):
     assert row.split()[3:5] == ["29702", "29702"]  # medians 29701.5 of 29700..29703, not 2.97e+04
     assert "e+" not in proc.stdout and "e-0" not in proc.stdout
     assert proc.stdout.splitlines()[-1] == ("baseline 2.0 vs 2.1: 8 runs (0 failed); 0 regressions, "
-                                            "1 improvement, 1 inconclusive")
+                                            "1 improvement, 0 inconclusive")
     js = run_cli("compare", str(t), "--baseline", "2.0", "--json")
     assert json.loads(js.stdout.splitlines()[-1])["improvements"] == 1
