@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dissect.qemu import wire as W
+from dissect.qemu.mapped_ram import MappedRegion, read_header
 
-NEED, EOS, BAD = 0, 1, 2
+NEED, EOS, BAD, MAPPED = 0, 1, 2, 3
 
 _ZERO = W.RAM_SAVE_FLAG_ZERO
 _PAGE = W.RAM_SAVE_FLAG_PAGE
@@ -25,6 +26,7 @@ _EOS = W.RAM_SAVE_FLAG_EOS
 _MEM = W.RAM_SAVE_FLAG_MEM_SIZE
 _FLUSH = W.RAM_SAVE_FLAG_MULTIFD_FLUSH
 _HOOK = W.RAM_SAVE_FLAG_HOOK
+_MAPPED_V1 = b"\0\0\0\1"
 
 
 @dataclass
@@ -52,6 +54,14 @@ class RamState:
         self.set_page_size(page_size)
         self.block: str | None = None
         self.ignore_shared = False
+        #: mapped-ram (QEMU >= 9.0): True from the configuration's capabilities (or recognised by
+        #: validation), False when the capabilities were announced without it, None unknown.
+        self.mapped_ram: bool | None = None
+        #: Size of the stream file when known (bounds mapped-ram regions); None for captures.
+        self.size_limit: int | None = None
+        #: The mapped-ram region the stream parser walks next (set when walk returns MAPPED).
+        self.region: MappedRegion | None = None
+        self._list: _BlockList | None = None
         self.totals: dict[str, list[int]] = {}
         self._zero = 0
         self._normal = 0
@@ -126,6 +136,11 @@ class RamState:
         many bytes must be skipped first), EOS (the section's payload ended
         at ``pos``) or BAD (undecodable header at ``pos``, finding made).
         """
+        if self._list is not None:
+            q, st = self._mem_list(sec, b, p, end, base, finding)
+            if st != EOS:
+                return q, 0, st
+            p = q
         unpack = W.BE64.unpack_from
         mask = self.mask
         ps = self.page_size
@@ -214,9 +229,10 @@ class RamState:
                     p += 8
                     continue
                 if f == _MEM:
-                    q = self._mem_size(sec, b, p, end, base, hdr & ~mask, finding)
-                    if q < 0:
-                        return p, 0, NEED
+                    self._list = _BlockList(hdr & ~mask, base + p)
+                    q, st = self._mem_list(sec, b, p + 8, end, base, finding)
+                    if st != EOS:
+                        return q, 0, st
                     p = q
                     continue
                 if f == _HOOK:
@@ -233,50 +249,122 @@ class RamState:
             self.pn += normal
             self.block = block
 
-    def _mem_size(self, sec: RamSection, b: Any, p: int, end: int, base: int, total: int,
-                  finding: Callable[..., None]) -> int:
-        """The setup record's block list (§11.3); -1 when more bytes are needed."""
+    def _mem_list(self, sec: RamSection, b: Any, q: int, end: int, base: int,
+                  finding: Callable[..., None]) -> tuple[int, int]:
+        """The setup record's block list (§11.3), entry by entry from ``q``.
+
+        Returns ``(pos, status)``: EOS when the list is complete, NEED (more bytes from
+        ``pos``, the start of an unfinished entry; the list state persists), MAPPED (a
+        mapped-ram region starts at ``pos``: ``self.region``) or BAD.
+        """
+        lst = self._list
+        assert lst is not None
         mask = self.mask
-        q = p + 8
-        acc = 0
-        blocks: list[dict[str, Any]] = []
-        while acc < total:
+        while lst.acc < lst.total:
             if q >= end:
-                return -1
+                return q, NEED
             ln = b[q]
             if ln == 0:
                 finding("error", "ram_block_list", "RAM block list: empty block name before the total was "
-                        f"reached ({acc} of {total} bytes)", base + q)
+                        f"reached ({lst.acc} of {lst.total} bytes)", base + q)
                 break
             if end - q < 1 + ln + 8:
-                return -1
+                return q, NEED
             name = bytes(b[q + 1:q + 1 + ln]).decode("utf-8", "replace")
             used = W.BE64.unpack_from(b, q + 1 + ln)[0]
-            q += 1 + ln + 8
+            r = q + 1 + ln + 8
             ent: dict[str, Any] = {"idstr": name, "used_length": used}
+            if self.mapped_ram is None and not self.ignore_shared:
+                # No capabilities announced: a mapped-ram header (be32 version 1 first) is
+                # recognised by validation on the first block, which decides for the list.
+                if end - r < 4:
+                    return q, NEED
+                if bytes(b[r:r + 4]) != _MAPPED_V1:
+                    self.mapped_ram = False
+                elif end - r < 28:
+                    return q, NEED
+                elif read_header(b, r, base, used, strict=True) is not None:
+                    self.mapped_ram = True
+                    finding("info", "mapped_ram_detected", "mapped-ram block headers recognised by their "
+                            "offsets (the configuration announced no capabilities)", base + r)
+                else:
+                    self.mapped_ram = False
+            if self.mapped_ram:
+                if self.ignore_shared:
+                    # mapped-ram excludes postcopy: the only optional be64 is mr->addr.
+                    if end - r < 8:
+                        return q, NEED
+                    ent["addr"] = W.BE64.unpack_from(b, r)[0]
+                    r += 8
+                if end - r < 28:
+                    return q, NEED
+                region = read_header(b, r, base, used, page_size=self.page_size, limit=self.size_limit,
+                                     finding=finding, block=name)
+                ent["mapped_ram"] = region.header() if region is not None else None
+                lst.blocks.append(ent)
+                lst.acc += used
+                if region is None:
+                    return r, BAD
+                r += 28
+                if region.region_end > base + r:
+                    region.entry = ent
+                    self.region = region
+                    return r, MAPPED
+                q = r
+                continue
             # Optional be64 block page size (postcopy), then mr->addr (x-ignore-shared): both
             # start with a 0 byte (a name length never does) and have no RAM flag bits.
             extras = []
             while len(extras) < 2:
-                if end - q < 8:
-                    return -1
-                v = W.BE64.unpack_from(b, q)[0]
-                if b[q] != 0 or v & mask:
+                if end - r < 8:
+                    return q, NEED
+                v = W.BE64.unpack_from(b, r)[0]
+                if b[r] != 0 or v & mask:
                     break
                 extras.append(v)
-                q += 8
+                r += 8
             if len(extras) == 2:
                 ent["page_size"], ent["addr"] = extras
             elif extras:
                 v = extras[0]
                 # One extra: the address when x-ignore-shared is validated, else a page size.
                 ent["addr" if self.ignore_shared or not v or v & (v - 1) else "page_size"] = v
-            blocks.append(ent)
-            acc += used
-        if acc != total and blocks:
-            finding("warning", "ram_block_list", f"RAM block lengths add up to {acc}, MEM_SIZE says {total}",
-                    base + p)
-        sec.mem_size = total
-        sec.ram_blocks = blocks
-        self.ram_blocks = blocks
-        return q
+            lst.blocks.append(ent)
+            lst.acc += used
+            q = r
+        if lst.acc != lst.total and lst.blocks:
+            finding("warning", "ram_block_list", f"RAM block lengths add up to {lst.acc}, MEM_SIZE says "
+                    f"{lst.total}", lst.offset)
+        self._list = None
+        self._end_list(sec, lst)
+        return q, EOS
+
+    def _end_list(self, sec: RamSection, lst: "_BlockList") -> None:
+        sec.mem_size = lst.total
+        sec.ram_blocks = lst.blocks
+        self.ram_blocks = lst.blocks
+
+    def abandon_list(self, sec: RamSection) -> None:
+        """A gap or bad data ended the section inside the block list: keep what was read."""
+        if self._list is not None:
+            self._end_list(sec, self._list)
+            self._list = None
+        self.region = None
+
+    def mapped_done(self, sec: RamSection, region: MappedRegion) -> None:
+        """Count a walked mapped-ram region into ``sec``: present pages normal, absent pages zero."""
+        self.flush(sec)
+        self._add(sec, region.block, region.num_pages - region.present, region.present)
+        self.region = None
+
+
+class _BlockList:
+    """A MEM_SIZE block list being parsed (with mapped-ram it spans the regions between entries)."""
+
+    __slots__ = ("total", "offset", "acc", "blocks")
+
+    def __init__(self, total: int, offset: int) -> None:
+        self.total = total
+        self.offset = offset
+        self.acc = 0
+        self.blocks: list[dict[str, Any]] = []

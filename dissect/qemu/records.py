@@ -96,6 +96,8 @@ class RecordHandlers:
                 self.capabilities = caps
                 if "x-ignore-shared" in caps:
                     self.ram.ignore_shared = True
+                # mapped-ram is validated (so announced) whenever it is on (savevm.c, 9.0+).
+                self.ram.mapped_ram = "mapped-ram" in caps
             elif name == "configuration/uuid":
                 if r + 16 > end:
                     return -p - 1

@@ -348,7 +348,8 @@ def decode_stream_file(path: str | os.PathLike[str], *, use_vmdesc: bool = True,
     else:
         out.append(Finding("info", "no_vmdesc", f"vmdesc trailer not used ({why}); FULL sections are "
                            "delimited by footer resynchronisation", None))
-    parser = StreamParser(out.append, devices=asm, vmdesc=vd)
+    size = os.path.getsize(path)
+    parser = StreamParser(out.append, devices=asm, vmdesc=vd, stream_size=size)
     if page_log is not None:
         tap_stream(parser, page_log, None)
     with open(path, "rb") as f:
@@ -357,8 +358,12 @@ def decode_stream_file(path: str | os.PathLike[str], *, use_vmdesc: bool = True,
             chunk = f.read(READ_CHUNK)
             if not chunk:
                 break
-            parser.data(off, chunk, None)  # type: ignore[arg-type]
+            skip = parser.data(off, chunk, None)  # type: ignore[arg-type]
             off += len(chunk)
+            if skip and skip > READ_CHUNK and off + skip <= size:
+                # Bytes the parser does not need (a mapped-ram page region, page bodies): seek past.
+                off += skip
+                f.seek(off)
             if out:
                 yield from out
                 out.clear()

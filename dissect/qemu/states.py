@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # parser states
-S_HEADER, S_RECORD, S_RAM, S_VFIO, S_FOOTER, S_SCAN, S_VFIO_CFG, S_FIXED, S_LOST, S_DONE = range(10)
+S_HEADER, S_RECORD, S_RAM, S_VFIO, S_FOOTER, S_SCAN, S_VFIO_CFG, S_FIXED, S_LOST, S_DONE, S_MAPPED = range(11)
 
 #: Bytes we are willing to hold while looking for the end of one FULL section or config blob.
 MAX_SCAN = 64 * 1024 * 1024

@@ -25,8 +25,8 @@ from dissect.common.findings import Finding
 from dissect.qemu import ram as _ram
 from dissect.qemu import wire as W
 from dissect.qemu.records import RecordHandlers
-from dissect.qemu.states import (S_DONE, S_FIXED, S_FOOTER, S_HEADER, S_LOST, S_RAM, S_RECORD, S_SCAN, S_VFIO,
-                                 S_VFIO_CFG, ts_seconds as _ts)
+from dissect.qemu.states import (S_DONE, S_FIXED, S_FOOTER, S_HEADER, S_LOST, S_MAPPED, S_RAM, S_RECORD, S_SCAN,
+                                 S_VFIO, S_VFIO_CFG, ts_seconds as _ts)
 from dissect.qemu.vfio import VfioHandlers
 from dissect.qemu.vmdesc import MAX_VMDESC, VmDesc
 
@@ -76,13 +76,15 @@ class StreamParser(RecordHandlers, VfioHandlers):
 
     def __init__(self, sink: Callable[[Any], None], *, flow: int | None = None,
                  devices: DeviceSink | None = None, vmdesc: VmDesc | None = None,
-                 expect_header: bool = True, page_size: int = W.DEFAULT_PAGE_SIZE) -> None:
+                 expect_header: bool = True, page_size: int = W.DEFAULT_PAGE_SIZE,
+                 stream_size: int | None = None) -> None:
         self.sink = sink
         self.flow = flow
         self.devices = devices
         self.vmdesc = vmdesc
         self.page_size = page_size
         self.ram = _ram.RamState(page_size)
+        self.ram.size_limit = stream_size
         self.footers: bool | None = None
         self.sections: dict[int, tuple[str, int, int]] = {}
         self.full_seen: dict[tuple[str, int], int] = {}
@@ -108,6 +110,8 @@ class StreamParser(RecordHandlers, VfioHandlers):
         self._closed = False
         self._lost_since: int | None = None
         self._vfio_term = False
+        self._mapped_end = 0
+        self._mapped_block: str | None = None
 
     # ---- StreamConsumer -------------------------------------------------
     def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> int | None:
@@ -173,9 +177,12 @@ class StreamParser(RecordHandlers, VfioHandlers):
                 sec.ram.bytes = offset + q - sec.payload_start  # type: ignore[union-attr]
                 self._state = S_FOOTER
             elif status == _ram.BAD:
+                self.ram.abandon_list(sec.ram)  # type: ignore[union-attr]
                 sec.delimited_by = "footer"  # type: ignore[union-attr]
                 self._scan_from = offset + q
                 self._state = S_SCAN
+            elif status == _ram.MAPPED:
+                self._state = S_MAPPED
             # NEED: the general path below buffers data[q:] (the walk stops at once again)
             i = q
             if i == n:
@@ -265,6 +272,12 @@ class StreamParser(RecordHandlers, VfioHandlers):
                           f"stream ends inside a record ({pending} bytes pending or missing)", off)
             if self._dev_left and self.devices and self._sec and self._sec.idstr:
                 self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
+        region = self.ram.region
+        if region is not None or (self._mapped_end and self._pos < self._mapped_end):
+            name = region.block if region is not None else self._mapped_block
+            self._finding("error", "mapped_ram_truncated", f"the file ends at {self._pos} inside ramblock {name}'s "
+                          f"mapped-ram bitmap/page region (to {region.region_end if region else self._mapped_end})",
+                          self._pos, ramblock=name)
         self._abandon_section("truncated")
         if self.footer_delimited and self.vmdesc_seen is None:
             self._finding("info", "full_sections_by_footer",
@@ -336,6 +349,8 @@ class StreamParser(RecordHandlers, VfioHandlers):
                 q = self._vfio_cfg(b, p, end, base)
             elif st == S_FIXED:
                 q = self._fixed(b, p, end, base)
+            elif st == S_MAPPED:
+                q = self._mapped(b, p, end, base)
             elif st == S_HEADER:
                 q = self._header(b, p, end, base)
             elif st == S_LOST:
@@ -493,6 +508,7 @@ class StreamParser(RecordHandlers, VfioHandlers):
         self._vfio_term = False
         if self._sec is not None:
             if self._sec.ram is not None:
+                self.ram.abandon_list(self._sec.ram)
                 self.ram.flush(self._sec.ram)
             self._end_section(None, reason)
 
@@ -536,11 +552,50 @@ class StreamParser(RecordHandlers, VfioHandlers):
             sec.ram.bytes = base + q - sec.payload_start
             self._state = S_FOOTER
             return q
+        if status == _ram.MAPPED:
+            self._state = S_MAPPED
+            return q
         # bad RAM data: find the section footer
+        self.ram.abandon_list(sec.ram)
         sec.delimited_by = "footer"
         self._scan_from = base + q
         self._state = S_SCAN
         return q
+
+    # ---- mapped-ram ---------------------------------------------------------
+    def _mapped(self, b: Any, p: int, end: int, base: int) -> int:
+        """A mapped-ram block's bitmap and page region (mapped_ram.py): keep the bitmap, skip the
+        rest; the block list resumes at ``pages_offset + used_length``."""
+        region = self.ram.region
+        sec = self._sec
+        assert region is not None and sec is not None and sec.ram is not None
+        off = base + p
+        if region.bitmap_size and len(region.bitmap) < region.bitmap_size:
+            if off < region.bitmap_offset:
+                return self._jump(p, end, region.bitmap_offset - off)
+            k = min(region.bitmap_size - len(region.bitmap), end - p)
+            region.bitmap += b[p:p + k]
+            p += k
+            if len(region.bitmap) < region.bitmap_size:
+                return p
+            off = base + p
+        region.finish()
+        if region.tail_bits:
+            self._finding("warning", "mapped_ram_bitmap_tail", f"ramblock {region.block}: {region.tail_bits} bits "
+                          f"set past its {region.num_pages} pages", region.bitmap_offset, ramblock=region.block)
+        self.ram.mapped_done(sec.ram, region)
+        sec.units.extend(region.units(self.flow, sec.id))
+        self._mapped_end = region.region_end
+        self._mapped_block = region.block
+        self._state = S_RAM
+        return self._jump(p, end, region.region_end - off)
+
+    def _jump(self, p: int, end: int, n: int) -> int:
+        """Skip ``n`` bytes from ``p`` (into later data when they run past ``end``)."""
+        if n <= end - p:
+            return p + n
+        self._skip = n - (end - p)
+        return end
 
 
 __all__ = ["StreamParser", "DeviceSink"]
