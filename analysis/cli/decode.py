@@ -6,6 +6,8 @@ examples:
   migtrace decode --json traces/generated/qemu-9x-vfio-rp.pcapng | jq 'select(.kind=="dev_part")'
   migtrace decode --json traces/real/ftrace/markers-v7-zstd.dat | jq 'select(.kind=="event")'
   migtrace decode --as dev-parts parts.bin
+  tcpdump -i lo -w - -U port 4444 | migtrace decode --json -
+  migtrace decode --follow --idle-timeout 30 capture-being-written.pcap
   migtrace decode --as admin-completion --opcode 0x10 --subtype 1 result.bin
 """
 from __future__ import annotations
@@ -16,10 +18,11 @@ import traceback
 from pathlib import Path
 
 from analysis.cli.detect import KINDS, UnknownFormat, detect
-from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.paths import capture_file_problem
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.emit import emitter_for
+from analysis.live.args import add_live_arguments, is_live
 
 NAME = "decode"
 HELP = "decode a capture down to device parts and typed trace events"
@@ -30,7 +33,9 @@ def _int(s: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="file to decode (kind detected by content)")
+    p.add_argument("capture", metavar="CAPTURE",
+                   help="file to decode (kind detected by content); - reads a pcap/pcapng from standard input")
+    add_live_arguments(p)
     p.add_argument("--as", dest="as_kind", choices=KINDS, metavar="KIND",
                    help="decode as KIND instead of detecting it: " + ", ".join(KINDS))
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout (json-lines.md)")
@@ -46,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_live(args.capture, args.follow):
+        from analysis.live.decode import run_decode
+
+        return run_decode(args)
     path = Path(args.capture)
     problem = capture_file_problem(path)
     if problem:

@@ -12,6 +12,7 @@ going (the gap is still reported, as a warning).
 examples:
   migtrace extract traces/real/qemu-tcp-returnpath.pcap --main -o main.mig
   migtrace extract capture.pcapng --flow 2 --direction s2c -o flow2.bin --fill-gaps zero
+  ssh host tcpdump -i eth0 -w - -U port 4444 | migtrace extract - --main -o main.mig
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import BinaryIO
 from analysis.cli.flows import open_capture
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
+from analysis.live.args import add_live_arguments, is_live
 from dissect.capture.tcp import FlowInfo, reassemble
 from dissect.common.findings import Finding
 
@@ -33,7 +35,7 @@ _ZEROS = bytes(1 << 20)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file; - reads one from standard input")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--main", action="store_true", help="the (first) QEMU main channel")
     which.add_argument("--flow", type=int, metavar="N", help="flow N as numbered by 'migtrace flows'")
@@ -42,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("--fill-gaps", choices=("zero",), help="write zeros for bytes missing from the capture")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout (flow, findings, summary)")
+    add_live_arguments(p)
 
 
 class _FileSink:
@@ -81,7 +84,14 @@ class _FileSink:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    kind = open_capture(path, NAME)
+    live = None
+    if is_live(args.capture, args.follow):  # `-` or --follow: analysis/live
+        from analysis.live.decode import open_live, reassemble_live
+
+        live = open_live(NAME, args)
+        kind = live.format if live is not None else None
+    else:
+        kind = open_capture(path, NAME)
     if kind is None:
         return EXIT_USAGE
     if args.flow is not None and args.flow < 0:
@@ -107,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     with f:
         try:
-            res = reassemble(path, factory)
+            res = reassemble_live(live, factory) if live is not None else reassemble(path, factory)
         except OSError as e:
             print(f"migtrace extract: {path}: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE

@@ -10,6 +10,7 @@ direction, retransmitted/overlapping bytes, and gaps as exact byte ranges.
 examples:
   migtrace flows traces/real/qemu-tcp-multifd.pcap
   migtrace flows --json capture.pcapng | jq 'select(.kind=="flow" and .role=="main")'
+  tcpdump -i eth0 -w - -U port 4444 | migtrace flows -
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import sys
 from pathlib import Path
 
 from analysis.cli.detect import UnknownFormat, detect
-from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.paths import capture_file_problem
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
+from analysis.live.args import add_live_arguments, is_live
 from dissect.capture.tcp import reassemble
 
 NAME = "flows"
@@ -28,8 +30,9 @@ HELP = "list TCP flows with role, byte counts, retransmissions and gaps"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file; - reads one from standard input")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout (flow objects, findings, summary)")
+    add_live_arguments(p)
 
 
 def open_capture(path: Path, command: str) -> str | None:
@@ -60,11 +63,18 @@ def _gaps(gaps: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    kind = open_capture(path, NAME)
+    live = None
+    if is_live(args.capture, args.follow):  # `-` or --follow: analysis/live
+        from analysis.live.decode import open_live, reassemble_live
+
+        live = open_live(NAME, args)
+        kind = live.format if live is not None else None
+    else:
+        kind = open_capture(path, NAME)
     if kind is None:
         return EXIT_USAGE
     try:
-        res = reassemble(path)
+        res = reassemble_live(live) if live is not None else reassemble(path)
     except OSError as e:
         print(f"migtrace flows: {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE

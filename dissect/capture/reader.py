@@ -27,6 +27,7 @@ import struct
 from typing import BinaryIO, Iterator, NamedTuple
 
 from dissect.capture import formats as F
+from dissect.capture.source import StreamSource
 from dissect.common.findings import Finding
 
 #: Largest record (pcap) or block (pcapng) accepted; anything longer is corrupt.
@@ -79,19 +80,24 @@ class CaptureReader:
     available at once).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike | StreamSource) -> None:
+        self.source: StreamSource | None = None
+        if isinstance(path, StreamSource):
+            # A pipe or a growing file (dissect.capture.source): walked by the
+            # same code, its first bytes peeked, never mapped.
+            self.source = path
+            self.path = path.name
+        else:
+            self.path = os.fspath(path)
         self.findings: list[Finding] = []
         self.linktypes: list[int] = []
         self.snaplens: list[int] = []
         self.format: str | None = None
         self.packet_count = 0
-        with open(self.path, "rb") as f:
-            head = f.read(4)
+        head = self._head(4)
         if head in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
             self.format = "pcap"
-            with open(self.path, "rb") as f:
-                hdr = f.read(24)
+            hdr = self._head(24)
             if len(hdr) == 24:
                 bo = "<" if head in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
                 _, _, _, _, _, snap, net = F.pcap_file_header(bo).unpack(hdr)
@@ -99,6 +105,12 @@ class CaptureReader:
                 self.snaplens.append(snap)
         elif head == b"\x0a\x0d\x0d\x0a":
             self.format = "pcapng"
+
+    def _head(self, n: int) -> bytes:
+        if self.source is not None:
+            return self.source.peek(n)
+        with open(self.path, "rb") as f:
+            return f.read(n)
 
     def _finding(self, severity: str, code: str, message: str, offset: int | None, **ctx) -> None:
         self.findings.append(Finding(severity, code, message, offset, ctx))  # type: ignore[arg-type]
@@ -132,6 +144,8 @@ class CaptureReader:
     def _opened(self, walk, *args):
         """The walker's generator over the opened file (no extra generator layer
         per packet: the walker closes the file when it finishes)."""
+        if self.source is not None:
+            return walk(self.source, *args)
         f = open(self.path, "rb", buffering=0)
         return walk(f, *args)
 
@@ -147,7 +161,8 @@ class CaptureReader:
                 return
             bo, linktype, mult, frac_limit, zone_ns = pcap_params(hdr)
             unpack = F.pcap_record_header(bo).unpack_from
-            size = os.fstat(f.fileno()).st_size
+            size = _size(f)
+            keep = getattr(f, "keep_from", None)  # a stream keeps what the buffer may seek back to
             # A record longer than the snap length is legal in practice (some
             # writers set snaplen 65535 yet store 64 KiB+ loopback frames);
             # only MAX_RECORD is a hard limit.
@@ -180,6 +195,8 @@ class CaptureReader:
                         i = 0
                         n = len(buf)
                         mv = memoryview(buf)
+                        if keep is not None:
+                            keep(base)
                         if count and not resynced:  # sec: the last record parsed, a plausible one
                             prev_sec = sec
                             lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
@@ -214,6 +231,8 @@ class CaptureReader:
                         i = 0
                         n = len(buf)
                         mv = memoryview(buf)
+                        if keep is not None:
+                            keep(base)
                         if count and not resynced:  # sec: the last record parsed, a plausible one
                             prev_sec = sec
                             lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
@@ -240,7 +259,7 @@ class CaptureReader:
     def _pcap_resync(self, f: BinaryIO, start: int, unpack, frac_limit: int, max_rec: int,
                      prev_sec: int | None) -> int | None:
         """Offset of the next record whose header and successor look valid, or None."""
-        size = os.fstat(f.fileno()).st_size
+        size = _size(f, start + MAX_RESYNC + MAX_RECORD + 32)
         limit = min(size, start + MAX_RESYNC)
 
         def plausible(h: bytes | memoryview, at: int) -> tuple[bool, int]:
@@ -284,7 +303,8 @@ class CaptureReader:
     def _pcapng(self, f: BinaryIO, start: int | None = None,
                 resume: PcapngResume | None = None) -> Iterator[RawPacket]:
         try:
-            size = os.fstat(f.fileno()).st_size
+            size = _size(f)
+            keep = getattr(f, "keep_from", None)
             bo = "<"
             bh = F.pcapng_block_header(bo)
             u32 = struct.Struct(bo + "I")
@@ -318,6 +338,8 @@ class CaptureReader:
                         i = 0
                         n = len(buf)
                         mv = memoryview(buf)
+                        if keep is not None:
+                            keep(base)
                         continue
                     if n - i:
                         self._finding("error", "pcapng_truncated_block",
@@ -361,6 +383,8 @@ class CaptureReader:
                         i = 0
                         n = len(buf)
                         mv = memoryview(buf)
+                        if keep is not None:
+                            keep(base)
                         continue
                     # Cut inside this block.
                     self._finding("error", "pcapng_truncated_block",
@@ -524,6 +548,8 @@ class CaptureReader:
         bh = F.pcapng_block_header(bo)
         u32 = struct.Struct(bo + "I")
         bad = start - 4
+        if isinstance(f, StreamSource):
+            size = _size(f, bad + MAX_RESYNC + MAX_RECORD + 16)
         pos = bad + 4
         limit = min(size, bad + MAX_RESYNC)
         while pos + 12 <= limit:
@@ -553,6 +579,14 @@ class CaptureReader:
 #: custom blocks.  (pcapng draft, "Block Type Codes".)
 _KNOWN_SKIPPED = frozenset({0x00000004, 0x00000005, 0x0000000A, 0x00000009, 0x00000BAD, 0x40000BAD})
 _RESYNC_TYPES = frozenset({F.PCAPNG_IDB, F.PCAPNG_EPB, F.PCAPNG_SPB, F.PCAPNG_OPB, 0x4, 0x5, 0xA})
+
+
+def _size(f, upto: int | None = None) -> int:
+    """The file's size; for a stream, its length once it ended (read ahead to
+    ``upto`` first, as a resynchronisation needs) or a size no offset reaches."""
+    if isinstance(f, StreamSource):
+        return f.size(upto)
+    return os.fstat(f.fileno()).st_size
 
 
 def pcap_params(hdr: bytes) -> tuple[str, int, int, int, int]:

@@ -513,10 +513,11 @@ def _note_message(code: str, count: int) -> str:
     return f"{count} packet(s): {_NOTE_TEXT.get(code, code)} (offset: first such record)"
 
 
-def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: ConsumerFactory | None = None,
+def reassemble(path: str | os.PathLike | CaptureReader | Iterable[RawPacket], consumer_factory: ConsumerFactory | None = None,
                *, window: int = WINDOW, history: int = HISTORY,
                check_overlaps: bool = True) -> ReassemblyResult:
-    """Reassemble every TCP flow of a capture file (or of an iterable of packets).
+    """Reassemble every TCP flow of a capture file, of a :class:`CaptureReader`
+    (one over a pipe or a growing file included) or of an iterable of packets.
 
     ``consumer_factory(flow, direction)`` is called when a direction first
     has data; it returns the direction's :class:`StreamConsumer` or None to
@@ -524,9 +525,13 @@ def reassemble(path: str | os.PathLike | Iterable[RawPacket], consumer_factory: 
     the reader's findings followed by the reassembly's.
     """
     r = Reassembler(consumer_factory, window=window, history=history, check_overlaps=check_overlaps)
-    if isinstance(path, (str, os.PathLike)):
-        reader = CaptureReader(path)
-        if reader.format == "pcap":
+    if isinstance(path, (str, os.PathLike, CaptureReader)):
+        reader = path if isinstance(path, CaptureReader) else CaptureReader(path)
+        if reader.source is not None:
+            # A pipe or a growing file: the generic record walk (no map), whose
+            # packets take fastpath.feed's inlined path as they arrive.
+            r.feed(reader.records())
+        elif reader.format == "pcap":
             r.feed_pcap(reader)
         elif reader.format == "pcapng":
             r.feed_pcapng(reader)

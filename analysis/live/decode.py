@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""``migtrace decode|flows|extract`` on ``-`` or with ``--follow``.
+
+Units are written as they complete (JSON Lines flushed per line), so the
+order is the order their bytes arrived: each flow direction's units in
+byte-stream order, the flows interleaved as the capture interleaves them.
+A flow's ``flow`` object needs its final counts, so the ``flow`` objects
+come after the units, at the end of the input, followed by the
+capture-level findings and the summary — the same objects as for the file
+(docs/cli.md, "Pipes and growing files").
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Any, Callable
+
+from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.output import UnitWriter
+from analysis.emit.migration import to_objects
+from analysis.live.source import LiveCapture, NotACapture, follow_problem
+from dissect.capture.tcp import ReassemblyResult, reassemble
+from dissect.qemu.session import decode_capture
+
+
+class LiveWriter(UnitWriter):
+    """A :class:`UnitWriter` that flushes every line."""
+
+    def write(self, obj: dict[str, Any]) -> None:
+        super().write(obj)
+        self.out.flush()
+
+
+def open_live(command: str, args: argparse.Namespace) -> LiveCapture | None:
+    """The live capture named by ``args.capture``, or None after a usage error on stderr."""
+    problem = follow_problem(args.capture)
+    if problem:
+        print(f"migtrace {command}: {args.capture}: {problem}", file=sys.stderr)
+        return None
+    try:
+        return LiveCapture(args.capture, follow=getattr(args, "follow", False),
+                           idle_timeout=getattr(args, "idle_timeout", None))
+    except NotACapture as e:
+        print(f"migtrace {command}: {args.capture}: {e}", file=sys.stderr)
+        return None
+    except OSError as e:
+        print(f"migtrace {command}: {args.capture}: {e.strerror or e}", file=sys.stderr)
+        return None
+
+
+def decode_live(live: LiveCapture, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Decode ``live``'s migration flows, calling ``emit`` with each contract object
+    as soon as it is complete (the ``flow`` objects and capture findings last)."""
+
+    def convert(item: Any) -> list[dict[str, Any]]:
+        for obj in to_objects(item):
+            emit(obj)
+        return []
+
+    with live.sigint_ends_input():
+        for item in decode_capture(live.reader, convert=convert, result=live.result):  # type: ignore[arg-type]
+            for obj in ([item] if isinstance(item, dict) else to_objects(item)):
+                emit(obj)
+    for f in live.end_findings():
+        emit(f.to_json())
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    if args.as_kind not in (None, "pcap", "pcapng"):
+        print(f"migtrace decode: {args.capture}: only pcap/pcapng can be read from a pipe or followed "
+              f"(--as {args.as_kind} needs a file)", file=sys.stderr)
+        return EXIT_USAGE
+    live = open_live("decode", args)
+    if live is None:
+        return EXIT_USAGE
+    out = LiveWriter(as_json=args.json)
+    try:
+        decode_live(live, out.write)
+    except BrokenPipeError:
+        raise
+    except Exception as e:  # as for files: a decoder bug is a finding, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        out.write({"kind": "finding", "severity": "error", "code": "internal_error",
+                   "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
+                   "offset": None})
+    out.write(out.summary(live.format))
+    return EXIT_INPUT_ERRORS if out.errors else EXIT_OK
+
+
+def reassemble_live(live: LiveCapture, factory: Any = None) -> ReassemblyResult:
+    """Reassemble a live capture (``flows``, ``extract``); its end findings appended."""
+    with live.sigint_ends_input():
+        res = reassemble(live.reader, factory)
+    res.findings.extend(live.end_findings())
+    return res

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Opening a live capture: ``-`` (standard input) or a file followed as it grows.
+
+:class:`LiveCapture` owns the raw source, the :class:`StreamSource` the
+capture reader walks, the reader, SIGINT handling (the first ^C ends the
+input as if it had ended there, so the summary of what was read is still
+printed; a second one interrupts) and the "has the migration ended" test
+``--follow`` stops on.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from analysis.live.args import STDIN_NAME
+from dissect.capture.reader import CaptureReader
+from dissect.capture.source import FollowRaw, PipeRaw, StreamSource
+from dissect.common.findings import Finding
+from dissect.qemu.session import CaptureResult
+from dissect.qemu.stream import StreamParser
+
+#: After the migration's end, the file must not grow for this long before ``--follow`` stops.
+LINGER = 1.0
+#: The first bytes a pcap/pcapng must start with.
+_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+
+
+class NotACapture(Exception):
+    """The live input does not start like a pcap or pcapng (a usage error)."""
+
+
+class LiveCapture:
+    """A pcap/pcapng read from standard input (``capture == "-"``) or followed
+    (``follow``: polled for growth until the migration ended and the file
+    stopped growing, ``idle_timeout`` seconds without growth, or SIGINT)."""
+
+    def __init__(self, capture: str, *, follow: bool = False, idle_timeout: float | None = None,
+                 linger: float = LINGER, poll: float = 0.05, stdin_fd: int | None = None) -> None:
+        self.result = CaptureResult()
+        self.interrupted = False
+        if capture == STDIN_NAME:
+            self.raw: PipeRaw | FollowRaw = PipeRaw(sys.stdin.fileno() if stdin_fd is None else stdin_fd)
+            self.name = STDIN_NAME
+        elif follow:
+            self.raw = FollowRaw(capture, poll=poll, idle_timeout=idle_timeout, linger=linger,
+                                 done=self.migration_ended)
+            self.name = capture
+        else:
+            raise ValueError("a live capture is '-' or a followed file")
+        self.source = StreamSource(self.raw, self.name)
+        head = self.source.peek(4)
+        if head not in _MAGICS:
+            raise NotACapture("empty input" if not head else
+                              f"input does not start like a pcap or pcapng (first bytes {head.hex()})")
+        self.reader = CaptureReader(self.source)
+
+    @property
+    def format(self) -> str:
+        return self.reader.format or "pcap"
+
+    def migration_ended(self) -> bool:
+        """The main channel's QEMU stream reached its EOF marker (the return path's
+        SHUT and the FINs follow within the linger time)."""
+        return any(isinstance(p, StreamParser) and p.eof_offset is not None
+                   for p in self.result.parsers.values())
+
+    def end_findings(self) -> list[Finding]:
+        """What the user should know about how the input ended."""
+        out = []
+        if self.interrupted:
+            out.append(Finding("info", "capture_interrupted",
+                               f"input ended by SIGINT after {self.source.consumed} bytes; "
+                               "what was read is decoded", self.source.consumed, {}))
+        elif isinstance(self.raw, FollowRaw) and self.raw.idle_ended:
+            out.append(Finding("info", "capture_idle_timeout",
+                               f"the file did not grow for {self.raw.idle_timeout} s "
+                               f"(--idle-timeout); stopped after {self.source.consumed} bytes",
+                               self.source.consumed, {}))
+        return out
+
+    @contextmanager
+    def sigint_ends_input(self) -> Iterator[None]:
+        """Within: the first SIGINT ends the input (a waiting read returns at once)."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            self.raw.stop()
+
+        try:
+            old = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave SIGINT alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+
+def follow_problem(capture: str) -> str | None:
+    """Why ``capture`` cannot be followed (None when it can)."""
+    if capture == STDIN_NAME:
+        return None
+    if not os.path.exists(capture):
+        return "no such file"
+    if not os.path.isfile(capture):
+        return "not a regular file"
+    return None
