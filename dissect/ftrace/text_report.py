@@ -20,6 +20,7 @@ _REPORT_RE = re.compile(
     r"(?:(\S{4,5})[ \t]+)?(\d+)(?:\.(\d+))?:[ \t]+([^\s:]+):[ \t]*([^\n]*)|([^\n]*))$", re.M)
 _HEAD_REPORT = re.compile(r"^(?:([^\s:]+):)?[ \t]*(.+?)-(\d+)[ \t]+(?:\([ \t]*([\d-]+)\)[ \t]+)?\[(\d+)$")
 _DROPPED_RE = re.compile(r"^CPU:(\d+) \[(?:(\d+) )?EVENTS DROPPED\]\s*$")
+_EMPTY_CPU_RE = re.compile(r"^CPU (\d+) is empty$")
 _RAW_REPORT_RE = re.compile(r"^# ([0-9a-fA-F]+)((?: [0-9a-fA-F]{2})*) ?$")
 # trace-cmd report -l (latency format): "<comm8>-<pid> <cpu><flags> <ts>: <event>: <payload>"
 _REPORT_LAT_RE = re.compile(
@@ -104,6 +105,10 @@ class ReportText(TextTrace):
                 if o.startswith("version ="):
                     v = o.split("=", 1)[1].strip()
                     self.header["version"] = int(v) if v.isdigit() else v
+                    continue
+                em = _EMPTY_CPU_RE.match(o)
+                if em:  # older trace-cmd prints these before ``cpus=``: a CPU without data
+                    self.header.setdefault("empty_cpus", []).append(int(em.group(1)))
                     continue
                 dm = _DROPPED_RE.match(o)
                 if dm:
