@@ -136,10 +136,14 @@ def read_header(b: Any, r: int, base: int, used_length: int, *, page_size: int =
         bad(f"bitmap at {boff}..{boff + region.bitmap_size} is not between the header end {hdr_end} and "
             f"pages_offset {poff}")
         return None
-    region.region_end = poff + used_length
-    if limit is not None and region.region_end > limit:
-        bad(f"region ends at {region.region_end}, after the end of the file ({limit})")
+    if limit is not None and boff + region.bitmap_size > limit:
+        if finding is not None:
+            finding("error", "mapped_ram_truncated", f"ramblock {block}: bitmap at {boff}..{boff + region.bitmap_size} "
+                    f"runs past the end of the file ({limit})", off, ramblock=block)
         return None
+    # A region running past the end of the file is reported when the stream ends there
+    # (mapped_ram_truncated): the bitmap is still read if it is present.
+    region.region_end = poff + used_length
     return region
 
 
