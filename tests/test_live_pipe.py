@@ -229,3 +229,20 @@ def test_stream_source_memory_is_bounded():
     assert kept_max <= 2 * 65536 + biggest + 16
     assert kept_max < len(data) // 2
     assert src.consumed == len(data)
+
+
+def test_summary_pipe_equals_file():
+    """``summary -`` copies standard input to a temporary file; the output names it ``-``."""
+    path = TRACES / "real/qemu-tcp-returnpath.pcap"
+    f = run_cli("summary", "--json", str(path))
+    p = piped(path, "summary", "--json", "-")
+    assert p.returncode == f.returncode == 0, p.stderr
+    a, b = lines(f), lines(p)
+    assert a[0]["captures"] == ["traces/real/qemu-tcp-returnpath.pcap"] and b[0]["captures"] == ["-"]
+    a[0]["captures"] = b[0]["captures"] = None
+    assert a == b
+    assert b[0]["bytes_main"] == 739968
+    assert not list(Path("/tmp").glob("migtrace-stdin-*/stdin.pcap"))  # removed afterwards
+    p = subprocess.run(f"{MIGTRACE} summary - -", shell=True, capture_output=True, text=True, cwd=ROOT,
+                       stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 2 and "can be given once" in p.stderr

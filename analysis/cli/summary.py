@@ -10,6 +10,7 @@ examples:
   migtrace summary traces/real/qemu-tcp-returnpath.pcap traces/real/qemu-tcp-returnpath.src.log
   migtrace summary traces/sim/variants/two-vfs
   migtrace summary --json run.json | jq 'select(.kind=="device_summary")'
+  tcpdump -i lo -w - -U port 4444 | migtrace summary --json - qemu-src.log
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ ANALYSIS_CODES = {"capture_unreadable", "capture_unknown_format", "capture_decod
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="CAPTURE|RUNDIR", help="captures of one migration, or run folders")
+    p.add_argument("paths", nargs="+", metavar="CAPTURE|RUNDIR",
+                   help="captures of one migration, or run folders; - reads a capture from standard input")
     p.add_argument("--json", action="store_true",
                    help="JSON Lines: migration_summary and device_summary objects (json-lines.md) and findings")
 
@@ -94,7 +96,19 @@ def load_inputs(command: str, args: argparse.Namespace) -> list | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis.live.spool import stdin_as_file
+
+    if args.paths.count("-") > 1:
+        print("migtrace summary: - (standard input) can be given once", file=sys.stderr)
+        return EXIT_USAGE
+    with stdin_as_file(args.paths) as (paths, tmp):
+        args.paths = paths
+        return _run(args, tmp)
+
+
+def _run(args: argparse.Namespace, tmp: str | None) -> int:
     from analysis.cli.output import _json_default
+    from analysis.live.spool import renamed
     from analysis.report import format_table, summary_table
     from analysis.summary import summary_objects
 
@@ -109,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         errors += sum(1 for f in m.findings if f.get("severity") == "error")
         if args.json:
-            for obj in summary_objects(m) + selected_findings(m):
+            for obj in renamed(summary_objects(m) + selected_findings(m), tmp):
                 sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=_json_default) + "\n")
     if not args.json:
         print(format_table(summary_table(loaded)))
