@@ -216,17 +216,11 @@ def _text(kind: str) -> Callable[[bytes, Path], tuple[int, int]]:
 def _same_frame(a, b) -> bool:
     import pandas as pd
 
-    if list(a.columns) != list(b.columns) or len(a) != len(b):
+    try:
+        pd.testing.assert_frame_equal(a, b)
+    except AssertionError:
         return False
-    for c in a.columns:
-        x, y = a[c].tolist(), b[c].tolist()
-        if [None if _na(v, pd) else v for v in x] != [None if _na(v, pd) else v for v in y]:
-            return False
     return True
-
-
-def _na(v: Any, pd: Any) -> bool:
-    return v is None or (not isinstance(v, (list, dict, bytes, str)) and bool(pd.isna(v)))
 
 
 # -- run manifests and query-migrate series -------------------------------------

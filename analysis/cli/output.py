@@ -62,9 +62,15 @@ class UnitWriter:
             elif obj["severity"] == "warning":
                 self.warnings += 1
         if self.as_json:
-            self.out.write(self._encode(obj) + "\n")
+            s = self._encode(obj)
+            if "\\ud" in s:  # a \\uXXXX surrogate escape: a lone one is not valid UTF-8 / strict JSON
+                s = self._encode(valid_text(obj))
+            self.out.write(s + "\n")
         else:
-            self.out.write(human_line(obj) + "\n")
+            line = human_line(obj)
+            if not line.isascii():
+                line = valid_text(line)
+            self.out.write(line + "\n")
 
     def write_all(self, objs: Iterable[dict[str, Any]]) -> None:
         for obj in objs:
@@ -73,6 +79,34 @@ class UnitWriter:
     def summary(self, fmt: str) -> dict[str, Any]:
         return {"kind": "summary", "format": fmt, "counts": dict(self.counts),
                 "errors": self.errors, "warnings": self.warnings}
+
+
+def _clean(s: str) -> str:
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        pass
+    # a byte smuggled as a surrogate escape (U+DC80..U+DCFF) is shown \\xNN, as the text readers
+    # show bytes that are not UTF-8; any other lone surrogate as \\uDXXX text
+    return "".join((f"\\x{ord(c) - 0xDC00:02x}" if ord(c) >= 0xDC80 and ord(c) <= 0xDCFF else f"\\u{ord(c):04x}")
+                   if 0xD800 <= ord(c) < 0xE000 else c for c in s)
+
+
+def valid_text(v: Any) -> Any:
+    """``v`` with every string made encodable as UTF-8: lone surrogates (e.g. undecodable bytes
+    read with ``surrogateescape``) become ``\\xNN`` / ``\\uDXXX`` text.  The JSON encoder path
+    calls it only when an encoded unit holds a surrogate escape, so no unit is ever written
+    with a lone surrogate (json-lines.md: output is UTF-8)."""
+    if isinstance(v, str):
+        return _clean(v)
+    if isinstance(v, dict):
+        return {valid_text(k): valid_text(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [valid_text(x) for x in v]
+    if hasattr(v, "to_json") and not isinstance(v, type):
+        return valid_text(v.to_json())
+    return v
 
 
 def _json_default(v: Any) -> Any:

@@ -63,6 +63,10 @@ class EventFormat:
     print_fmt: str = ""
     text: str = ""
     decoder: Callable[[bytes, int, int], dict[str, Any]] | None = field(default=None, repr=False)
+    #: file offset of the format text (findings)
+    offset: int | None = None
+    #: why the fields cannot be used (:func:`check_format`); its events then decode as ``{"raw": bytes}``
+    bad: str | None = None
 
     @property
     def common_fields(self) -> list[Field]:
@@ -164,13 +168,51 @@ def _cstr(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
-def compile_decoder(fmt: EventFormat, big: bool) -> Callable[[bytes, int, int], dict[str, Any]]:
+#: Largest record any ring buffer holds: a record lives in one sub-buffer page, and Linux's
+#: largest sub-buffer (``buffer_subbuf_size_kb``) is far below this.  A field beyond it can
+#: never be read, whatever the file's page size says.
+MAX_RECORD = 1 << 23
+
+
+def record_bound(page_size: int) -> int:
+    """The bound :func:`check_format` checks fields against for a file of ``page_size`` pages:
+    the page (at least 4096 bytes, so a damaged page size does not condemn every format),
+    never above MAX_RECORD."""
+    return min(max(page_size, 4096), MAX_RECORD)
+
+
+def check_format(fmt: EventFormat, max_record: int = MAX_RECORD) -> str | None:
+    """Why ``fmt``'s fields cannot be decoded (None when they can): a field whose offset and
+    size do not fit in ``max_record`` bytes, or a ``__data_loc``/``__rel_loc`` that is not 2 or
+    4 bytes.  Checked before a decoder is compiled: no size or offset from the file sizes
+    anything before this."""
+    for f in fmt.fields:
+        if f.offset < 0 or f.size < 0 or f.offset + f.size > max_record:
+            return (f"field {f.name} at offset {f.offset} size {f.size} lies outside any record "
+                    f"(at most {max_record} bytes)")
+        if f.kind in ("dynamic", "rel") and f.size not in (2, 4):
+            return f"field {f.name}: a {f.size}-byte __data_loc/__rel_loc (2 or 4 expected)"
+    return None
+
+
+def _raw_decoder(buf: bytes, start: int, length: int) -> dict[str, Any]:
+    return {"raw": bytes(buf[start:start + length])}
+
+
+def compile_decoder(fmt: EventFormat, big: bool, max_record: int = MAX_RECORD
+                    ) -> Callable[[bytes, int, int], dict[str, Any]]:
     """A function ``(buf, start, length) -> fields`` for the event's own fields.
 
     The scalars are read with one precompiled :class:`struct.Struct`; arrays,
     strings, ``__data_loc``/``__rel_loc`` and flexible tails each get a small
-    closure.  Fields that fall outside the record decode as None.
+    closure.  Fields that fall outside the record decode as None.  A format
+    :func:`check_format` rejects (``fmt.bad`` is set to the reason) gets a
+    decoder that keeps the record's bytes: ``{"raw": bytes}``.
     """
+    if fmt.bad is None:
+        fmt.bad = check_format(fmt, max_record)
+    if fmt.bad is not None:
+        return _raw_decoder
     e = ">" if big else "<"
     own = fmt.own_fields
     scalars = sorted((f for f in own if f.kind == "scalar"), key=lambda f: f.offset)
@@ -180,7 +222,8 @@ def compile_decoder(fmt: EventFormat, big: bool) -> Callable[[bytes, int, int], 
         if f.offset < pos:
             ok = False
             break
-        code += "x" * (f.offset - pos) + _SCALAR[(f.size, f.signed and not f.is_pointer)]
+        gap = f.offset - pos
+        code += (f"{gap}x" if gap else "") + _SCALAR[(f.size, f.signed and not f.is_pointer)]
         pos = f.offset + f.size
         names.append(f.name)
     if not ok:  # overlapping scalars (unusual): read them one by one

@@ -347,12 +347,15 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             sel = np.nonzero(stypes == t)[0]
             dst = pos[sel]
             fmt = td.formats_by_id.get(t) if t >= 0 else None
-            if fmt is None:
-                if t >= 0 and t not in td._unknown_ids:
+            if fmt is None or fmt.bad is not None:
+                if fmt is not None:  # a format whose fields cannot be read (bad_format_field): the bytes
+                    names[t] = (fmt.system, fmt.name)
+                elif t >= 0 and t not in td._unknown_ids:
                     td._unknown_ids.add(t)
                     td.findings.append(Finding("warning", "unknown_event_id", f"no format for event id {t}",
                                                None, {"cpu": rec.cpu}))
-                names[t] = (None, "unknown" if t < 0 else f"unknown_{t}")
+                if fmt is None:
+                    names[t] = (None, "unknown" if t < 0 else f"unknown_{t}")
                 raws = [bytes(rec.buf[o:o + ln]) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]
                 _add(cols, kinds, "raw", None, dst, raws)
                 if fields_mode == "dict":

@@ -19,7 +19,7 @@ from construct import ConstructError
 
 from dissect.common.findings import Finding
 from dissect.ftrace import headers as H
-from dissect.ftrace.formats import compile_decoder, parse_cmdlines, parse_format, parse_printk
+from dissect.ftrace.formats import compile_decoder, parse_cmdlines, parse_format, parse_printk, record_bound
 from dissect.ftrace.ring import PageLayout
 from dissect.ftrace.tsync import Guest, TimeShift, parse_guest, parse_time_shift
 
@@ -194,8 +194,13 @@ class TraceDatLayout:
             self._finding("warning", "bad_header_page", "no header_page text; assuming the usual layout", None)
         self.layout = lay
         self.kernel_long = self.layout.commit_size
+        bound = record_bound(max([self.page_size] + [i.page_size or 0 for i in self.instances]))
         for fmt in self.formats.values():
-            fmt.decoder = compile_decoder(fmt, self.big_endian)
+            fmt.decoder = compile_decoder(fmt, self.big_endian, bound)
+            if fmt.bad is not None:
+                self._finding("warning", "bad_format_field",
+                              f"{fmt.system}/{fmt.name} (id {fmt.id}): {fmt.bad}; its events are kept as raw bytes",
+                              fmt.offset, event_id=fmt.id)
         top = [i for i in self.instances if i.name == ""]
         if top and top[0].clock is None:
             top[0].clock = self.clock
@@ -222,7 +227,8 @@ class TraceDatLayout:
     def _read_ftrace_formats(self, cur: _Cursor) -> None:
         count = cur.num(4)
         for _ in range(count):
-            self._add_format(self._sized_text(cur, 8, "ftrace event format"), "ftrace", cur.file_offset)
+            at = cur.file_offset
+            self._add_format(self._sized_text(cur, 8, "ftrace event format"), "ftrace", at)
 
     def _read_event_formats(self, cur: _Cursor) -> None:
         nsys = cur.num(4)
@@ -230,13 +236,15 @@ class TraceDatLayout:
             system = cur.cstr()
             count = cur.num(4)
             for _ in range(count):
-                self._add_format(self._sized_text(cur, 8, f"{system} event format"), system, cur.file_offset)
+                at = cur.file_offset
+                self._add_format(self._sized_text(cur, 8, f"{system} event format"), system, at)
 
     def _add_format(self, text: str, system: str, at: int) -> None:
         fmt = parse_format(text, system, self.long_size)
         if fmt is None:
             self._finding("warning", "bad_format", f"unparseable {system} event format", at)
             return
+        fmt.offset = at
         self.formats[(system, fmt.name)] = fmt
         if fmt.id in self.formats_by_id and self.formats_by_id[fmt.id] is not fmt:
             old = self.formats_by_id[fmt.id]

@@ -21,7 +21,7 @@ from dissect.ftrace import text_bulk as _bulk
 from dissect.ftrace import text_scan as _scan
 from dissect.ftrace.event import Event
 
-__all__ = ["TextTrace", "CHUNK", "BULK_MIN", "MAX_LINE_FINDINGS"]
+__all__ = ["TextTrace", "CHUNK", "BULK_MIN", "MAX_LINE_FINDINGS", "RAW_MAX"]
 
 #: Bytes read per chunk.
 CHUNK = 1 << 22
@@ -29,6 +29,8 @@ CHUNK = 1 << 22
 BULK_MIN = 1 << 16
 #: Unreadable lines reported one by one; the rest are counted in one finding.
 MAX_LINE_FINDINGS = 100
+#: Lines up to this many bytes keep their raw bytes (hex) in their ``text_invalid_utf8`` finding.
+RAW_MAX = 4096
 
 _KV_RE = re.compile(r"(\w+)=(\S*)")
 _FTRACE_SYSTEM = {"print": "ftrace", "raw_data": "ftrace", "bprint": "ftrace", "bputs": "ftrace",
@@ -111,6 +113,9 @@ class TextTrace:
         self._chunk: tuple[list[int], int] = ([0], 1)
         self._n_unparsed = 0
         self._first_suppressed: int | None = None
+        self._n_invalid = 0
+        self._first_invalid: int | None = None
+        self._pending: list[Finding] = []  # text_invalid_utf8 findings of the chunk being read
         self.findings: list[Finding] = []
         self.lost_events: dict[int, int] = {}
         self.header: dict[str, Any] = {}
@@ -247,13 +252,14 @@ class TextTrace:
                         first += block.n
                         continue
                     piece = sub
-                    lines = piece.decode("utf-8", "surrogateescape").split("\n")
+                    ascii_ = piece.isascii()
                     # byte lengths: the str lines' when all ASCII, else the bytes lines'
-                    blines = lines if piece.isascii() else piece.split(b"\n")
+                    blines: Any = piece.decode("ascii").split("\n") if ascii_ else piece.split(b"\n")
                     lens = np.fromiter(map(len, blines), np.int64, len(blines)) + 1
                     ends = np.cumsum(lens)
                     starts = (ends - lens + base).tolist()
                     self._chunk = (starts, first)
+                    lines = blines if ascii_ else self._decode_lines(piece, blines, starts)
                     self.lines += len(lines)
                     yield lines, starts
                     base += int(ends[-1])
@@ -263,6 +269,44 @@ class TextTrace:
         finally:
             if fh is not self.path:
                 fh.close()
+
+    def _decode_lines(self, piece: bytes, blines: list[bytes], starts: list[int]) -> list[str]:
+        """The lines of a non-ASCII piece as text.  Bytes that are not UTF-8 are rendered
+        ``\\xNN`` (Python's ``backslashreplace``), the same text on every path (events, frame,
+        JSON, Parquet); each such line gets a ``text_invalid_utf8`` finding (``_invalid_utf8``)."""
+        try:
+            return piece.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            pass
+        out = []
+        for bl, here in zip(blines, starts):
+            try:
+                out.append(bl.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                out.append(bl.decode("utf-8", "backslashreplace"))
+                self._invalid_utf8(bl, here, e.start)
+        return out
+
+    def _invalid_utf8(self, raw: bytes, off: int, column: int) -> None:
+        """A line holding bytes that are not UTF-8: a finding with the line's raw bytes (hex, up to
+        RAW_MAX bytes), so the ``\\xNN`` rendering, which a literal backslash in the same line
+        could imitate, is never the only record; past MAX_LINE_FINDINGS such lines are counted
+        and summed up in one finding at the end."""
+        self._n_invalid += 1
+        if self._n_invalid > MAX_LINE_FINDINGS:
+            if self._first_invalid is None:
+                self._first_invalid = off
+            return
+        bad = sum(1 for ch in raw.decode("utf-8", "surrogateescape") if "\udc80" <= ch <= "\udcff")
+        f = self._finding("warning", "text_invalid_utf8",
+                          f"line {self._lineno(off)}: {bad} byte(s) not UTF-8 (first at byte {column} of the "
+                          "line), shown as \\xNN", off, column=column, count=bad,
+                          raw=raw[:RAW_MAX].hex() if len(raw) <= RAW_MAX else None)
+        self._pending.append(f)
+
+    def _take_pending(self) -> list[Finding]:
+        out, self._pending = self._pending, []
+        return out
 
     def _bulk_pieces(self, piece: bytes) -> Iterator[bytes | tuple[Any, int]]:
         """``piece`` as (bulk Block, bytes it covers) and plain pieces for the per-line code.
@@ -281,14 +325,16 @@ class TextTrace:
                 yield block.head(block.n - 1), cut + 1
                 yield piece[cut + 1:]
                 return
-            if len(piece) > BULK_MIN:
-                mid = piece.find(b"\n", len(piece) // 2)
-                if mid < 0:
-                    mid = piece.rfind(b"\n")
-                if mid > 0:
-                    yield from self._bulk_pieces(piece[:mid])
-                    yield from self._bulk_pieces(piece[mid + 1:])
-                    return
+        # a piece the scanner refused, or one holding non-ASCII bytes (the scanner reads ASCII
+        # only): halved, so only the odd lines' small pieces go to the per-line code
+        if len(piece) > BULK_MIN:
+            mid = piece.find(b"\n", len(piece) // 2)
+            if mid < 0:
+                mid = piece.rfind(b"\n")
+            if mid > 0:
+                yield from self._bulk_pieces(piece[:mid])
+                yield from self._bulk_pieces(piece[mid + 1:])
+                return
         yield piece
 
     def _scanned(self, block: Any, base: int) -> Any:
@@ -344,6 +390,13 @@ class TextTrace:
             yield f
             return
         yield from self._run()
+        if self._first_invalid is not None:
+            more = self._n_invalid - MAX_LINE_FINDINGS
+            f = Finding("warning", "text_invalid_utf8_lines",
+                        f"{more} more lines holding bytes that are not UTF-8 (the first {MAX_LINE_FINDINGS} "
+                        "are reported one by one)", self._first_invalid, {"count": more})
+            self.findings.append(f)
+            yield f
         if self._first_suppressed is not None:
             more = self._n_unparsed - MAX_LINE_FINDINGS
             f = Finding("warning", "text_lines_unparsed",

@@ -402,6 +402,9 @@ class TraceDat(TraceDatLayout):
             return Event("trace-dat", ts_ns, rec.cpu, pid, comm, None, f"unknown_{etype}",
                          {"raw": bytes(buf[off:off + ln])}, None, fileoff, inst.name or None)
         fields = fmt.decoder(buf, off, ln)  # type: ignore[misc]
+        if fmt.bad is not None:  # a format whose fields cannot be read (bad_format_field): the bytes
+            return Event("trace-dat", ts_ns, rec.cpu, pid, comm, fmt.system, fmt.name, fields, None, fileoff,
+                         inst.name or None)
         text = self.render(fmt, fields)
         if fmt.name in ("sched_switch", "sched_wakeup", "sched_wakeup_new") and fmt.system == "sched":
             self._register_comms(fmt.name, fields, comms)

@@ -1,0 +1,264 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Regression tests for what the issue-14 mutation campaigns found (reproducers inline or in
+tests/data/fuzz/), and for the two reproducer kinds of the issue: text bytes that are not UTF-8
+and a trace.dat event format with a huge field offset."""
+from __future__ import annotations
+
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from analysis.cli.output import UnitWriter
+from dissect.ftrace.event import Event
+from dissect.ftrace.text import FtraceText, QemuLog, ReportText
+from dissect.ftrace.tracedat import read_trace_dat
+from dissect.ftrace.writer import write_trace_dat
+from tests.conftest import TRACES
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = TRACES / "real" / "ftrace-text"
+DATA = Path(__file__).parent / "data" / "fuzz"
+
+
+def _items(reader):
+    items = list(reader)
+    return [x for x in items if isinstance(x, Event)], [x for x in items if not isinstance(x, Event)]
+
+
+def _frames_equal(a, b) -> None:
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a, b)
+
+
+# -- text bytes that are not UTF-8 ---------------------------------------------------
+
+def _report_with_bad_bytes(tmp_path: Path) -> Path:
+    lines = (TEXT / "report.txt").read_bytes().split(b"\n")
+    # line 3: 0x80 in the comm, 0xff and a literal backslash sequence in the marker text
+    lines[2] = lines[2].replace(b"qemu-system-x86", b"qemu-\x80ystem-x86").replace(
+        b"savevm_state_header", b"savevm\xff_state \\x80 header")
+    p = tmp_path / "report-bad.txt"
+    p.write_bytes(b"\n".join(lines))
+    return p
+
+
+def test_report_line_with_non_utf8_bytes_renders_backslash_escapes_and_a_finding(tmp_path):
+    p = _report_with_bad_bytes(tmp_path)
+    evs, fs = _items(ReportText(p))
+    assert [f.code for f in fs] == ["text_invalid_utf8"]
+    f = fs[0]
+    raw = p.read_bytes().split(b"\n")[2]
+    assert f.context["line"] == 3 and f.offset == len(b"\n".join(p.read_bytes().split(b"\n")[:2])) + 1
+    assert f.context["column"] == raw.index(b"\x80") and f.context["count"] == 2
+    assert bytes.fromhex(f.context["raw"]) == raw  # the exact bytes stay available
+    bad = [e for e in evs if e.offset == f.offset]
+    assert len(bad) == 1
+    assert bad[0].comm == "qemu-\\x80ystem-x86"
+    assert bad[0].text == "tracing_mark_write: savevm\\xff_state \\x80 header "
+    assert bad[0].fields["buf"] == "savevm\\xff_state \\x80 header \n"
+    # every event is still there
+    assert len(evs) == len(_items(ReportText(TEXT / "report.txt"))[0])
+
+
+@pytest.mark.parametrize("reader", [FtraceText, ReportText, QemuLog])
+def test_non_utf8_text_same_on_every_path(tmp_path, reader):
+    src = {FtraceText: TEXT / "trace.txt", ReportText: TEXT / "report.txt",
+           QemuLog: TRACES / "real" / "qemu-file.src.log"}[reader]
+    lines = src.read_bytes().split(b"\n")
+    for k in range(len(lines) // 2, len(lines) // 2 + 5):
+        lines[k] = lines[k][:-3] + b"\xff\x80" + lines[k][-3:] if len(lines[k]) > 3 else lines[k]
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"\n".join(lines))
+    evs, fs = _items(reader(p))
+    assert sum(f.code == "text_invalid_utf8" for f in fs) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bulk = reader(p).dataframe()
+        ref = reader(p).dataframe(bulk=False)
+    _frames_equal(bulk, ref)
+    texts = [e.text for e in evs if e.text and "\\xff\\x80" in e.text]
+    assert len(texts) == 5
+    assert sum("\\xff\\x80" in (t or "") for t in bulk["text"].tolist() if isinstance(t, str)) == 5
+    # JSON Lines: valid strict UTF-8 JSON, the same rendering
+    out = io.StringIO()
+    w = UnitWriter(out, as_json=True)
+    for e in evs:
+        w.write(e.to_json())
+    for f in fs:
+        w.write(f.to_json())
+    data = out.getvalue().encode("utf-8")  # strict
+    objs = [json.loads(x) for x in data.decode("utf-8").splitlines()]
+    assert sorted(o["text"] for o in objs if o["kind"] == "event" and "\\xff" in (o["text"] or "")) == sorted(texts)
+    # Parquet keeps the same strings
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"text": pa.array([t if isinstance(t, str) else None for t in bulk["text"].tolist()], pa.large_string())}), buf)
+    back = pq.read_table(io.BytesIO(buf.getvalue()))["text"].to_pylist()
+    assert sum("\\xff\\x80" in (t or "") for t in back) == 5
+
+
+def test_non_utf8_findings_are_capped_then_counted(tmp_path):
+    lines = [b"100@1.000001:ev_%d arg\xfe" % i for i in range(250)]
+    p = tmp_path / "q.log"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    evs, fs = _items(QemuLog(p))
+    assert len(evs) == 250
+    assert sum(f.code == "text_invalid_utf8" for f in fs) == 100
+    agg = [f for f in fs if f.code == "text_invalid_utf8_lines"]
+    assert len(agg) == 1 and agg[0].context["count"] == 150
+    assert agg[0].offset == sum(len(x) + 1 for x in lines[:100])
+
+
+def test_valid_utf8_and_backslashes_are_unchanged(tmp_path):
+    p = tmp_path / "q.log"
+    p.write_bytes("100@1.000001:ev_a caf\u00e9 \\x80 literal\n".encode())
+    evs, fs = _items(QemuLog(p))
+    assert fs == [] and evs[0].text == "ev_a caf\u00e9 \\x80 literal"
+
+
+def test_json_writer_never_emits_a_lone_surrogate():
+    out = io.StringIO()
+    w = UnitWriter(out, as_json=True)
+    w.write({"kind": "event", "text": "a\udc80b", "k\udcff": ["\ud800", "ok \U0001F600"]})
+    w.write({"kind": "event", "text": "\\ud800 is text here"})
+    text = out.getvalue()
+    text.encode("utf-8")  # strict: no lone surrogate anywhere
+    a, b = [json.loads(x) for x in text.splitlines()]
+    assert a == {"kind": "event", "text": "a\\x80b", "k\\xff": ["\\ud800", "ok \U0001F600"]}
+    assert b["text"] == "\\ud800 is text here"
+    human = io.StringIO()
+    UnitWriter(human).write({"kind": "event", "text": "a\udc80b"})
+    human.getvalue().encode("utf-8")
+
+
+def test_cli_decode_of_non_utf8_report_is_valid_json(tmp_path):
+    p = _report_with_bad_bytes(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "analysis.cli.main", "decode", "--json", str(p)],
+                       capture_output=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(x) for x in r.stdout.decode("utf-8").splitlines()]
+    codes = [o["code"] for o in objs if o["kind"] == "finding"]
+    assert codes.count("text_invalid_utf8") == 1 and "internal_error" not in codes
+    assert any(o.get("comm") == "qemu-\\x80ystem-x86" for o in objs)
+
+
+# -- trace.dat: an event format with a field offset no record can hold -----------------
+
+_FMT = """name: fuzz_ev
+ID: 700
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int value;\toffset:0000000008;\tsize:4;\tsigned:1;
+
+print fmt: "value=%d", REC->value
+"""
+
+
+def _huge_offset_file(tmp_path: Path, version: int = 7) -> tuple[Path, int]:
+    evs = [Event("trace-dat", 1000 + i, 0, 7, "x", "fuzz", "fuzz_ev", {"value": i}, None, None, None)
+           for i in range(20)]
+    evs += [Event("trace-dat", 5000, 0, 7, "x", "ftrace", "print", {"buf": "still here\n"}, None, None, None)]
+    p = write_trace_dat(tmp_path / f"huge-{version}.dat", evs, version=version, compression="none", cpus=1,
+                        formats={("fuzz", "fuzz_ev"): _FMT})
+    data = p.read_bytes()
+    at = data.index(b"offset:0000000008;")
+    p.write_bytes(data.replace(b"offset:0000000008;", b"offset:1500000000;"))
+    return p, at
+
+
+@pytest.mark.parametrize("version", [6, 7])
+def test_huge_field_offset_is_a_finding_and_events_stay_raw(tmp_path, version):
+    p, at = _huge_offset_file(tmp_path, version)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    td = read_trace_dat(p)
+    evs = list(td.events())
+    df = td.dataframe()
+    took = time.perf_counter() - t0
+    grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert took < 1.0 and grew_mb < 100
+    bad = [f for f in td.findings if f.code == "bad_format_field"]
+    assert len(bad) == 1
+    assert bad[0].context["event_id"] == 700 and "offset 1500000000" in bad[0].message
+    # the finding points at the format's size word, just before its text
+    data = p.read_bytes()
+    assert bad[0].offset is not None and bad[0].offset < at and data[bad[0].offset + 8:].startswith(b"name: fuzz_ev")
+    raw = [e for e in evs if e.event == "fuzz_ev"]
+    assert len(raw) == 20 and all(e.system == "fuzz" and set(e.fields) == {"raw"} for e in raw)
+    # the record's bytes: common header (type 700, pid 7) then the value
+    assert [int.from_bytes(e.fields["raw"][8:12], "little", signed=True) for e in raw] == list(range(20))
+    assert all(int.from_bytes(e.fields["raw"][:2], "little") == 700 for e in raw)
+    assert [e.text for e in evs if e.event == "print"] == ["tracing_mark_write: still here"]
+    assert df["event"].tolist().count("fuzz_ev") == 20
+    assert df.loc[df["event"] == "fuzz_ev", "raw"].tolist() == [e.fields["raw"] for e in raw]
+
+
+def test_huge_field_offset_through_the_cli(tmp_path):
+    p, _ = _huge_offset_file(tmp_path)
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "analysis.cli.main", "decode", "--json", str(p)],
+                       capture_output=True, cwd=ROOT, timeout=120)
+    objs = [json.loads(x) for x in r.stdout.decode("utf-8").splitlines()]
+    codes = [o["code"] for o in objs if o["kind"] == "finding"]
+    assert "bad_format_field" in codes and "internal_error" not in codes
+    assert sum(o.get("event") == "fuzz_ev" for o in objs) == 20
+    assert time.perf_counter() - t0 < 30  # a fresh interpreter; the decode itself is the test above
+
+
+def test_compile_decoder_rejects_before_allocating():
+    from dissect.ftrace.formats import check_format, compile_decoder, parse_format
+
+    fmt = parse_format(_FMT.replace("0000000008", "9" * 40), "fuzz")
+    assert fmt is not None
+    assert "lies outside any record" in check_format(fmt)
+    dec = compile_decoder(fmt, False)
+    assert fmt.bad is not None and dec(b"\x01\x02\x03", 1, 2) == {"raw": b"\x02\x03"}
+    ok = parse_format(_FMT, "fuzz")
+    assert compile_decoder(ok, False)(b"\0" * 8 + (5).to_bytes(4, "little"), 0, 12) == {"value": 5}
+    loc = parse_format(_FMT.replace("int value;\toffset:0000000008;\tsize:4;",
+                                    "__data_loc char[] name;\toffset:8;\tsize:1;"), "fuzz")
+    assert "__data_loc" in check_format(loc)
+
+
+# -- imports: every dissect module importable first, in a fresh interpreter --------------
+
+def _modules() -> list[str]:
+    out = []
+    for p in sorted((ROOT / "dissect").rglob("*.py")):
+        mod = ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        out.append(mod[:-len(".__init__")] if mod.endswith(".__init__") else mod)
+    return out
+
+
+def test_every_dissect_module_imports_first():
+    code = ("import importlib, subprocess, sys\n"
+            "bad = []\n"
+            "for m in sys.argv[1:]:\n"
+            "    r = subprocess.run([sys.executable, '-c', 'import ' + m], capture_output=True, text=True)\n"
+            "    if r.returncode: bad.append((m, r.stderr.strip().splitlines()[-1]))\n"
+            "print(bad)\n"
+            "sys.exit(1 if bad else 0)\n")
+    r = subprocess.run([sys.executable, "-c", code, *_modules()], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_admin_decode_request_as_first_import():
+    r = subprocess.run([sys.executable, "-c", "from dissect.virtio.admin_decode import decode_request; "
+                        "print(decode_request(bytes(24))[0]['opcode'])"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
