@@ -79,7 +79,7 @@ class MultifdParser(IncrementalParser):
             self.sink({"kind": "multifd_packet", "flow": self.flow, "offset": off, "type": "init",
                        "version": version, "flags": None, "packet_num": None, "ramblock": None,
                        "normal_pages": None, "zero_pages": None, "device_state": None,
-                       "channel": chan, "uuid": _uuid(bytes(uuid)), "ts": self._ts / 1_000_000_000})
+                       "channel": chan, "uuid": _uuid(bytes(uuid)), "ts": self._ts / 1_000_000_000, "ts_ns": self._ts})
             return p + W.MULTIFD_INIT.size
         if end - p < W.MULTIFD_HDR.size:
             return -p - 1
@@ -134,7 +134,7 @@ class MultifdParser(IncrementalParser):
                "type": "sync" if sync else "ram", "version": version, "flags": flags,
                "packet_num": packet_num, "ramblock": block or None, "normal_pages": normal, "zero_pages": zero,
                "device_state": None, "pages_alloc": pages_alloc, "next_packet_size": next_size,
-               "compression": W.MULTIFD_COMPRESSION.get(comp), "ts": self._ts / 1_000_000_000}
+               "compression": W.MULTIFD_COMPRESSION.get(comp), "ts": self._ts / 1_000_000_000, "ts_ns": self._ts}
         self.sink(obj)
         q = p + W.MULTIFD_RAM_FIXED + 8 * slots + data_len
         if q > end:
@@ -181,8 +181,8 @@ class MultifdParser(IncrementalParser):
         if found is None:
             found = self.slots
         self._choice[pages_alloc] = found
-        if found != self.slots:
-            self.slots = found
+        if found and found != self.slots:
+            self.slots = found  # the sender's page count: later packets use it too
         self._finding("info", "multifd_layout", f"packet with pages_alloc {pages_alloc}: offset array of "
                       f"{found} slots ({W.MULTIFD_PACKET_SIZE} / {self._page_size(found)}-byte pages); {how}",
                       base + p, pages_alloc=pages_alloc, slots=found)
@@ -237,7 +237,7 @@ class MultifdParser(IncrementalParser):
                    "normal_pages": 0, "zero_pages": 0,
                    "device_state": {"idstr": idstr, "instance_id": inst, "idx": idx, "config": config,
                                     "size": size - W.VFIO_DEVICE_STATE_PACKET.size},
-                   "ts": self._ts / 1_000_000_000})
+                   "ts": self._ts / 1_000_000_000, "ts_ns": self._ts})
         if self.devices is not None:
             data = bytes(b[q + W.VFIO_DEVICE_STATE_PACKET.size:q + size])
             for u in self.devices.device_state(idstr, inst, idx, vflags, data, self._ts, self.flow,
