@@ -207,7 +207,8 @@ def test_capture_main_channel_equals_raw_stream_file(tmp_path):
         for o in objs:
             if o["kind"] in ("section", "ram", "vfio_marker", "vfio_chunk", "vfio_record", "dev_part", "command",
                              "vmdesc", "eof", "configuration"):
-                o = {k: v for k, v in o.items() if k not in ("ts", "flow", "ts_first", "ts_last", "delimited_by")}
+                o = {k: v for k, v in o.items() if k not in ("ts", "ts_ns", "flow", "ts_first", "ts_last", "ts_first_ns",
+                                                          "ts_last_ns", "delimited_by")}
                 out.append(o)
         return out
 

@@ -72,7 +72,7 @@ def test_ram_start_section_golden():
     (s,) = kinds(units, "section")
     assert s == {"kind": "section", "flow": None, "offset": 17, "length": len(RAM_START_HDR + RAM_SETUP + FOOTER2),
                  "type": "START", "section_id": 2, "idstr": "ram", "instance_id": 0, "version_id": 4,
-                 "ts": 0.0, "delimited_by": "payload"}
+                 "ts": 0.0, "ts_ns": 0, "delimited_by": "payload"}
     (r,) = kinds(units, "ram")
     assert r["mem_size"] == 0x1082000
     assert r["ram_blocks"] == [{"idstr": "pc.ram", "used_length": 0x1000000},

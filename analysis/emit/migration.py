@@ -33,8 +33,12 @@ def to_objects(item: Any, flow: int | None = None) -> list[dict[str, Any]]:
         return [obj]
     if isinstance(item, RecordUnit):
         objs = list(record_objects(item.record, device=item.device, phase=item.phase, ts=_s(item.ts_last_ns)))
+        # exact integers beside the contract's float seconds (epoch ns exceed a float's precision)
+        objs[0]["ts_ns"] = item.ts_last_ns
         objs[0]["ts_first"] = _s(item.ts_first_ns)
+        objs[0]["ts_first_ns"] = item.ts_first_ns
         objs[0]["ts_last"] = _s(item.ts_last_ns)
+        objs[0]["ts_last_ns"] = item.ts_last_ns
         return objs
     to_json = getattr(item, "to_json", None)
     if to_json is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dissect.qemu import wire as W
-from dissect.qemu.states import MAX_SCAN, S_FOOTER, S_RECORD, S_SCAN, ts_seconds as _ts
+from dissect.qemu.states import MAX_SCAN, S_FOOTER, S_RECORD, S_SCAN, stamp
 from dissect.qemu.vmdesc import VmDesc
 
 
@@ -35,7 +35,7 @@ class RecordHandlers:
         else:
             value = _command_value(cmd, payload)
         self._emit(self._unit("command", offset=off, cmd=cmd, cmd_name=name if cmd else "INVALID", len=ln,
-                              value=value, ts=_ts(self._ts_at(off))))
+                              value=value, **stamp(self._ts_at(off))))
         if cmd == W.MIG_CMD_PACKAGED and isinstance(value, dict):
             self._pkg_ends.append(off + 5 + ln + value["length"])
         if name is None:
@@ -107,11 +107,11 @@ class RecordHandlers:
                 self._finding("error", "unknown_subsection", f"configuration subsection {name!r}", base + q)
                 self.machine_type = machine
                 self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs,
-                                      ts=_ts(self._ts_at(off))))
+                                      **stamp(self._ts_at(off))))
                 return self._go_lost(r, base)
             q = r
         self.machine_type = machine
-        self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs, ts=_ts(self._ts_at(off))))
+        self._emit(self._unit("configuration", offset=off, machine_type=machine, **subs, **stamp(self._ts_at(off))))
         return q
 
     def _vmdesc(self, raw: bytes, off: int) -> None:
@@ -122,7 +122,7 @@ class RecordHandlers:
             return
         self.vmdesc_seen = vd
         self._emit(self._unit("vmdesc", offset=off, page_size=vd.page_size, devices=len(vd.devices),
-                              length=len(raw), ts=_ts(self._ts_at(off))))
+                              length=len(raw), **stamp(self._ts_at(off))))
         if vd.page_size and vd.page_size != self.page_size:
             self._finding("warning", "page_size_mismatch", f"vmdesc page_size {vd.page_size}, "
                           f"parser used {self.page_size}", off)

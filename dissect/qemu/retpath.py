@@ -64,7 +64,7 @@ class ReturnPathParser(IncrementalParser):
         self.messages += 1
         self.sink({"kind": "rp_message", "flow": self.flow, "offset": off, "type": mtype,
                    "type_name": name if mtype else "INVALID", "len": ln, "value": rp_value(mtype, payload),
-                   "ts": self._ts / 1_000_000_000})
+                   "ts": self._ts / 1_000_000_000, "ts_ns": self._ts})
         if mtype == W.MIG_RP_MSG_RECV_BITMAP:
             self._bitmap = {"offset": base + p + 4 + ln}
         return p + 4 + ln

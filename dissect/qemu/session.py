@@ -166,7 +166,7 @@ class DeviceAssembler:
             blob = _strip_config(data)
             d.config = blob if blob is not None else data
             unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": d.section_id, "phase": "config",
-                    "offset": offset, "data_offset": None, "size": len(d.config), "ts": _s(ts), "idx": idx,
+                    "offset": offset, "data_offset": None, "size": len(d.config), "ts": _s(ts), "ts_ns": ts, "idx": idx,
                     "data": d.config.hex()}
             out: list[Any] = [unit]
             if blob is None:
@@ -174,7 +174,7 @@ class DeviceAssembler:
                                    "DEV_CONFIG_STATE … END_OF_STATE", offset, {"device": d.name, "flow": flow}))
             return out
         unit = {"kind": "vfio_chunk", "flow": flow, "device": d.name, "section_id": d.section_id, "phase": "stopcopy",
-                "offset": offset, "data_offset": d.data_off, "size": len(data), "ts": _s(ts), "idx": idx}
+                "offset": offset, "data_offset": d.data_off, "size": len(data), "ts": _s(ts), "ts_ns": ts, "idx": idx}
         return [unit] + self._feed(d, "stopcopy", data, ts)
 
     def close(self) -> list[Any]:

@@ -12,3 +12,9 @@ MAX_SCAN = 64 * 1024 * 1024
 def ts_seconds(ns: int | None) -> float | None:
     """Capture nanoseconds as the contract's float seconds (None stays None)."""
     return None if ns is None else ns / 1_000_000_000
+
+
+def stamp(ns: int | None) -> dict[str, float | int | None]:
+    """A unit's timestamp fields: the contract's float seconds ``ts`` and the exact integer
+    ``ts_ns`` (epoch nanoseconds exceed a float's 53 bits: ``ts`` alone loses up to 256 ns)."""
+    return {"ts": None if ns is None else ns / 1_000_000_000, "ts_ns": ns}

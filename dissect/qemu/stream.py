@@ -26,7 +26,7 @@ from dissect.qemu import ram as _ram
 from dissect.qemu import wire as W
 from dissect.qemu.records import RecordHandlers
 from dissect.qemu.states import (S_DONE, S_FIXED, S_FOOTER, S_HEADER, S_LOST, S_MAPPED, S_RAM, S_RECORD, S_SCAN,
-                                 S_VFIO, S_VFIO_CFG, ts_seconds as _ts)
+                                 S_VFIO, S_VFIO_CFG, stamp)
 from dissect.qemu.vfio import VfioHandlers
 from dissect.qemu.vmdesc import MAX_VMDESC, VmDesc
 
@@ -379,7 +379,7 @@ class StreamParser(RecordHandlers, VfioHandlers):
         if version != W.QEMU_VM_FILE_VERSION:
             self._finding("error" if version == W.QEMU_VM_FILE_VERSION_COMPAT else "warning", "bad_version",
                           f"file version {version} (expected 3)", base + p + 4)
-        self._emit(self._unit("header", offset=base + p, magic="QEVM", version=version, ts=_ts(self._ts_at(base + p))))
+        self._emit(self._unit("header", offset=base + p, magic="QEVM", version=version, **stamp(self._ts_at(base + p))))
         self._state = S_RECORD
         return p + 8
 
@@ -421,7 +421,7 @@ class StreamParser(RecordHandlers, VfioHandlers):
         if t == W.QEMU_VM_EOF:
             self.eof_offset = off
             self._emit(self._unit("eof", offset=off, packaged=len(self._pkg_ends) or None,
-                                  ts=_ts(self._ts_at(off))))
+                                  **stamp(self._ts_at(off))))
             return p + 1
         if t == W.QEMU_VM_VMDESCRIPTION:
             if end - p < 5:
@@ -492,7 +492,7 @@ class StreamParser(RecordHandlers, VfioHandlers):
         obj = self._unit("section", offset=sec.offset,
                          length=None if end_off is None else end_off - sec.offset,
                          type=W.SECTION_TYPES[sec.type], section_id=sec.id, idstr=sec.idstr,
-                         instance_id=sec.instance_id, version_id=sec.version_id, ts=_ts(sec.ts),
+                         instance_id=sec.instance_id, version_id=sec.version_id, **stamp(sec.ts),
                          delimited_by=sec.delimited_by)
         if sec.packaged:
             obj["packaged"] = sec.packaged

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dissect.qemu import wire as W
-from dissect.qemu.states import MAX_SCAN, S_FOOTER, S_SCAN, S_VFIO_CFG, ts_seconds as _ts
+from dissect.qemu.states import MAX_SCAN, S_FOOTER, S_SCAN, S_VFIO_CFG, stamp
 
 
 class VfioHandlers:
@@ -48,7 +48,7 @@ class VfioHandlers:
                                       value=v))
                 data_off = self.devices_offset(dev)
                 self._emit(self._unit("vfio_chunk", device=dev, section_id=sec.id, phase=phase, offset=off,
-                                      data_offset=data_off, size=size, ts=_ts(ts)))
+                                      data_offset=data_off, size=size, **stamp(ts)))
                 if size > W.VFIO_MIG_DEFAULT_DATA_BUFFER_SIZE:
                     self._finding("info", "vfio_chunk_large", f"chunk of {size} bytes exceeds QEMU's 1 MiB "
                                   "buffer", off, device=dev)
@@ -107,7 +107,7 @@ class VfioHandlers:
             blob = bytes(b[p:c])
             off = base + p
             self._emit(self._unit("vfio_chunk", device=sec.idstr, section_id=sec.id, phase="config",
-                                  offset=off - 8, data_offset=None, size=len(blob), ts=_ts(self._ts_at(off)),
+                                  offset=off - 8, data_offset=None, size=len(blob), **stamp(self._ts_at(off)),
                                   data=blob.hex()))
             if self.devices is not None:
                 self._emit_many(self.devices.config(sec.idstr or "", blob, self._ts_at(off), off))
