@@ -50,8 +50,10 @@ migration capabilities/parameters of both sides, the command lines).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -358,9 +360,82 @@ def summary(out: Path) -> None:
               f"{dst.get('migrate_send_rp_message', 0)}")
 
 
+# The part of QEMU 10.0.2's trace-events-all that dissect/qemu/trace-events-qemu-10.0.2-subset
+# holds.  trace-events-all is the concatenation of every source folder's trace-events file
+# (each starts with the "# See docs/devel/tracing.rst" line), split into sections by
+# "# file.c" comments.  A file is named by an event only it declares.
+SUBSET_FILES = {"hw/vfio/trace-events": "vfio_migration_realize",
+                "migration/trace-events": "savevm_section_start",
+                "system/trace-events": "runstate_set"}
+#: (file, section, names): names None = every event of the section ("complete"), else only those
+SUBSET = [
+    ("hw/vfio/trace-events", "migration.c", None),
+    ("hw/vfio/trace-events", "common.c", ("vfio_device_dirty_tracking_update",
+                                          "vfio_device_dirty_tracking_start",
+                                          "vfio_get_dirty_bitmap", "vfio_iommu_map_dirty_notify")),
+    ("migration/trace-events", "savevm.c", None),
+    ("migration/trace-events", "migration.c", None),
+    ("migration/trace-events", "multifd.c", None),
+    ("migration/trace-events", "migration-stats", None),
+    ("migration/trace-events", "ram.c", ("migration_bitmap_sync_start", "migration_bitmap_sync_end",
+                                         "migration_throttle", "ram_save_iterate_big_wait",
+                                         "ram_load_complete", "ram_save_page", "ram_load_loop")),
+    ("system/trace-events", "cpus.c", ("vm_stop_flush_all",)),
+    ("system/trace-events", "vl.c", ("vm_state_notify", "runstate_set")),
+]
+
+
+def trace_events_sections(text: str) -> dict[tuple[str, str], list[str]]:
+    """(file, section) -> declaration lines, for the files of SUBSET_FILES."""
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("# See docs/devel/tracing.rst") and blocks[-1]:
+            blocks.append([])
+        blocks[-1].append(line)
+    out: dict[tuple[str, str], list[str]] = {}
+    for block in blocks:
+        names = {line.split("(", 1)[0] for line in block if line[:1].isalpha()}
+        for fname, marker in SUBSET_FILES.items():
+            if marker not in names:
+                continue
+            section = ""
+            for line in block:
+                m = re.match(r"^#\s*(\S+\.[ch]|migration-stats)$", line)
+                if m:
+                    section = m.group(1)
+                elif line[:1].isalpha():
+                    out.setdefault((fname, section), []).append(line)
+    return out
+
+
+def subset(root: Path) -> None:
+    """Print the subset file of QEMU's trace-events-all (provenance header + @section blocks)."""
+    path = root / "usr/share/qemu/trace-events-all"
+    raw = path.read_bytes()
+    sections = trace_events_sections(raw.decode())
+    print("# Subset of QEMU 10.0.2's trace-events-all: lines copied verbatim, in file order.")
+    print("# Source: Debian package qemu-system-common 1:10.0.2+ds-2+deb13u1~bpo12+1")
+    print("#   (bookworm-backports), file /usr/share/qemu/trace-events-all,")
+    print(f"#   {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}.")
+    print("# QEMU's trace-events files are GPL-2.0-or-later (QEMU's license).")
+    print("# Made by: python3 traces/real/record_qemu10.py subset")
+    print("#")
+    print("# '# @section FILE SECTION complete' : every event QEMU 10.0.2 declares in that")
+    print("#   section of FILE (its '# file.c' comment); '... partial': only the named")
+    print("#   events (the catalogue's events from sections not taken whole).")
+    for fname, section, names in SUBSET:
+        lines = sections[(fname, section)]
+        if names is not None:
+            lines = [line for line in lines if line.split("(", 1)[0] in names]
+            assert len(lines) == len(names), (section, names)
+        print(f"\n# @section {fname} {section} {'complete' if names is None else 'partial'}")
+        for line in lines:
+            print(line)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("action", choices=["unpack", "record", "summary"])
+    ap.add_argument("action", choices=["unpack", "record", "summary", "subset"])
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--root", type=Path, default=Path("/opt/qemu10"))
     ap.add_argument("--debs", type=Path, default=Path("/var/tmp/qemu10-debs"))
@@ -368,6 +443,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.action == "unpack":
         unpack(args.root, args.debs)
+        return 0
+    if args.action == "subset":
+        subset(args.root)
         return 0
     if args.action == "summary":
         summary(args.out)
