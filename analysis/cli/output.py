@@ -37,8 +37,16 @@ def human_line(obj: dict[str, Any]) -> str:
                        if k not in ("kind", "severity", "code", "message", "offset") and v is not None)
         msg = _short(str(obj["message"])) if not str(obj["message"]).isprintable() else obj["message"]
         return f"{obj['severity'].upper()} {obj['code']}{where}: {msg}" + (f" [{ctx}]" if ctx else "")
+    if kind == "event" and isinstance(obj.get("fields"), dict) and isinstance(obj["fields"].get("ip"), int):
+        obj = dict(obj, fields=dict(obj["fields"], ip=kernel_address(obj["fields"]["ip"], obj.get("ip_symbol"))))
+        obj.pop("ip_symbol", None)
     parts = [f"{k}={_short(v)}" for k, v in obj.items() if k not in _HUMAN_SKIP and v is not None]
     return f"{kind:<14} " + " ".join(parts)
+
+
+def kernel_address(addr: int, symbol: str | None = None) -> str:
+    """A kernel address as people read it: hex, with its kallsyms name when the trace has one."""
+    return f"0x{addr:x}" + (f" <{symbol}>" if symbol else "")
 
 
 class UnitWriter:

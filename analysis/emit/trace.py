@@ -61,9 +61,10 @@ def qemu_text(ev: Event) -> str | None:
 class TraceEmitter:
     """Turns a stream of :class:`Event` | :class:`Finding` into contract objects."""
 
-    def __init__(self, catalogue: Catalogue, precision_ns: int | None = None):
+    def __init__(self, catalogue: Catalogue, precision_ns: int | None = None, kallsyms: Any = None):
         self.catalogue = catalogue
         self.precision_ns = precision_ns
+        self.kallsyms = kallsyms  # a trace.dat's Kallsyms: names the ``ip`` of print events (extra ip_symbol)
         self._admin: Any = None
         self._admin_failed = False
         self._unmatched_reported: set[str] = set()
@@ -81,6 +82,10 @@ class TraceEmitter:
 
     def objects(self, ev: Event) -> Iterator[dict[str, Any]]:
         obj = ev.to_json()
+        if self.kallsyms is not None and isinstance(ev.fields.get("ip"), int):
+            sym = self.kallsyms.lookup(ev.fields["ip"])
+            if sym is not None:
+                obj["ip_symbol"] = sym
         obj["qemu"] = None
         if self.precision_ns is not None:
             obj["ts_precision_ns"] = self.precision_ns
@@ -140,7 +145,7 @@ def emit_trace_dat(path: Path, args: argparse.Namespace) -> Iterator[dict[str, A
         yield f.to_json()
     td = read_trace_dat(path)
     try:
-        em = TraceEmitter(cat)
+        em = TraceEmitter(cat, kallsyms=td.kallsyms)
         done = 0
 
         def fresh() -> Iterator[dict[str, Any]]:
