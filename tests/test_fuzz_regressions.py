@@ -262,3 +262,61 @@ def test_admin_decode_request_as_first_import():
                         "print(decode_request(bytes(24))[0]['opcode'])"], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
+
+
+# -- pandas "invalid value encountered in cast": a 20-digit pid in text --------------------
+
+def test_pid_past_int64_stays_exact_without_a_cast_warning(tmp_path):
+    import re
+
+    lines = (TEXT / "trace.txt").read_bytes().split(b"\n")
+    k = [i for i, ln in enumerate(lines) if b"qemu-system-x86-" in ln][3]
+    lines[k] = re.sub(rb"-(\d+) ", b"-9223372036854775808 ", lines[k], count=1)
+    p = tmp_path / "pid.txt"
+    p.write_bytes(b"\n".join(lines))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the RuntimeWarning of the text campaign fails here
+        bulk = FtraceText(p).dataframe()
+        ref = FtraceText(p).dataframe(bulk=False)
+    _frames_equal(bulk, ref)
+    pids = bulk["pid"].tolist()
+    assert pids.count(9223372036854775808) == 1 and all(isinstance(v, int) for v in pids)
+    assert pids == [e.pid for e in FtraceText(p).events()]
+    from dissect.ftrace.text_bulk import int_array
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(int_array([1, 2**63, None])) == [1, 2**63, None]
+        assert list(int_array([1, None, -2**63])) == [1, pd_na(), -2**63]
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA
+
+
+# -- internal_error: a decoder exception is told apart from bad input ------------------
+
+def test_internal_error_names_the_exception_and_goes_to_stderr(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from analysis.cli import decode
+
+    def boom(path, args):
+        yield {"kind": "finding", "severity": "warning", "code": "x", "message": "before", "offset": 0}
+        raise OverflowError("synthetic")
+    monkeypatch.setattr(decode, "emitter_for", lambda kind: boom)
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"\0" * 32)
+    ap = argparse.ArgumentParser()
+    decode.add_arguments(ap)
+    args = ap.parse_args([str(p), "--as", "dev-parts", "--json"])
+    assert decode.run(args) == 1
+    out, err = capsys.readouterr()
+    objs = [json.loads(x) for x in out.splitlines()]
+    assert objs[0]["message"] == "before"
+    ie = objs[1]
+    assert ie["code"] == "internal_error" and ie["exception"] == "OverflowError"
+    assert ie["where"].startswith("tests/test_fuzz_regressions.py:")
+    assert "internal error (a decoder bug, not bad input): OverflowError" in err

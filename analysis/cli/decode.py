@@ -50,6 +50,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show a traceback for internal errors")
 
 
+def _where(e: BaseException) -> str:
+    """``path:line`` (relative to the source tree) of the innermost frame of ours that raised ``e``."""
+    root = Path(__file__).resolve().parents[2]
+    frames = traceback.extract_tb(e.__traceback__)
+    mine = [f for f in frames if Path(f.filename).resolve().is_relative_to(root)] or frames
+    if not mine:
+        return "?"
+    f = mine[-1]
+    p = Path(f.filename).resolve()
+    return f"{p.relative_to(root) if p.is_relative_to(root) else p.name}:{f.lineno}"
+
+
 def run(args: argparse.Namespace) -> int:
     if is_live(args.capture, args.follow):
         from analysis.live.decode import run_decode
@@ -82,8 +94,13 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # a decoder bug must still not look like a traceback on bad input
         if args.debug:
             traceback.print_exc()
+        where = _where(e)
+        # the user still gets the units decoded so far and a finding; stderr and the finding's
+        # ``exception``/``where`` tell a decoder bug apart from bad input (a crash, for a fuzzer)
+        print(f"migtrace decode: internal error (a decoder bug, not bad input): {type(e).__name__} at {where}; "
+              "please report", file=sys.stderr)
         out.write({"kind": "finding", "severity": "error", "code": "internal_error",
                    "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
-                   "offset": None})
+                   "offset": None, "exception": type(e).__name__, "where": where})
     out.write(out.summary(kind))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

@@ -26,18 +26,25 @@ import pyarrow as pa
 from dissect.ftrace.event import Event
 from dissect.ftrace.text_scan import Block, Cat
 
+_I64 = 1 << 63
+
 
 def int_array(vals: list[Any]) -> Any:
     """Nullable ``Int64`` of Python ints and None; an object array when one does not fit int64
     (a 20-digit pid or a timestamp past 2**63 stays exact instead of failing the frame)."""
     import pandas as pd
 
-    try:
-        return pd.array(vals, dtype="Int64")
-    except (OverflowError, TypeError):
-        out = np.empty(len(vals), object)
-        out[:] = vals
-        return out
+    # range checked first: pandas casts a list holding a value in [2**63, 2**64) through float64,
+    # warns "invalid value encountered in cast" and then refuses it (TypeError); no value was
+    # ever stored wrong, but the warning hid whether one was
+    if all(v is None or -_I64 <= v < _I64 for v in vals):
+        try:
+            return pd.array(vals, dtype="Int64")
+        except (OverflowError, TypeError):
+            pass
+    out = np.empty(len(vals), object)
+    out[:] = vals
+    return out
 
 
 def _ints(blocks: list[Block], name: str, n: int) -> Any:
