@@ -360,6 +360,36 @@ def summary(out: Path) -> None:
               f"{dst.get('migrate_send_rp_message', 0)}")
 
 
+def manifests(out: Path) -> None:
+    """Write OUT/runs/NAME/run.json (run-manifest.md, kind real) for every capture in OUT."""
+    for cfg_path in sorted(out.glob("*.config.json")):
+        name = cfg_path.name[: -len(".config.json")]
+        cfg = json.loads(cfg_path.read_text())
+        final = json.loads((out / f"{name}.src-query-migrate.json").read_text())
+        cap = f"{name}.pcap" if (out / f"{name}.pcap").exists() else f"{name}.mig"
+        argv = cfg["source"]["argv"]
+        roles = [(cap, "source-stream"), (f"{name}.src.log", "qemu-log-source"),
+                 (f"{name}.dst.log", "qemu-log-destination"), (f"{name}.src-qmp.jsonl", "qmp-source"),
+                 (f"{name}.dst-qmp.jsonl", "qmp-destination"),
+                 (f"{name}.src-info-migrate.txt", "other"), (f"{name}.dst-info-migrate.txt", "other")]
+        # NAME.src-query-migrate.json and NAME.config.json are qemu_counters / qemu_config below
+        run = {
+            "schema": 1, "run_id": f"real-qemu10-{name}", "kind": "real",
+            "qemu": "{major}.{minor}.{micro}".format(**cfg["version"]["qemu"]),
+            "vm": {"ram_bytes": int(argv[argv.index("-m") + 1]) << 20, "vcpus": 1,
+                   "machine": "pc", "accel": "tcg", "guest": "traces/real/guest (dirtyguest.elf)",
+                   "guest_args": argv[argv.index("-append") + 1]},
+            "labels": {"source": "traces/real/record_qemu10.py", "date": cfg["date"][:10],
+                       "package": cfg["version"]["package"]},
+            "captures": [{"path": f"../../{p}", "role": r} for p, r in roles],
+            "qemu_counters": final,
+            "qemu_config": {"capabilities": cfg["source"]["capabilities"],
+                            "parameters": cfg["source"]["parameters"]},
+        }
+        (out / "runs" / name).mkdir(parents=True, exist_ok=True)
+        (out / "runs" / name / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
 # The part of QEMU 10.0.2's trace-events-all that dissect/qemu/trace-events-qemu-10.0.2-subset
 # holds.  trace-events-all is the concatenation of every source folder's trace-events file
 # (each starts with the "# See docs/devel/tracing.rst" line), split into sections by
@@ -435,7 +465,7 @@ def subset(root: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("action", choices=["unpack", "record", "summary", "subset"])
+    ap.add_argument("action", choices=["unpack", "record", "summary", "subset", "manifests"])
     ap.add_argument("scenarios", nargs="*")
     ap.add_argument("--root", type=Path, default=Path("/opt/qemu10"))
     ap.add_argument("--debs", type=Path, default=Path("/var/tmp/qemu10-debs"))
@@ -446,6 +476,9 @@ def main() -> int:
         return 0
     if args.action == "subset":
         subset(args.root)
+        return 0
+    if args.action == "manifests":
+        manifests(args.out)
         return 0
     if args.action == "summary":
         summary(args.out)
