@@ -27,6 +27,8 @@ from analysis.load_align import STREAM_KINDS, TRACE_KINDS, _align  # noqa: F401 
 from analysis.load_devices import _dedup_admin, _map_devices
 from analysis.load_frames import build_frames
 from analysis.load_hmp import looks_like_stats, read_stats
+from analysis.load_qmp import empty_frame as _empty_qmp
+from analysis.load_qmp import final_stats, looks_like_series, read_series
 from analysis.manifest import MANIFEST_NAME, RunManifest, find_runs, read_manifest
 
 _SOURCE_EVENTS = ("savevm_", "vfio_save_", "migration_bitmap_sync", "migrate_pending", "vmstate_downtime_save",
@@ -75,6 +77,10 @@ class Migration:
     device_map: dict[str, str] = field(default_factory=dict)            # trace name → stream idstr
     phases: pd.DataFrame = field(default_factory=pd.DataFrame)
     iterations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: query-migrate time series (qmp-source / qmp-destination captures), one row per poll
+    qmp: pd.DataFrame = field(default_factory=_empty_qmp)
+    #: stream capture index → pre-copy pass tracker over its page sends (analysis.metrics.passes)
+    page_passes: dict[int, Any] = field(default_factory=dict)
 
     @property
     def devices(self) -> list[str]:
@@ -115,9 +121,9 @@ class Migration:
         return f"<Migration {self.run_id or ''} captures={len(self.captures)} {sizes}>"
 
 
-def _emit_args() -> argparse.Namespace:
+def _emit_args(page_log: Any = None) -> argparse.Namespace:
     return argparse.Namespace(as_kind=None, json=True, opcode=None, subtype=0, admin_linktype=None,
-                              trace_events=None, debug=False, progress=False)
+                              trace_events=None, debug=False, progress=False, page_log=page_log)
 
 
 def detect_kind(path: Path) -> str:
@@ -128,6 +134,8 @@ def detect_kind(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(8192)
     try:
+        if looks_like_series(head.decode("utf-8", "replace")):
+            return "qmp-series"
         if looks_like_stats(head.decode("utf-8", "replace")):
             return "qemu-stats"
     except Exception:  # pragma: no cover - decode with replace cannot fail
@@ -135,8 +143,9 @@ def detect_kind(path: Path) -> str:
     return detect(path)
 
 
-def iter_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
-    """The contract units of one capture, from its registered emitter."""
+def iter_units(path: Path, kind: str, page_log: Any = None) -> Iterator[dict[str, Any]]:
+    """The contract units of one capture, from its registered emitter (``page_log``: the
+    optional page tap of dissect/qemu/pages.py, for stream captures)."""
     from analysis.emit import emitter_for
 
     try:
@@ -148,7 +157,7 @@ def iter_units(path: Path, kind: str) -> Iterator[dict[str, Any]]:
 
         yield from iter_trace_units(path, kind)
         return
-    yield from emit(path, _emit_args())
+    yield from emit(path, _emit_args(page_log))
 
 
 def expand_inputs(paths: Iterable[Path | str]) -> tuple[list[tuple[Path, str | None]], RunManifest | None]:
@@ -223,6 +232,8 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
     caps: list[Capture] = []
     per_cap: dict[int, list[dict[str, Any]]] = {}
     stats: dict[str, dict[str, Any]] = {}
+    series: list[pd.DataFrame] = []
+    passes: dict[int, Any] = {}
     early: list[dict[str, Any]] = []
 
     def err(code: str, msg: str, cap: Capture) -> None:
@@ -253,11 +264,26 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
             st = read_stats(cap.path)
             side = cap.side or _stats_side(cap.path, st)
             cap.side = side
-            stats[side or "source"] = st
+            stats[side or "source"] = _merge_stats(stats.get(side or "source"), st)
+            continue
+        if cap.kind == "qmp-series":
+            df, bad = read_series(cap.path, cap.index, cap.side)
+            early.extend(bad)
+            final = final_stats(df)
+            cap.side = cap.side or _stats_side(cap.path, final)
+            df["side"] = pd.array([cap.side] * len(df), dtype="string")
+            cap.units = len(df)
+            series.append(df)
+            stats[cap.side] = _merge_stats(stats.get(cap.side), final)
             continue
         got: list[dict[str, Any]] = []
+        tracker = None
+        if cap.kind in STREAM_KINDS:
+            from analysis.metrics.passes import PassTracker
+
+            tracker = passes[cap.index] = PassTracker()
         try:
-            for u in iter_units(cap.path, cap.kind):
+            for u in iter_units(cap.path, cap.kind, page_log=tracker):
                 u["_capture"] = cap.index
                 got.append(u)
         except Exception as e:  # a missing decoder or a decoder bug must not lose the other captures
@@ -265,7 +291,8 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
         per_cap[cap.index] = got
     for cap in caps:
         got = per_cap.get(cap.index, [])
-        cap.units = len(got)
+        if cap.kind != "qmp-series":
+            cap.units = len(got)
         if cap.side is None and cap.kind in TRACE_KINDS:
             cap.side = _side_of_events(got)
         for u in got:
@@ -274,7 +301,9 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
     offsets = {a.capture: a.offset_ns for a in alignment}
     frames, findings = build_frames((u for c in caps for u in per_cap.get(c.index, [])), offsets)
     m = Migration(captures=caps, findings=early + findings, alignment=alignment, qemu_stats=stats,
-                  manifest=manifest, **frames)
+                  manifest=manifest, page_passes=passes, **frames)
+    if series:
+        m.qmp = pd.concat(series, ignore_index=True) if len(series) > 1 else series[0]
     for a in alignment:
         if a.method == "none":
             m.finding("warning", "clock_alignment_failed",
@@ -308,6 +337,18 @@ def _kind_of_units(units: list[dict[str, Any]]) -> str:
     if kinds & {"admin_cmd", "admin_result"}:
         return "admin-capture"
     return "units"
+
+
+#: QEMU's counters from several files of one side: exact bytes (QMP) before HMP's kbytes
+_STATS_RANK = {"qmp": 2, "qmp-series": 1, "hmp": 0}
+
+
+def _merge_stats(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    if not old:
+        return new
+    if _STATS_RANK.get(new.get("format"), 0) > _STATS_RANK.get(old.get("format"), 0):
+        return {**old, **new}
+    return {**new, **old}
 
 
 def _stats_side(path: Path, st: dict[str, Any]) -> str:

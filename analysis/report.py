@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.load import Migration
 
 #: columns of the printed / reported summary table
-TABLE_COLUMNS = ["run_id", "device", "qemu_profile", "qemu_iterations", "precopy_chunks", "precopy_snapshots",
+TABLE_COLUMNS = ["run_id", "device", "qemu_profile", "precopy_iterations", "precopy_chunks", "precopy_snapshots",
                  "precopy_policy", "stopcopy_records", "stopcopy_bytes", "record_bytes_median", "record_bytes_max",
                  "trailer_bug", "downtime_qemu_ms", "downtime_wire_ms", "downtime_model_ms"]
 

@@ -17,7 +17,8 @@ from analysis import metrics as M
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.load import Migration
 
-MIGRATION_FIELDS = ("captures", "qemu_profile", "total_ms", "setup_ms", "qemu_iterations", "ram_zero_pages",
+MIGRATION_FIELDS = ("captures", "qemu_profile", "total_ms", "setup_ms", "precopy_iterations",
+                    "precopy_iterations_method", "dirty_syncs", "qemu_iterate_sections", "ram_zero_pages",
                     "ram_normal_pages", "bytes_main", "bytes_multifd", "downtime_qemu_ms", "downtime_wire_ms",
                     "downtime_model_ms", "downtime_breakdown_ms")
 DEVICE_FIELDS = ("device", "precopy_chunks", "precopy_snapshots", "precopy_policy", "stopcopy_records",
@@ -28,7 +29,12 @@ _REASONS = {
     "qemu_profile": "no version evidence (manifest, VFIO PART sections, multifd device state or typed trace events)",
     "total_ms": "needs QEMU stats, migrate_set_state events or a stream with timestamps",
     "setup_ms": "needs QEMU stats, migrate_set_state events or a stream with PART sections",
-    "qemu_iterations": "needs savevm_state_iterate events or a stream with RAM PART sections",
+    "precopy_iterations": "needs migration_bitmap_sync_* trace events, QEMU's final dirty-sync-count (info migrate, "
+                          "query-migrate or its time series) or a stream whose RAM pages can be read",
+    "precopy_iterations_method": "no method applied (see precopy_iterations)",
+    "dirty_syncs": "needs migration_bitmap_sync_* trace events or QEMU's final dirty-sync-count (a stream alone gives "
+                   "only a lower bound of precopy_iterations)",
+    "qemu_iterate_sections": "needs savevm_state_iterate events or a stream with RAM PART sections",
     "ram_zero_pages": "needs the migration stream (RAM sections)",
     "ram_normal_pages": "needs the migration stream (RAM sections)",
     "bytes_main": "needs a pcap/pcapng of the TCP migration (a file stream has no flows)",
@@ -76,7 +82,7 @@ def summarize(m: "Migration") -> pd.DataFrame:
     bd = mig.get("downtime_breakdown_ms") or {}
     for k in ("ram", "vfio", "config", "dst_load"):
         base[f"downtime_{k}_ms"] = bd.get(k)
-    base.update(dirty_sync_count=mig.get("dirty_sync_count"), ram_bytes=mig.get("ram_bytes"),
+    base.update(ram_bytes=mig.get("ram_bytes"),
                 downtime_qemu_method=mig.get("downtime_qemu_method"),
                 downtime_wire_method=mig.get("downtime_wire_method"))
     rows = []
@@ -92,9 +98,9 @@ def summarize(m: "Migration") -> pd.DataFrame:
                    precopy_policy_rule=(d.get("precopy_policy_evidence") or {}).get("rule"))
         rows.append(row)
     df = pd.DataFrame(rows)
-    ints = ("qemu_iterations", "ram_zero_pages", "ram_normal_pages", "bytes_main", "bytes_multifd",
+    ints = ("precopy_iterations", "dirty_syncs", "qemu_iterate_sections", "ram_zero_pages", "ram_normal_pages", "bytes_main", "bytes_multifd",
             "precopy_chunks", "precopy_snapshots", "stopcopy_records", "stopcopy_bytes", "record_bytes_min",
-            "record_bytes_max", "dirty_sync_count", "ram_bytes", "context_first_precopy_bytes",
+            "record_bytes_max", "ram_bytes", "context_first_precopy_bytes",
             "context_stopcopy_bytes")
     for c in df.columns:
         if c in ints:
@@ -142,7 +148,7 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
         obj[k] = _json_value(mig.get(k)) if k != "downtime_breakdown_ms" else mig.get(k)
         if obj[k] is None:
             null(k)
-    obj.update(run_id=m.run_id, dirty_sync_count=_json_value(mig.get("dirty_sync_count")),
+    obj.update(run_id=m.run_id, precopy_iterations_evidence=mig.get("precopy_iterations_evidence"),
                ram_bytes=_json_value(mig.get("ram_bytes")),
                ram_transferred_bytes=_json_value(mig.get("ram_transferred_bytes")),
                total_method=mig.get("total_method"), setup_method=mig.get("setup_method"), downtime_qemu_method=mig.get("downtime_qemu_method"),

@@ -79,14 +79,14 @@ NOTEBOOKS = {
                  "'downtime_wire_ms', 'downtime_breakdown_ms', 'downtime_model_ms', 'downtime_admin_ms')}"),
         ("code", "plots.downtime_breakdown(m)"),
         ("md", "Ground truth of the simulator, for comparison:"),
-        ("code", "t = m.manifest.truth\n{k: t.get(k) for k in ('qemu_iterations', 'precopy_chunks', "
+        ("code", "t = m.manifest.truth\n{k: t.get(k) for k in ('precopy_iterations', 'dirty_syncs', 'qemu_iterate_sections', 'precopy_chunks', "
                  "'precopy_snapshots', 'precopy_policy', 'downtime_qemu_ms', 'downtime_wire_ms')}"),
         ("md", "## The real QEMU 7.2 run: RAM side against QEMU's own counters"),
         ("code", "real = analysis.load(TRACES / 'real' / 'qemu-tcp-returnpath.src.log',\n"
                  "                     TRACES / 'real' / 'qemu-tcp-returnpath.src-info-migrate.txt',\n"
                  "                     TRACES / 'real' / 'qemu-tcp-returnpath.pcap')\n"
                  "s = analysis.summary_objects(real)[0]\n"
-                 "{'dirty_sync_count': (s['dirty_sync_count'], real.qemu_stats['source'].get('dirty_sync_count')),\n"
+                 "{'dirty_syncs': (s['dirty_syncs'], s['precopy_iterations_method'], real.qemu_stats['source'].get('dirty_sync_count')),\n"
                  " 'downtime_ms': (s['downtime_qemu_ms'], real.qemu_stats['source'].get('downtime_ms')),\n"
                  " 'downtime_wire_ms': s['downtime_wire_ms']}"),
     ],
@@ -102,7 +102,7 @@ NOTEBOOKS = {
                  "    row = analysis.summarize(m).iloc[0].to_dict()\n"
                  "    row['scenario'] = name\n    rows.append(row)\n"
                  "table = pd.DataFrame(rows).set_index('scenario')\n"
-                 "table[['precopy_policy', 'precopy_snapshots', 'precopy_chunks', 'qemu_iterations', "
+                 "table[['precopy_policy', 'precopy_snapshots', 'precopy_chunks', 'precopy_iterations', "
                  "'downtime_qemu_ms', 'total_ms']]"),
         ("code", "ax = table[['downtime_qemu_ms']].plot.bar(rot=0, legend=False)\n"
                  "ax.set_ylabel('downtime (ms, QEMU)');"),

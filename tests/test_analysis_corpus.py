@@ -15,7 +15,7 @@ import analysis
 from tests.conftest import TRACES
 
 RUNS = sorted(p.parent for p in (TRACES / "sim").rglob("run.json"))
-MIGRATION_EXACT = ("qemu_profile", "qemu_iterations", "ram_zero_pages", "ram_normal_pages", "bytes_main",
+MIGRATION_EXACT = ("qemu_profile", "precopy_iterations", "dirty_syncs", "qemu_iterate_sections", "ram_zero_pages", "ram_normal_pages", "bytes_main",
                    "bytes_multifd")
 MIGRATION_2PCT = ("downtime_qemu_ms", "downtime_wire_ms", "total_ms", "setup_ms")
 DEVICE_EXACT = ("device", "precopy_chunks", "precopy_snapshots", "precopy_policy", "stopcopy_records",

@@ -25,7 +25,8 @@ def test_trace_side_matches_info_migrate(name):
     st = m.qemu_stats["source"]
     mig = analysis.summary_objects(m)[0]
     # dirty sync count = migration_bitmap_sync_end events (qemu-trace-events.md §6)
-    assert mig["dirty_sync_count"] == st["dirty_sync_count"] == 4
+    assert mig["dirty_syncs"] == st["dirty_sync_count"] == 4
+    assert (mig["precopy_iterations"], mig["precopy_iterations_method"]) == (3, "trace")
     assert mig["qemu_profile"] == "7.2"
     assert mig["downtime_qemu_ms"] == st["downtime_ms"]
     # QEMU's trace fallback (finish-migrate → completed) agrees with info migrate to its 1 ms resolution
@@ -61,9 +62,11 @@ def test_file_stream_counters_match_info_migrate():
     assert (mig["ram_zero_pages"], mig["ram_normal_pages"]) == (st["duplicate_pages"], st["normal_pages"])
     assert 0 <= mig["ram_transferred_bytes"] - st["transferred_bytes"] < 1024
     assert mig["downtime_wire_ms"] is None  # no times in a file stream
-    # one RAM PART per iteration; the log of the same run counts the same iterations
+    # one RAM PART per iterate round; the log of the same run counts the same rounds
     log = analysis.load(REAL / "qemu-file.src.log")
-    assert mig["qemu_iterations"] == analysis.summary_objects(log)[0]["qemu_iterations"] == 7
+    assert mig["qemu_iterate_sections"] == analysis.summary_objects(log)[0]["qemu_iterate_sections"] == 7
+    # pre-copy passes as QEMU counts them: info migrate's dirty sync count 4, less the stop-copy sync
+    assert (mig["precopy_iterations"], mig["precopy_iterations_method"], mig["dirty_syncs"]) == (3, "qmp", 4)
 
 
 @pytest.mark.parametrize("name,kind", [("qemu-tcp-returnpath.src.log", "qemu-log"),

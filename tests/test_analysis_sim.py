@@ -27,7 +27,10 @@ def run(request, tmp_path_factory):
 
 def test_iterations_and_chunks_exact(run):
     _, _, truth, m, mig, dev = run
-    assert mig["qemu_iterations"] == truth["qemu_iterations"]
+    assert mig["qemu_iterate_sections"] == truth["qemu_iterate_sections"]
+    # the simulator's source trace holds its dirty-bitmap syncs: pre-copy iterations exact
+    assert (mig["precopy_iterations"], mig["dirty_syncs"], mig["precopy_iterations_method"]) == (
+        truth["precopy_iterations"], truth["dirty_syncs"], "trace")
     assert dev["precopy_chunks"] == truth["precopy_chunks"]
     assert dev["precopy_snapshots"] == truth["precopy_snapshots"]
     assert mig["qemu_profile"] == truth["qemu_profile"]
@@ -106,8 +109,8 @@ def test_traces_and_admin_captures_without_the_stream(tmp_path):
                       d / "admin-destination.pcapng")
     mig, dev = analysis.summary_objects(m)[:2]
     assert [c.side for c in m.captures[:2]] == ["source", "destination"]
-    assert (mig["qemu_iterations"], dev["precopy_chunks"], dev["precopy_snapshots"], dev["precopy_policy"]) == (
-        truth["qemu_iterations"], truth["precopy_chunks"], truth["precopy_snapshots"], "ratelimited")
+    assert (mig["qemu_iterate_sections"], dev["precopy_chunks"], dev["precopy_snapshots"], dev["precopy_policy"]) == (
+        truth["qemu_iterate_sections"], truth["precopy_chunks"], truth["precopy_snapshots"], "ratelimited")
     assert dev["device"] == truth["host_device"]  # no stream: the trace's host name
     assert mig["downtime_wire_ms"] is None and mig["downtime_qemu_ms"] == pytest.approx(truth["downtime_qemu_ms"])
     al = {m.captures[a.capture].path.name: a for a in m.alignment}

@@ -180,10 +180,12 @@ def test_policy_cap128_from_reported_sizes():
     assert ev["min_spacing_s"] == pytest.approx(0.1)
 
 
-def test_policy_unknown_without_evidence():
+def test_policy_sub_second_spacing_alone_is_cap_evidence():
+    """No traces, 3 snapshots 0.1 s apart: the rate-limited driver cannot produce that (§7.3)."""
     u = _shift_precopy(U.units(), 100)
     m = analysis.load("s", units={0: u[0]})
-    assert M.precopy_policy(m, DEV)[0] == "unknown"
+    policy, ev = M.precopy_policy(m, DEV)
+    assert policy == "cap128" and "evidence of the cap" in ev["rule"] and "0.100 s apart" in ev["rule"]
 
 
 def test_summarize_row(m):
@@ -191,7 +193,7 @@ def test_summarize_row(m):
     assert len(df) == 1
     row = df.iloc[0]
     assert row["device"] == DEV
-    assert (row["qemu_profile"], row["qemu_iterations"], row["precopy_chunks"], row["precopy_snapshots"]) == (
+    assert (row["qemu_profile"], row["qemu_iterate_sections"], row["precopy_chunks"], row["precopy_snapshots"]) == (
         "8.1-9.x", 4, 3, 3)
     assert (row["stopcopy_records"], row["stopcopy_bytes"], row["precopy_policy"]) == (1, 1200, "ratelimited")
     assert row["downtime_wire_ms"] == pytest.approx(50.0)
@@ -203,7 +205,8 @@ def test_summary_objects_contract(m):
     objs = analysis.summary_objects(m)
     assert [o["kind"] for o in objs[:2]] == ["migration_summary", "device_summary"]
     ms_, ds = objs[0], objs[1]
-    for k in ("captures", "qemu_profile", "total_ms", "setup_ms", "qemu_iterations", "ram_zero_pages",
+    for k in ("captures", "qemu_profile", "total_ms", "setup_ms", "precopy_iterations", "precopy_iterations_method",
+              "dirty_syncs", "qemu_iterate_sections", "ram_zero_pages",
               "ram_normal_pages", "bytes_main", "bytes_multifd", "downtime_qemu_ms", "downtime_wire_ms",
               "downtime_model_ms", "downtime_breakdown_ms"):
         assert k in ms_
@@ -211,8 +214,11 @@ def test_summary_objects_contract(m):
     assert ds["bytes_by_part_type"] == {"DEV_FEATURES": 24, "VQ_CFG": 112, "NET_CVQ_CFG": 1048}
     assert ds["admin_latency_ms"] == {"DEV_MODE_SET": 1.0, "DEV_PARTS_GET": 3.0}
     assert isinstance(ds["record_bytes_min"], int) and isinstance(ds["trailer_bug"], bool)
-    # dirty syncs are not in this fixture: not a contract field, no finding; every contract field is set
-    assert not [o for o in objs if o.get("code") == "metric_unavailable"]
+    # the fixture has no sync events, no QEMU counters and only decoded units (no page sends):
+    # the pre-copy iterations are the only contract fields left null, each with its finding
+    assert {o["metric"] for o in objs if o.get("code") == "metric_unavailable"} == {
+        "precopy_iterations", "precopy_iterations_method", "dirty_syncs"}
+    assert (ms_["precopy_iterations"], ms_["dirty_syncs"], ms_["qemu_iterate_sections"]) == (None, None, 4)
 
 
 def test_metric_unavailable_findings_for_trace_only():
@@ -356,7 +362,7 @@ def test_finding_capture_decode_failed(monkeypatch):
 
     L = importlib.import_module("analysis.load")  # the module (``analysis.load`` is the function)
 
-    def broken(path, kind):
+    def broken(path, kind, *args, **kwargs):
         yield {"kind": "finding", "severity": "warning", "code": "partial", "message": "before the crash",
                "offset": 0}
         raise RuntimeError("boom")

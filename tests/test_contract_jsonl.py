@@ -187,7 +187,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
     # migtrace summary --json
     "migration_summary": dict(
         captures=LIST_OF(STR), qemu_profile=OPT(STR), total_ms=OPT(FLOAT), setup_ms=OPT(FLOAT),
-        qemu_iterations=OPT(INT), ram_zero_pages=OPT(INT), ram_normal_pages=OPT(INT),
+        precopy_iterations=OPT(INT), precopy_iterations_method=OPT(ENUM("trace", "qmp", "stream")),
+        dirty_syncs=OPT(INT), qemu_iterate_sections=OPT(INT), ram_zero_pages=OPT(INT), ram_normal_pages=OPT(INT),
         bytes_main=OPT(INT), bytes_multifd=OPT(INT), downtime_qemu_ms=OPT(FLOAT),
         downtime_wire_ms=OPT(FLOAT), downtime_model_ms=OPT(FLOAT),
         downtime_breakdown_ms=OPT(OBJ(ram=OPT(FLOAT), vfio=OPT(FLOAT), config=OPT(FLOAT),
@@ -992,7 +993,8 @@ def test_flows_roles_on_real_multifd_capture() -> None:
 # --------------------------------------------------------------------------------------
 # migtrace summary --json: migration_summary, then device_summary per device (+ findings)
 
-MIGRATION_METRICS = ("total_ms", "setup_ms", "qemu_iterations", "ram_zero_pages", "ram_normal_pages",
+MIGRATION_METRICS = ("total_ms", "setup_ms", "precopy_iterations", "precopy_iterations_method", "dirty_syncs",
+                     "qemu_iterate_sections", "ram_zero_pages", "ram_normal_pages",
                      "bytes_main", "bytes_multifd", "downtime_qemu_ms", "downtime_wire_ms",
                      "downtime_model_ms", "downtime_breakdown_ms")
 DEVICE_METRICS = ("precopy_chunks", "precopy_snapshots", "stopcopy_records", "stopcopy_bytes",

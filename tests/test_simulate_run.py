@@ -37,7 +37,7 @@ def test_run_json_follows_the_contract(runs: dict[str, Path]) -> None:
         for c in raw["captures"]:
             assert (folder / c["path"]).is_file()
         t = raw["truth"]
-        for key in ("qemu_iterations", "ram_zero_pages", "ram_normal_pages", "downtime_qemu_ms",
+        for key in ("precopy_iterations", "dirty_syncs", "qemu_iterate_sections", "ram_zero_pages", "ram_normal_pages", "downtime_qemu_ms",
                     "downtime_wire_ms", "downtime_breakdown_ms", "precopy_chunks", "precopy_snapshots",
                     "precopy_policy", "stopcopy_records", "stopcopy_bytes", "record_bytes_min",
                     "record_bytes_median", "record_bytes_p95", "record_bytes_max", "trailer_bug",
@@ -278,7 +278,7 @@ def test_query_migrate_reply_matches_the_run(runs: dict[str, Path]) -> None:
         assert r["downtime"] == t["downtime_query_migrate_ms"] == int(t["downtime_qemu_ms"])
         assert r["ram"]["duplicate"] == t["ram_zero_pages"] and r["ram"]["normal"] == t["ram_normal_pages"]
         assert r["ram"]["transferred"] == t["bytes_main"] + t["bytes_multifd"]
-        assert r["ram"]["dirty-sync-count"] == t["dirty_sync_count"]
+        assert r["ram"]["dirty-sync-count"] == t["dirty_syncs"] == t["precopy_iterations"] + 1
         chunks = t["devices"][0]["chunks"]
         if name == "qemu10":  # stop-copy as device-state packets, 12-byte header each, config packet last
             assert r["vfio"]["transferred"] > sum(chunks["precopy"]) + sum(chunks["stopcopy"])

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{folder}: run {manifest['run_id']} ({t['outcome']})")
     for c in manifest["captures"]:
         print(f"  {c['role']:18s} {c['path']}")
-    print(f"  pre-copy iterations {t['qemu_iterations']}, snapshots {t['precopy_snapshots']}, "
+    print(f"  pre-copy iterations {t['precopy_iterations']} (dirty syncs {t['dirty_syncs']}, iterate sections {t['qemu_iterate_sections']}), snapshots {t['precopy_snapshots']}, "
           f"policy {t['precopy_policy']}, records {t['records_total']} "
           f"({t['record_bytes_min']}-{t['record_bytes_max']} bytes), trailer bug {t['trailer_bug']}")
     bd = t.get("downtime_breakdown_ms") or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from analysis.metrics.passes import precopy_iterations
 from analysis.metrics.phases import iteration_starts, qemu_iteration_count
 from analysis.metrics.policy import precopy_policy
 from analysis.metrics.records import admin_latency, record_stats
@@ -127,9 +128,8 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
         if setup is None and len(parts):
             setup, setup_m = (int(parts.iloc[0]) - first) / 1e6, "wire"
     out.update(total_ms=total, setup_ms=setup, total_method=total_m, setup_method=setup_m)
-    out["qemu_iterations"], out["qemu_iterations_method"] = qemu_iteration_count(m)
-    syncs = qemu_events(m, "migration_bitmap_sync_end")
-    out["dirty_sync_count"] = int(len(syncs)) if len(syncs) else st.get("dirty_sync_count")
+    out.update(precopy_iterations(m))
+    out["qemu_iterate_sections"], out["qemu_iterate_sections_method"] = qemu_iteration_count(m)
     has_ram = len(ram) and ram["ram_zero_pages"].notna().any()
     out["ram_zero_pages"] = int(ram["ram_zero_pages"].fillna(0).sum()) if has_ram else None
     out["ram_normal_pages"] = int(ram["ram_normal_pages"].fillna(0).sum()) if has_ram else None

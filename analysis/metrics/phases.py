@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from analysis.metrics.passes import pass_starts
 from analysis.metrics.policy import admin_precopy
 from analysis.metrics.selection import device_chunks, device_records, main_sections, qemu_events
 from analysis.metrics.switchover import downtime_window
@@ -115,7 +116,8 @@ def _trace_phases(m: "Migration", dev: str) -> list[dict[str, Any]]:
 _ITER_COLS = {"device": "string", "iteration": "Int64", "ts_ns": "Int64", "end_ns": "Int64",
               "ram_bytes": "Int64", "ram_normal_pages": "Int64", "ram_dirty_pages": "Int64",
               "qemu_init_bytes": "Int64", "qemu_dirty_bytes": "Int64", "vfio_bytes": "Int64",
-              "vfio_chunks": "Int64", "snapshots": "Int64", "source": "string"}
+              "vfio_chunks": "Int64", "snapshots": "Int64", "source": "string", "precopy_pass": "Int64",
+              "precopy_pass_method": "string"}
 
 
 def iteration_starts(m: "Migration") -> tuple[list[int], str]:
@@ -151,6 +153,9 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
     iteration (stream chunks, else ``vfio_save_block`` sizes); ``snapshots``:
     DEVICE_DATA records whose header was sent in the iteration.  Iteration i
     covers [start_i, start_i+1); the last one [start, switchover].
+    ``precopy_pass``: the pre-copy pass (dirty-bitmap sync round, as QEMU's
+    dirty-sync-count counts them) the round started in, by ``precopy_pass_method``
+    (``trace`` sync events, ``qmp`` series polls, ``stream`` page-repeat estimate).
     """
     starts, source = iteration_starts(m)
     if not starts:
@@ -187,6 +192,12 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
         dp = sync["args"].map(lambda x: int(x.get("dirty_pages", 0))).astype("float64").to_numpy()
         dirty = per_bin(sync["ts_ns"], dp)
         has_sync = per_bin(sync["ts_ns"]) > 0
+    pstarts, pmethod = pass_starts(m)
+    if pstarts:
+        k = np.searchsorted(np.asarray(sorted(pstarts), dtype=np.int64), starts_a, side="right")
+        ppass: Any = [int(v) if v > 0 else None for v in k]
+    else:
+        ppass = [None] * n
     frames = []
     for dev in (m.devices or [None]):
         cols: dict[str, Any] = {"device": [dev] * n, "iteration": np.arange(1, n + 1), "ts_ns": starts_a,
@@ -230,7 +241,8 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
                 gets = admin_precopy(m, "DEV_PARTS_GET")
                 if gets is not None and len(gets):
                     snaps = per_bin(gets["request_ts_ns"]).astype(np.int64)
-        cols.update(qemu_init_bytes=init, qemu_dirty_bytes=dty, vfio_bytes=vb, vfio_chunks=vc, snapshots=snaps)
+        cols.update(qemu_init_bytes=init, qemu_dirty_bytes=dty, vfio_bytes=vb, vfio_chunks=vc, snapshots=snaps,
+                    precopy_pass=ppass, precopy_pass_method=[pmethod if pstarts else None] * n)
         frames.append(pd.DataFrame({c: list(cols[c]) for c in _ITER_COLS}))
     df = pd.concat(frames, ignore_index=True)
     for c, t in _ITER_COLS.items():

@@ -31,10 +31,13 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
 
     ``ratelimited``: more than 130 pre-copy snapshots, or ≥ 3 snapshots never
     closer than 0.9 s.  ``cap128``: sub-second snapshot spacing and then QEMU's
-    reported pre-copy sizes drop to zero for good while pre-copy goes on; or,
-    without traces, more than 128 VFIO PART sections with no snapshot after the
-    128th; or exactly 128 METADATA_GET admin commands in pre-copy.  Otherwise
-    ``unknown``.
+    reported pre-copy sizes drop to zero for good while pre-copy goes on; or
+    exactly 128 snapshots at sub-second spacing (the cap was reached: its
+    signature); or, without traces, more than 128 VFIO PART sections with no
+    snapshot after the 128th; or exactly 128 METADATA_GET admin commands in
+    pre-copy; or, last, any two snapshots closer than 0.9 s (the rate-limited
+    driver queries the device at most once a second, so sub-second spacing
+    excludes it, §7.3).  Otherwise ``unknown``.
     """
     recs = device_records(m, device)
     snaps = recs[(recs["phase"] == "precopy") & (recs["tag_name"] == "DEVICE_DATA")]
@@ -94,11 +97,20 @@ def precopy_policy(m: "Migration", device: str) -> tuple[str, dict[str, Any]]:
     if sub_second and zero_from is not None:
         ev["rule"] = "sub-second snapshot spacing, then QEMU-reported pre-copy sizes permanently 0"
         return "cap128", ev
+    if sub_second and len(ts) == CAP128_CALLS:
+        ev["rule"] = (f"exactly {CAP128_CALLS} pre-copy snapshots at sub-second spacing: the cap's signature "
+                      f"(the rate-limited driver never queries twice within {RATELIMIT_MIN_SPACING_S} s)")
+        return "cap128", ev
     if after_cap == 0 and (sub_second or len(ts) <= 1):
         ev["rule"] = f"more than {CAP128_CALLS} VFIO PART sections and no snapshot after the {CAP128_CALLS}th"
         return "cap128", ev
     if ev.get("metadata_get_precopy") == CAP128_CALLS:
         ev["rule"] = f"exactly {CAP128_CALLS} METADATA_GET commands in pre-copy"
+        return "cap128", ev
+    if sub_second:
+        ev["rule"] = (f"pre-copy snapshots {ev['min_spacing_s']:.3f} s apart: closer than the rate-limited "
+                      f"driver's {RATELIMIT_MIN_SPACING_S} s, so evidence of the cap (not its signature: "
+                      f"{len(ts)} snapshots, not {CAP128_CALLS})")
         return "cap128", ev
     ev["rule"] = "no rule of the heuristic matched"
     return "unknown", ev

@@ -106,7 +106,7 @@ def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     captures.append({"path": "admin-destination.pcapng", "role": "admin"})
     truth = make_truth(tl, bytes_main=bytes_main, bytes_multifd=bytes_multifd)
     if bytes_main is not None:
-        qmp = query_migrate(tl, bytes_main, bytes_multifd or 0, truth["dirty_sync_count"])
+        qmp = query_migrate(tl, bytes_main, bytes_multifd or 0, truth["dirty_syncs"])
         (out / "source-query-migrate.json").write_text(json.dumps(qmp, indent=1) + "\n")
         captures.append({"path": "source-query-migrate.json", "role": "other"})
     manifest = run_manifest(p, seed, captures, truth, clk)

@@ -23,7 +23,7 @@ def _ms(ns: int) -> int:
     return int(ns // MS)
 
 
-def query_migrate(tl: Timeline, bytes_main: int, bytes_multifd: int, dirty_sync_count: int) -> dict[str, Any]:
+def query_migrate(tl: Timeline, bytes_main: int, bytes_multifd: int, dirty_syncs: int) -> dict[str, Any]:
     m = tl.marks
     vfio = 0
     for u in tl.units:
@@ -45,7 +45,7 @@ def query_migrate(tl: Timeline, bytes_main: int, bytes_multifd: int, dirty_sync_
         "skipped": 0,
         "normal": tl.ram["normal"],
         "normal-bytes": tl.ram["normal"] * PAGE,
-        "dirty-sync-count": dirty_sync_count,
+        "dirty-sync-count": dirty_syncs,
         "page-size": PAGE,
         "multifd-bytes": bytes_multifd,
         "mbps": round(transferred * 8 / max(1, total_ms - setup_ms) / 1000, 6),

@@ -134,8 +134,10 @@ def truth(tl: Timeline, *, bytes_main: int | None = None, bytes_multifd: int | N
         "qemu_profile": _profile_label(tl.profile.qemu.family),
         "total_ms": _ms(m["downtime_end"] - m["start"]),
         "setup_ms": _ms(m["setup_end"] - m["start"]),
-        "qemu_iterations": len(its) - 1,  # the last entry is the switchover decision
-        "dirty_sync_count": syncs,
+        # passes over dirty memory before the switchover, as QEMU's dirty-sync-count counts them
+        "precopy_iterations": syncs - 1,
+        "dirty_syncs": syncs,
+        "qemu_iterate_sections": len(its) - 1,  # the last entry is the switchover decision
         "ram_zero_pages": tl.ram["zero"],
         "ram_normal_pages": tl.ram["normal"],
         "bytes_main": bytes_main,

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""QEMU's ``query-migrate`` time series (run-manifest.md roles ``qmp-source`` /
+``qmp-destination``): JSON Lines, one ``query-migrate`` reply per poll with ``ts_ns``
+(CLOCK_REALTIME, ns) added, as ``migtrace record`` writes it.
+
+Read into a tidy frame, one row per poll, with the normalised names of
+:mod:`analysis.load_hmp` (units in the names).  A line that is not a JSON object with a
+``ts_ns`` is a ``qmp_series_line_malformed`` finding (line number, byte offset); the
+other lines are still read.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.load_hmp import parse_qmp
+
+#: frame columns (after capture, side, ts_ns, status) and their dtypes
+QMP_COLUMNS: dict[str, str] = {
+    "capture": "Int64", "side": "string", "ts_ns": "Int64", "status": "string",
+    "dirty_sync_count": "Int64", "remaining_bytes": "Int64", "transferred_bytes": "Int64",
+    "total_bytes": "Int64", "normal_pages": "Int64", "duplicate_pages": "Int64", "normal_bytes": "Int64",
+    "precopy_bytes": "Int64", "downtime_bytes": "Int64", "multifd_bytes": "Int64",
+    "dirty_pages_rate": "Int64", "pages_per_second": "Int64", "throughput_mbps": "float64",
+    "downtime_ms": "float64", "expected_downtime_ms": "float64", "setup_ms": "float64",
+    "total_time_ms": "float64", "vfio_transferred_bytes": "Int64",
+}
+
+
+def _object(line: str) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("ts_ns"), int):
+        return None
+    inner = obj.get("return", obj)
+    return inner if isinstance(inner, dict) else None
+
+
+def looks_like_series(head: str) -> bool:
+    """True when the first line of ``head`` is a query-migrate reply with ``ts_ns`` (a series)."""
+    s = head.lstrip()
+    if not s.startswith("{"):
+        return False
+    first = s.split("\n", 1)[0]
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict) or "ts_ns" not in obj:
+        return False
+    inner = obj.get("return", obj)
+    return isinstance(inner, dict) and "status" in inner
+
+
+def empty_frame() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in QMP_COLUMNS.items()})
+
+
+def read_series(path: Path | str, capture: int | None = None,
+                side: str | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The polls of one series file and its findings."""
+    rows: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            here = offset
+            offset += len(raw)
+            text = raw.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            obj = _object(text)
+            if obj is None:
+                why = "cut short (no newline at the end of the file)" if not raw.endswith(b"\n") else \
+                    "not a JSON object with an integer ts_ns"
+                findings.append({"kind": "finding", "severity": "warning", "code": "qmp_series_line_malformed",
+                                 "message": f"{Path(path).name}: line {lineno} is {why}; skipped",
+                                 "offset": here, "line": lineno, "capture": capture, "path": str(path)})
+                continue
+            st = parse_qmp(obj)
+            st.pop("format", None)
+            row = {k: st.get(k) for k in QMP_COLUMNS if k not in ("capture", "side", "ts_ns")}
+            row.update(capture=capture, side=side, ts_ns=int(json.loads(text)["ts_ns"]))
+            rows.append(row)
+    if not rows:
+        return empty_frame(), findings
+    df = pd.DataFrame(rows)
+    for c, t in QMP_COLUMNS.items():
+        df[c] = pd.array(df[c].tolist(), dtype=t) if t != "float64" else \
+            pd.to_numeric(df[c], errors="coerce").astype("float64")
+    return df[list(QMP_COLUMNS)].sort_values("ts_ns", kind="stable").reset_index(drop=True), findings
+
+
+def final_stats(df: pd.DataFrame) -> dict[str, Any]:
+    """QEMU's counters at the last poll, as :func:`analysis.load_hmp.parse_qmp` names them."""
+    if not len(df):
+        return {}
+    last = df.iloc[-1]
+    out: dict[str, Any] = {"format": "qmp-series"}
+    for c in QMP_COLUMNS:
+        if c in ("capture", "side", "ts_ns"):
+            continue
+        v = last[c]
+        if v is not None and not pd.isna(v):
+            out[c] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def iteration_boundaries(df: pd.DataFrame) -> pd.DataFrame:
+    """The polls where ``dirty-sync-count`` grew: a sync (a new pass, or the stop-copy sync)
+    happened after the poll before (``after_ts_ns``, the earliest time it can have happened;
+    the series' first poll for the first one) and by this poll (``ts_ns``)."""
+    d = df.dropna(subset=["dirty_sync_count"])
+    if not len(d):
+        return d.assign(after_ts_ns=pd.Series(dtype="Int64"))
+    prev = df["ts_ns"].shift(1).reindex(d.index)
+    grew = d["dirty_sync_count"].astype("int64").diff().fillna(1) > 0
+    out = d[grew].copy()
+    after = prev[grew].fillna(df["ts_ns"].iloc[0])
+    out["after_ts_ns"] = pd.array([int(v) for v in after], dtype="Int64")
+    return out
