@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 from dissect.ftrace.event import Event
 from dissect.ftrace.formats import EventFormat, parse_format
+from dissect.ftrace.tsync import Guest, TimeShift, encode_guest, encode_time_shift
 
 __all__ = ["write_trace_dat", "ftrace_format_texts", "sched_switch_format", "SCHED_SWITCH_FORMAT",
            "tracing_mark_write_ip", "default_kallsyms", "build_pages", "encode_record"]
@@ -278,7 +279,8 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
                     cmdlines: dict[int, str] | None = None, kallsyms: str | None = None,
                     printk: dict[int, str] | None = None, clock: str = "local", offset_ns: int = 0,
                     uname: str = "Linux migtrace 6.18.0 x86_64", trace_id: int = 0x6D69677472616365,
-                    extra_options: Sequence[tuple[int, bytes]] = (), chunk_pages: int = 64) -> Path:
+                    extra_options: Sequence[tuple[int, bytes]] = (), chunk_pages: int = 64,
+                    time_shift: TimeShift | None = None, guests: Sequence[Guest] = ()) -> Path:
     """Write ``events`` as a trace.dat file; returns the path.
 
     ``compression`` is ``"none"``, ``"zstd"`` or ``"zlib"`` (v7 only; v6 is
@@ -287,6 +289,13 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
     defaults to the (pid, comm) pairs of the events.  ``extra_options`` are
     written verbatim (id, data) — e.g. to add options this writer does not
     produce itself.
+
+    Host–guest pairs (``trace-cmd record -A``): ``time_shift`` writes a guest
+    file's TimeShift option (its ``peer_trace_id`` is the host file's
+    ``trace_id``); the events' ``ts_ns`` are then the *guest's* raw clock and
+    trace-cmd prints them mapped onto the host clock
+    (:func:`dissect.ftrace.tsync.host_sync`).  ``guests`` writes a host file's
+    GUEST options (name, the guest file's trace id, vCPU → host pid).
     """
     if version not in (6, 7):
         raise ValueError("version must be 6 or 7")
@@ -373,6 +382,9 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
                    opt(9, b"3.1.6 migtrace\0"), opt(11, u64(trace_id))]
     if offset_ns:
         common_opts.append(opt(7, f"{offset_ns}".encode() + b"\0"))
+    common_opts.extend(opt(13, encode_guest(g, big)) for g in guests)
+    if time_shift is not None:
+        common_opts.append(opt(12, encode_time_shift(time_shift, big)))
     common_opts.extend(opt(i, d) for i, d in extra_options)
     common_opts.append(opt(8, u32(ncpu)))
 
