@@ -30,31 +30,62 @@ QMP_COLUMNS: dict[str, str] = {
 }
 
 
-def _object(line: str) -> dict[str, Any] | None:
+def _poll(line: str) -> tuple[int, dict[str, Any]] | None:
+    """(ts_ns, the query-migrate reply) of one line; None unless a JSON object with an integer
+    ``ts_ns`` (the reply may also come wrapped in QMP's ``return``)."""
     try:
         obj = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("ts_ns"), int):
+    ts = obj.get("ts_ns") if isinstance(obj, dict) else None
+    if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < 1 << 63:
         return None
     inner = obj.get("return", obj)
-    return inner if isinstance(inner, dict) else None
+    return (ts, inner) if isinstance(inner, dict) else None
+
+
+#: A query-migrate reply is about 1 KB; a longer line is not one (and is not kept in memory).
+MAX_LINE = 1 << 20
+
+
+def _lines(f: Any) -> Any:
+    """(length, line bytes or None when longer than MAX_LINE, ends with a newline) per line of a
+    binary file; an over-long line is skipped in bounded reads, never held."""
+    while True:
+        raw = f.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        if len(raw) <= MAX_LINE:
+            yield len(raw), raw, raw.endswith(b"\n")
+            continue
+        n = len(raw)
+        while raw and not raw.endswith(b"\n"):
+            raw = f.readline(MAX_LINE)
+            n += len(raw)
+        yield n, None, raw.endswith(b"\n")
+
+
+def _typed(v: Any, dtype: str) -> Any:
+    """A reply value of the column's type, else None (a damaged reply never breaks the frame)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if dtype == "Int64":
+        return v if isinstance(v, int) and -(1 << 63) <= v < (1 << 63) else None
+    if dtype == "float64":
+        return float(v) if isinstance(v, (int, float)) else None
+    return v if isinstance(v, str) else None
 
 
 def looks_like_series(head: str) -> bool:
-    """True when the first line of ``head`` is a query-migrate reply with ``ts_ns`` (a series)."""
-    s = head.lstrip()
-    if not s.startswith("{"):
+    """True when one of the first lines of ``head`` is a query-migrate reply with an integer
+    ``ts_ns`` (a damaged first line does not hide the series)."""
+    if not head.lstrip().startswith("{"):
         return False
-    first = s.split("\n", 1)[0]
-    try:
-        obj = json.loads(first)
-    except ValueError:
-        return False
-    if not isinstance(obj, dict) or "ts_ns" not in obj:
-        return False
-    inner = obj.get("return", obj)
-    return isinstance(inner, dict) and "status" in inner
+    for line in head.splitlines()[:8]:
+        poll = _poll(line.strip()) if line.strip() else None
+        if poll is not None and "status" in poll[1]:
+            return True
+    return False
 
 
 def empty_frame() -> pd.DataFrame:
@@ -68,24 +99,24 @@ def read_series(path: Path | str, capture: int | None = None,
     findings: list[dict[str, Any]] = []
     offset = 0
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, (n, raw, newline) in enumerate(_lines(f), 1):
             here = offset
-            offset += len(raw)
-            text = raw.decode("utf-8", "replace").strip()
-            if not text:
+            offset += n
+            text = raw.decode("utf-8", "replace").strip() if raw is not None else None
+            if text == "":
                 continue
-            obj = _object(text)
-            if obj is None:
-                why = "cut short (no newline at the end of the file)" if not raw.endswith(b"\n") else \
-                    "not a JSON object with an integer ts_ns"
+            poll = _poll(text) if text is not None else None
+            if poll is None:
+                why = (f"longer than {MAX_LINE} bytes" if raw is None else
+                       "cut short (no newline at the end of the file)" if not newline else
+                       "not a JSON object with an integer ts_ns")
                 findings.append({"kind": "finding", "severity": "warning", "code": "qmp_series_line_malformed",
                                  "message": f"{Path(path).name}: line {lineno} is {why}; skipped",
                                  "offset": here, "line": lineno, "capture": capture, "path": str(path)})
                 continue
-            st = parse_qmp(obj)
-            st.pop("format", None)
-            row = {k: st.get(k) for k in QMP_COLUMNS if k not in ("capture", "side", "ts_ns")}
-            row.update(capture=capture, side=side, ts_ns=int(json.loads(text)["ts_ns"]))
+            st = parse_qmp({k: v for k, v in poll[1].items() if k not in ("ram", "vfio") or isinstance(v, dict)})
+            row = {k: _typed(st.get(k), t) for k, t in QMP_COLUMNS.items() if k not in ("capture", "side", "ts_ns")}
+            row.update(capture=capture, side=side, ts_ns=poll[0])
             rows.append(row)
     if not rows:
         return empty_frame(), findings

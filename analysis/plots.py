@@ -239,10 +239,45 @@ def corpus_downtime(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def remaining(m: "Migration") -> Figure:
+    """QEMU's own view of pre-copy from the query-migrate time series (``qmp-source``): RAM
+    remaining over time, the dirty page rate on a second axis, and the iteration boundaries
+    (the polls where ``dirty-sync-count`` grew, labelled with the new count)."""
+    from analysis.load_qmp import iteration_boundaries
+
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    q = m.qmp[m.qmp["side"] != "destination"] if len(m.qmp) else m.qmp
+    q = q[q["remaining_bytes"].notna()] if len(q) else q
+    if len(q):
+        t0 = m.t0_ns if m.t0_ns is not None else int(q["ts_ns"].iloc[0])
+        x = _sec(q["ts_ns"], t0)
+        ax.plot(x, q["remaining_bytes"].astype("float64"), marker=".", label="RAM remaining (QEMU)")
+        for i, (_, b) in enumerate(iteration_boundaries(q).iterrows()):
+            ax.axvline(_sec(int(b["ts_ns"]), t0), color="k", ls=":", lw=0.8,
+                       label="dirty-sync-count grew" if i == 0 else None)
+            ax.annotate(str(int(b["dirty_sync_count"])), (_sec(int(b["ts_ns"]), t0), 1.0),
+                        xycoords=("data", "axes fraction"), ha="left", va="top", fontsize="x-small")
+        if q["dirty_pages_rate"].notna().any() and q["dirty_pages_rate"].fillna(0).gt(0).any():
+            ax2 = ax.twinx()
+            ax2.plot(x, q["dirty_pages_rate"].astype("float64"), color="#c44e52", ls="--",
+                     label="dirty pages rate (pages/s)")
+            ax2.set_ylabel("dirty pages / s")
+            ax2.legend(loc="center right", fontsize="small")
+        ax.legend(loc="upper right", fontsize="small")
+    else:
+        _empty(ax, "query-migrate time series")
+    ax.set_title("Pre-copy convergence as QEMU reports it (query-migrate)")
+    ax.set_xlabel("time since migration start (s)")
+    ax.set_ylabel("bytes")
+    return fig
+
+
 KINDS: dict[str, Callable[..., Figure]] = {
     "timeline": timeline,
     "convergence": convergence,
     "record-sizes": record_sizes,
     "parts": part_composition,
     "downtime": downtime_breakdown,
+    "remaining": remaining,
 }
