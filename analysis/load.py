@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from analysis import align as A
-from analysis.load_align import STREAM_KINDS, TRACE_KINDS, _align  # noqa: F401  (the kinds are public here)
+from analysis.load_align import STREAM_KINDS, TRACE_KINDS, _align, trace_ids  # noqa: F401  (the kinds are public here)
 from analysis.load_devices import _dedup_admin, _map_devices
 from analysis.load_frames import build_frames
 from analysis.load_hmp import looks_like_stats, read_stats
@@ -186,6 +186,8 @@ def _side_of_role(role: str | None) -> str | None:
         return "source"
     if role.startswith("destination") or role.endswith("-destination"):
         return "destination"
+    if role == "guest-trace":
+        return "guest"
     return None
 
 
@@ -293,6 +295,8 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
         got = per_cap.get(cap.index, [])
         if cap.kind != "qmp-series":
             cap.units = len(got)
+        if cap.side is None and cap.kind == "trace-dat" and trace_ids(cap.path)[1] is not None:
+            cap.side = "guest"  # a TimeShift option: recorded in a guest (trace-cmd record -A)
         if cap.side is None and cap.kind in TRACE_KINDS:
             cap.side = _side_of_events(got)
         for u in got:

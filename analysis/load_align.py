@@ -9,6 +9,8 @@ Specs: ``vfio-virtio-stream.md`` §4.1, §5, §6 (records, trailer),
 """
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from analysis import align as A
@@ -96,6 +98,29 @@ def _has_date_option(cap: Capture) -> bool:
     return any(getattr(o, "id", None) == 1 or str(getattr(o, "name", "")).upper() == "DATE" for o in opts or [])
 
 
+def trace_ids(path: Any) -> tuple[int | None, int | None]:
+    """(TRACEID, TimeShift peer trace id) of a trace.dat file, None where absent or unreadable.
+
+    A guest recorded with ``trace-cmd record -A`` carries a TimeShift option naming
+    the host recording's TRACEID; the reader maps the guest's events onto that host
+    trace's clock (dissect/ftrace/tsync.py), so the guest capture shares the host
+    trace's alignment (method ``time-shift``)."""
+    try:
+        st = os.stat(path)
+        return _trace_ids(str(path), st.st_mtime_ns, st.st_size)
+    except Exception:  # not a readable trace.dat: no ids
+        return None, None
+
+
+@lru_cache(maxsize=64)
+def _trace_ids(path: str, _mtime: int, _size: int) -> tuple[int | None, int | None]:
+    from dissect.ftrace.tracedat import read_trace_dat
+
+    with read_trace_dat(path) as td:
+        tid = next((o.value for o in td.options if o.id == 11 and isinstance(o.value, int)), None)
+        return tid, (td.time_shift.peer_trace_id if td.time_shift is not None else None)
+
+
 def _admin_keys(units: list[dict[str, Any]]) -> tuple[list, list]:
     """Device-context sizes moved by admin commands: 16 + parts bytes of each
     DEV_PARTS_GET result / DEV_PARTS_SET request (one record's payload each,
@@ -164,14 +189,24 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
         return []
     stream_ix = {c.index for c in timed if c.kind in STREAM_KINDS
                  and any(u.get("kind") in ("section", "vfio_chunk", "flow") for u in per_cap[c.index][:5000])}
+    # guest trace.dat files whose TimeShift names a host trace.dat of this load: already on its clock
+    ids = {c.index: trace_ids(c.path) for c in timed if c.kind == "trace-dat"}
+    host_of = {}
+    for c in timed:
+        peer = ids.get(c.index, (None, None))[1]
+        host = next((h for h in timed if peer is not None and h is not c and ids.get(h.index, (None,))[0] == peer
+                     and ids[h.index][1] is None), None)
+        if host is not None:
+            host_of[c.index] = host.index
     src_traces = [c for c in timed if c.kind in TRACE_KINDS and c.side == "source"]
-    ref = next((c for c in timed if c.index in stream_ix), None) or (src_traces[0] if src_traces else timed[0])
+    ref = next((c for c in timed if c.index in stream_ix), None) or (src_traces[0] if src_traces else None) \
+        or next((c for c in timed if c.index not in host_of), timed[0])
     ref_units = per_cap[ref.index]
     ref_wall = A.is_wall_clock(_unit_ts(ref_units[:2000]))
     (rck, rct), (rsk, rst) = _keys(ref, ref_units, ref.index in stream_ix)
     out = [A.Alignment(ref.index, None, "reference", 0, 0, 0)]
     for c in timed:
-        if c is ref:
+        if c is ref or c.index in host_of:
             continue
         units = per_cap[c.index]
         (ck, ct), (sk, st) = _keys(c, units, c.index in stream_ix)
@@ -202,4 +237,8 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
             out.append(A.Alignment(c.index, ref.index, "sequence", match[0], match[1], match[2], basis))
         else:
             out.append(A.Alignment(c.index, ref.index, "none", 0, None, 0))
+    done = {a.capture: a for a in out}
+    for g, h in host_of.items():
+        a = done[h]
+        out.append(A.Alignment(g, h, "time-shift", a.offset_ns, a.residual_ns, 0, "TimeShift"))
     return out
