@@ -37,7 +37,7 @@ class Alignment:
 
     capture: int
     reference: int | None
-    method: str            # reference | wall-clock | date-option | sequence | none
+    method: str            # reference | wall-clock | date-option | sequence | time-shift | none
     offset_ns: int
     residual_ns: int | None
     matched: int
