@@ -320,3 +320,34 @@ def test_internal_error_names_the_exception_and_goes_to_stderr(tmp_path, monkeyp
     assert ie["code"] == "internal_error" and ie["exception"] == "OverflowError"
     assert ie["where"].startswith("tests/test_fuzz_regressions.py:")
     assert "internal error (a decoder bug, not bad input): OverflowError" in err
+
+
+# -- QEMU stream: zero fill after QEMU_VM_EOF (campaign "probe", qemu-stream #105: a mutated
+# mapped-ram file whose first zero page came right after an EOF byte took 23 s, one eof unit per byte)
+
+def test_zero_fill_after_eof_is_one_finding_not_a_unit_per_byte(tmp_path):
+    from analysis.emit.migration import emit_stream_file
+
+    p = tmp_path / "z.mig"
+    p.write_bytes(b"QEVM\x00\x00\x00\x03" + b"\x00" + bytes(1 << 20))
+    t0 = time.perf_counter()
+    objs = list(emit_stream_file(p))
+    assert time.perf_counter() - t0 < 5
+    assert [o["kind"] for o in objs if o["kind"] != "finding"] == ["header", "eof"]
+    tr = [o for o in objs if o.get("code") == "trailing_data"]
+    assert len(tr) == 1 and tr[0]["offset"] == 9 and tr[0]["severity"] == "warning"
+
+
+def test_zero_fill_after_eof_split_across_feeds():
+    from dissect.common.findings import Finding
+    from dissect.qemu.stream import StreamParser
+
+    data = b"QEVM\x00\x00\x00\x03" + b"\x00" + bytes(5000)
+    units: list = []
+    sp = StreamParser(units.append)
+    for i in range(0, len(data), 777):
+        sp.data(i, data[i:i + 777], i)
+    sp.close()
+    tr = [u for u in units if isinstance(u, Finding) and u.code == "trailing_data"]
+    assert [f.offset for f in tr] == [9]
+    assert sum(1 for u in units if not isinstance(u, Finding)) == 2  # header, eof

@@ -92,6 +92,8 @@ class StreamParser(RecordHandlers, VfioHandlers):
         self.capabilities: list[str] = []
         self.machine_type: str | None = None
         self.eof_offset: int | None = None
+        self._outer_eof: int | None = None  # the first EOF outside a PACKAGED blob
+        self._eof_run_end = -1  # end of the last run of EOF bytes after it (one finding per run)
         self.findings: list[Finding] = []
         self.vmdesc_seen: VmDesc | None = None
         self._state = S_HEADER if expect_header else S_RECORD
@@ -419,7 +421,20 @@ class StreamParser(RecordHandlers, VfioHandlers):
         if t == W.QEMU_VM_COMMAND:
             return self._command(b, p, end, base)
         if t == W.QEMU_VM_EOF:
+            if self._outer_eof is not None and not self._pkg_ends:
+                # QEMU's loader stops at the first EOF of the outer stream: a run of further EOF
+                # bytes (zero fill) is one finding, not one unit per byte
+                q = p + 1
+                while q < end and b[q] == W.QEMU_VM_EOF:
+                    q += 1
+                if off != self._eof_run_end:
+                    self._finding("warning", "trailing_data", f"QEMU_VM_EOF bytes after the stream's EOF at "
+                                  f"{self._outer_eof} (a run starting here)", off)
+                self._eof_run_end = base + q
+                return q
             self.eof_offset = off
+            if not self._pkg_ends:
+                self._outer_eof = off
             self._emit(self._unit("eof", offset=off, packaged=len(self._pkg_ends) or None,
                                   **stamp(self._ts_at(off))))
             return p + 1
