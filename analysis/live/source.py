@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from analysis.live.args import STDIN_NAME
 from dissect.capture.reader import CaptureReader
@@ -33,29 +33,41 @@ class NotACapture(Exception):
 
 
 class LiveCapture:
-    """A pcap/pcapng read from standard input (``capture == "-"``) or followed
-    (``follow``: polled for growth until the migration ended and the file
-    stopped growing, ``idle_timeout`` seconds without growth, or SIGINT)."""
+    """A pcap/pcapng read as a stream: standard input (``capture == "-"``), a
+    followed file (``follow``: polled for growth until the migration ended and
+    the file stopped growing, ``idle_timeout`` seconds without growth, or
+    SIGINT), a capturing subprocess' output (``fd``: ends like a followed
+    file), or a finished file read front to back (``watch FILE``)."""
 
     def __init__(self, capture: str, *, follow: bool = False, idle_timeout: float | None = None,
-                 linger: float = LINGER, poll: float = 0.05, stdin_fd: int | None = None) -> None:
+                 linger: float = LINGER, poll: float = 0.05, fd: int | None = None,
+                 tee: BinaryIO | None = None) -> None:
         self.result = CaptureResult()
         self.interrupted = False
-        if capture == STDIN_NAME:
-            self.raw: PipeRaw | FollowRaw = PipeRaw(sys.stdin.fileno() if stdin_fd is None else stdin_fd)
-            self.name = STDIN_NAME
+        self.name = capture
+        if fd is not None:  # a capturing subprocess' output (watch --interface): ends with the migration
+            self.raw: PipeRaw | FollowRaw = PipeRaw(fd, done=self.migration_ended, linger=linger,
+                                                    idle_timeout=idle_timeout)
+        elif capture == STDIN_NAME:
+            self.raw = PipeRaw(sys.stdin.fileno())
         elif follow:
             self.raw = FollowRaw(capture, poll=poll, idle_timeout=idle_timeout, linger=linger,
                                  done=self.migration_ended)
-            self.name = capture
-        else:
-            raise ValueError("a live capture is '-' or a followed file")
-        self.source = StreamSource(self.raw, self.name)
+        else:  # a finished file, read as a stream (watch: units in arrival order)
+            self._fd = os.open(capture, os.O_RDONLY)
+            self.raw = PipeRaw(self._fd)
+        self.source = StreamSource(self.raw, self.name, tee=tee)
         head = self.source.peek(4)
         if head not in _MAGICS:
             raise NotACapture("empty input" if not head else
                               f"input does not start like a pcap or pcapng (first bytes {head.hex()})")
         self.reader = CaptureReader(self.source)
+
+    def close(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._fd = None
 
     @property
     def format(self) -> str:
@@ -74,7 +86,7 @@ class LiveCapture:
             out.append(Finding("info", "capture_interrupted",
                                f"input ended by SIGINT after {self.source.consumed} bytes; "
                                "what was read is decoded", self.source.consumed, {}))
-        elif isinstance(self.raw, FollowRaw) and self.raw.idle_ended:
+        elif self.raw.idle_ended:
             out.append(Finding("info", "capture_idle_timeout",
                                f"the file did not grow for {self.raw.idle_timeout} s "
                                f"(--idle-timeout); stopped after {self.source.consumed} bytes",

@@ -37,14 +37,14 @@ def stdin_as_file(paths: list[str], stdin_fd: int | None = None) -> Iterator[tup
         shutil.rmtree(d, ignore_errors=True)
 
 
-def renamed(obj: Any, tmp: str | None) -> Any:
-    """``obj`` with the temporary copy's path written as ``-`` (strings, lists, dicts)."""
+def renamed(obj: Any, tmp: str | None, name: str = STDIN_NAME) -> Any:
+    """``obj`` with the temporary copy's path written as ``name`` (strings, lists, dicts)."""
     if tmp is None:
         return obj
     if isinstance(obj, str):
-        return obj.replace(tmp, STDIN_NAME)
+        return obj.replace(tmp, name)
     if isinstance(obj, list):
-        return [renamed(x, tmp) for x in obj]
+        return [renamed(x, tmp, name) for x in obj]
     if isinstance(obj, dict):
-        return {k: renamed(v, tmp) for k, v in obj.items()}
+        return {k: renamed(v, tmp, name) for k, v in obj.items()}
     return obj

@@ -28,8 +28,9 @@ polled for growth, ``tail -f``), both ending on an explicit ``stop()``
 from __future__ import annotations
 
 import os
+import select
 import time
-from typing import Callable
+from typing import BinaryIO, Callable
 
 #: "Size unknown": larger than any offset a reader computes.
 UNKNOWN_SIZE = 1 << 62
@@ -44,18 +45,39 @@ class Stopped(Exception):
 
 
 class PipeRaw:
-    """Reads a file descriptor (standard input); a read returns what the pipe holds."""
+    """Reads a file descriptor (standard input, a subprocess' output, a file read once);
+    a read returns what the pipe holds.
 
-    def __init__(self, fd: int) -> None:
+    With ``done``, it also ends when ``done()`` is true and nothing arrived for
+    ``linger`` seconds (a ``tcpdump`` that would otherwise run forever); with
+    ``idle_timeout``, when nothing arrived for that long.
+    """
+
+    def __init__(self, fd: int, *, done: Callable[[], bool] | None = None, linger: float = 1.0,
+                 idle_timeout: float | None = None, poll: float = 0.1) -> None:
         self.fd = fd
+        self.done = done
+        self.linger = linger
+        self.idle_timeout = idle_timeout
+        self.poll = poll
         self.stopped = False
         self.blocking = False
+        self.idle_ended = False
 
     def read(self, n: int) -> bytes:
         if self.stopped:
             return b""
         self.blocking = True
         try:
+            if self.done is not None or self.idle_timeout is not None:
+                last = time.monotonic()
+                while not select.select([self.fd], [], [], self.poll)[0]:
+                    now = time.monotonic()
+                    if self.done is not None and self.done() and now - last >= self.linger:
+                        return b""
+                    if self.idle_timeout is not None and now - last >= self.idle_timeout:
+                        self.idle_ended = True
+                        return b""
             return os.read(self.fd, n)
         except Stopped:
             return b""
@@ -120,9 +142,10 @@ class FollowRaw:
 class StreamSource:
     """The file-like object :class:`CaptureReader` walks for a pipe or a growing file."""
 
-    def __init__(self, raw: PipeRaw | FollowRaw, name: str = "-") -> None:
+    def __init__(self, raw: PipeRaw | FollowRaw, name: str = "-", tee: BinaryIO | None = None) -> None:
         self.raw = raw
         self.name = name
+        self.tee = tee  # every byte read is also written here (watch's summary reads it back)
         self._chunks: list[bytes] = []  # kept bytes, contiguous, ending at self._end
         self._start = 0  # offset of self._chunks[0][0]
         self._end = 0  # bytes taken from raw so far
@@ -204,6 +227,8 @@ class StreamSource:
         if not b:
             self._eof = True
             return b""
+        if self.tee is not None:
+            self.tee.write(b)
         self._chunks.append(b)
         self._end += len(b)
         self._trim()
