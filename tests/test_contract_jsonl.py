@@ -1365,8 +1365,16 @@ def test_values_without_a_name_are_null_with_a_finding(tmp_path) -> None:
 def test_compare_help_example_groups_exist_in_the_bundled_corpus() -> None:
     if "compare" not in SUBCOMMANDS:
         pytest.skip("migtrace compare has not landed")
-    versions = {json.loads(p.read_text()).get("firmware", {}).get("version")
-                for p in (TRACES / "sim").rglob("run.json")}
+    manifests = [json.loads(p.read_text()) for p in (TRACES / "sim").rglob("run.json")]
+
+    def values(field: str) -> set:
+        out = set()
+        for m in manifests:
+            v: object = m
+            for k in field.split("."):
+                v = v.get(k) if isinstance(v, dict) else None
+            out.add(v)
+        return out
     _, lines, _ = cli("compare", "--help")
     checked = 0
     for ln in lines:
@@ -1374,6 +1382,7 @@ def test_compare_help_example_groups_exist_in_the_bundled_corpus() -> None:
         if words[:2] != ["migtrace", "compare"] or not words[2].startswith("traces/sim"):
             continue
         checked += 1
+        versions = values(words[words.index("--by") + 1] if "--by" in words else "firmware.version")
         for opt in ("--baseline", "--candidate"):
             if opt in words:
                 assert words[words.index(opt) + 1] in versions, (opt, words[words.index(opt) + 1], versions)

@@ -8,8 +8,8 @@ metric regressed.
 
 examples:
   migtrace compare traces/sim/compare --baseline 28.40.1000 --candidate 28.41.1000
-  migtrace compare table.parquet --baseline 1.0 --threshold downtime_wire_ms=+5% -o report.html
-  migtrace compare /lab/runs --by kernel --baseline 6.12.0 --engine dask --workers 8 --json
+  migtrace compare out/table.parquet --baseline 28.40.1000 --threshold downtime_wire_ms=+5% -o out/compare.html
+  migtrace compare traces/sim --by driver_precopy_policy --baseline ratelimited --candidate cap128 --json
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from analysis.cli.corpus import add_engine_arguments, load
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_REGRESSED, EXIT_USAGE
+from analysis.cli.paths import make_parent
 
 NAME = "compare"
 HELP = "compare firmware versions (or kernels, QEMU versions, labels) with statistics; exit 3 on regression"
@@ -115,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"migtrace compare: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.output:
+        try:
+            make_parent(args.output)
+        except OSError as e:
+            print(f"migtrace compare: {args.output}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
     table, findings = _table(args)
     if table.empty or args.by not in table.columns:
         print(f"migtrace compare: no runs with a {args.by!r} column under {' '.join(args.corpus)}",

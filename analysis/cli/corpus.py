@@ -2,8 +2,8 @@
 """Decode and summarise every run (folder with run.json) under PATHs into one table.
 
 examples:
-  migtrace corpus traces/sim -o table.parquet
-  migtrace corpus /lab/runs -o table.parquet --engine dask --workers 8
+  migtrace corpus traces/sim -o out/table.parquet
+  migtrace corpus traces/sim -o out/table.parquet --engine dask --workers 2
   migtrace corpus /lab/runs -o t.parquet --engine dask --scheduler tcp://10.0.0.5:8786
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import make_parent
 
 NAME = "corpus"
 HELP = "summarise every run under PATHs into one Parquet table (cached; local or Dask)"
@@ -50,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"migtrace corpus: {p}: no such file or folder", file=sys.stderr)
             return EXIT_USAGE
     res = load(args)
-    res.table.to_parquet(args.output, index=False)
+    try:
+        make_parent(args.output)
+        res.table.to_parquet(args.output, index=False)
+    except OSError as e:
+        print(f"migtrace corpus: {args.output}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     summary = {"kind": "corpus_summary", "output": args.output, "runs": int(res.table["run_id"].nunique())
                if not res.table.empty else 0, "rows": len(res.table), "decoded": res.decoded,
                "cached": res.cached, "failed": res.failed}

@@ -5,10 +5,11 @@ examples:
   migtrace decode traces/real/qemu-tcp-returnpath.pcap
   migtrace decode --json traces/generated/qemu-9x-vfio-rp.pcapng | jq 'select(.kind=="dev_part")'
   migtrace decode --json traces/real/ftrace/markers-v7-zstd.dat | jq 'select(.kind=="event")'
-  migtrace decode --as dev-parts parts.bin
+  migtrace decode --as dev-parts traces/generated/vf0-parts.bin
   tcpdump -i lo -w - -U port 4444 | migtrace decode --json -
   migtrace decode --follow --idle-timeout 30 capture-being-written.pcap
-  migtrace decode --as admin-completion --opcode 0x10 --subtype 1 result.bin
+  migtrace decode --as vfio-stream traces/generated/vf0-saved-device-data.bin
+  migtrace decode --as admin-completion --opcode 0xf --subtype 1 traces/generated/vf0-dev-parts-get-completion.bin
 """
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ code is 1; ``--fill-gaps zero`` writes zeros in its place instead and keeps
 going (the gap is still reported, as a warning).
 
 examples:
-  migtrace extract traces/real/qemu-tcp-returnpath.pcap --main -o main.mig
-  migtrace extract capture.pcapng --flow 2 --direction s2c -o flow2.bin --fill-gaps zero
+  migtrace extract traces/real/qemu-tcp-returnpath.pcap --main -o out/main.mig
+  migtrace extract traces/real/qemu-tcp-returnpath.pcap --flow 0 --direction s2c -o out/return-path.bin
   ssh host tcpdump -i eth0 -w - -U port 4444 | migtrace extract - --main -o main.mig
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from analysis.cli.flows import open_capture
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import make_parent
 from analysis.cli.output import UnitWriter
 from analysis.live.args import add_live_arguments, is_live
 from dissect.capture.tcp import FlowInfo, reassemble
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sink: list[_FileSink] = []
     try:
+        make_parent(args.output)
         f = open(args.output, "wb")
     except OSError as e:
         print(f"migtrace extract: {args.output}: {e.strerror or e}", file=sys.stderr)

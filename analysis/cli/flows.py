@@ -9,7 +9,7 @@ direction, retransmitted/overlapping bytes, and gaps as exact byte ranges.
 
 examples:
   migtrace flows traces/real/qemu-tcp-multifd.pcap
-  migtrace flows --json capture.pcapng | jq 'select(.kind=="flow" and .role=="main")'
+  migtrace flows --json traces/generated/qemu-10x-multifd.pcapng | jq 'select(.kind=="flow" and .role=="main")'
   tcpdump -i eth0 -w - -U port 4444 | migtrace flows -
 """
 from __future__ import annotations

@@ -34,3 +34,10 @@ def capture_file_problem(path: Path | str) -> str | None:
     except OSError:
         pass
     return "not a regular file"
+
+
+def make_parent(path: Path | str) -> None:
+    """Create the folder an output file goes into, so ``-o out/x.png`` works on a fresh clone.
+
+    Raises OSError (the caller reports it as a usage error) when that is impossible."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ KIND is one of: timeline, convergence, record-sizes, parts, downtime.
 CAPTURE… are the captures of one migration (or a run folder / run.json).
 
 examples:
-  migtrace plot timeline traces/sim/variants/two-vfs -o timeline.png
-  migtrace plot downtime source.pcapng source.dat -o downtime.svg
+  migtrace plot timeline traces/sim/variants/two-vfs -o out/timeline.png
+  migtrace plot downtime traces/sim/compare/fw-28.41-s1/source.pcapng traces/sim/compare/fw-28.41-s1/source.dat -o out/downtime.svg
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
+from analysis.cli.paths import make_parent
 
 NAME = "plot"
 HELP = "draw a plot (timeline, convergence, record-sizes, parts, downtime) to PNG/SVG"
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     fig = plots.KINDS[args.kind](m)
     try:
+        make_parent(out)
         fig.savefig(out, format=out.suffix.lower()[1:], dpi=100)
     except OSError as e:
         print(f"migtrace plot: {out}: {e.strerror or e}", file=sys.stderr)

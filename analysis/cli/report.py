@@ -5,8 +5,8 @@ PATH may be a corpus folder (every run folder under it is one migration), a
 run folder, a run.json, or capture files of one migration.
 
 examples:
-  migtrace report traces/ -o report/        # then open report/index.html
-  migtrace report traces/sim/ traces/real/ -o /tmp/r --no-plots
+  migtrace report traces/ -o out/report        # then open out/report/index.html
+  migtrace report traces/sim/ traces/real/ -o out/tables --no-plots
 """
 from __future__ import annotations
 

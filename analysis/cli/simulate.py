@@ -7,10 +7,10 @@ and run.json with the ground truth under "truth".  Deterministic for a
 seed.  See docs/simulator.md for the model, the knobs and the presets.
 
 examples:
-  migtrace simulate --profile default --seed 3 -o runs/default-3
-  migtrace simulate --profile default --firmware fw-28.41 --policy cap128 --qemu 10.x -o runs/x
-  migtrace simulate --profile default --trailer-bug -o runs/trailer
-  migtrace simulate --profile default --no-switchover-ack --vfs 2 --busy-s 5 -o runs/y
+  migtrace simulate --profile default --seed 3 -o out/runs/default-3
+  migtrace simulate --profile default --firmware fw-28.41 --policy cap128 --qemu 10.x -o out/runs/x
+  migtrace simulate --profile default --trailer-bug -o out/runs/trailer
+  migtrace simulate --profile default --no-switchover-ack --vfs 2 --busy-s 5 -o out/runs/y
   migtrace simulate --list
 """
 from __future__ import annotations

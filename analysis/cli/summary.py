@@ -9,7 +9,7 @@ folders) is one migration per run folder.
 examples:
   migtrace summary traces/real/qemu-tcp-returnpath.pcap traces/real/qemu-tcp-returnpath.src.log
   migtrace summary traces/sim/variants/two-vfs
-  migtrace summary --json run.json | jq 'select(.kind=="device_summary")'
+  migtrace summary --json traces/sim/variants/two-vfs/run.json | jq 'select(.kind=="device_summary")'
   tcpdump -i lo -w - -U port 4444 | migtrace summary --json - qemu-src.log
 """
 from __future__ import annotations
