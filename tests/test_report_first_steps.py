@@ -146,3 +146,12 @@ def test_examples_writing_files_work_in_a_fresh_folder(tmp_path):
         assert proc.returncode == 0, (ex, proc.stderr)
         assert (tmp_path / w[w.index("-o") + 1]).stat().st_size > 0, ex
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"main.mig", "timeline.png", "downtime.svg"}
+
+
+def test_notebook_extra_brings_a_notebook_front_end():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("[")[0].strip().lower() for d in extras["notebook"]}
+    assert "jupyterlab" in names and "ipykernel" in names  # `pip install migtrace[notebook]` opens them
+    assert any(d.startswith("playwright") for d in extras["test"])  # the browser tests' driver
