@@ -106,7 +106,7 @@ class Lab:
     def relaunch_template(self) -> str:
         """``record --relaunch``: a fresh incoming QEMU on socket {qmp}, with a pidfile for cleanup."""
         return " ".join(self.base_cmd()) + (" -qmp unix:{qmp},server=on,wait=off -incoming defer"
-                                            " -pidfile {qmp}.pid")
+                                            " -pidfile {qmp}.pid -serial file:{qmp}.console")
 
     def wait_guest_running(self, vm: VM, timeout: float = 30.0) -> None:
         """Until the guest printed its banner: its dirtying loop runs from then on."""

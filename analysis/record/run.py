@@ -184,8 +184,7 @@ async def _follow(plan: RunPlan, before: dict[str, Any], series_src: _Series, se
                 continue
         series_src.add(reply, ts)
         if dst is not None and series_dst is not None:
-            dreply, dts = await _poll(dst)
-            series_dst.add(dreply, dts)
+            dst = await _poll_destination(dst, series_dst)
         status = str(reply.get("status", "none"))
         if status in TERMINAL:
             break
@@ -197,13 +196,24 @@ async def _follow(plan: RunPlan, before: dict[str, Any], series_src: _Series, se
         elif cancelled_at is not None and tick - cancelled_at > 30:
             raise RecordError(f"migration on {src.address} did not stop 30 s after migrate_cancel", 1)
         await asyncio.sleep(max(0.0, plan.poll_interval_s - (loop.time() - tick)))
-    if dst is not None and series_dst is not None:
+    if series_dst is not None:
         end = loop.time() + DEST_GRACE_S
-        while str(series_dst.last.get("status")) not in TERMINAL and loop.time() < end:
+        while dst is not None and str(series_dst.last.get("status")) not in TERMINAL and loop.time() < end:
             await asyncio.sleep(plan.poll_interval_s)
-            dreply, dts = await _poll(dst)
-            series_dst.add(dreply, dts)
+            dst = await _poll_destination(dst, series_dst)
     return status
+
+
+async def _poll_destination(dst: Qmp, series: _Series) -> Qmp | None:
+    """One destination poll; a destination that went away (e.g. QEMU exited on a failed load) is
+    reported once and no longer polled, the source's status then tells how the migration ended."""
+    try:
+        reply, ts = await _poll(dst)
+    except RecordError as e:
+        print(f"migtrace record: warning: {e}; the destination is no longer polled", file=sys.stderr)
+        return None
+    series.add(reply, ts)
+    return dst
 
 
 async def _vm_facts(q: Qmp) -> dict[str, Any]:

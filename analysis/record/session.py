@@ -177,7 +177,7 @@ async def record(o: RecordOptions, report=None) -> list[RunResult]:
                     for side, p in o.qemu_logs if side in (mine, other)]
             prefix = (o.firmware or "run").replace("/", "_")
             plan = RunPlan(
-                folder=folder, run_id=f"{prefix}-{stamp}-{folder.name if o.runs > 1 else '001'}",
+                folder=folder, run_id=f"{prefix}-{stamp}-{folder.name[4:] if o.runs > 1 else '001'}",
                 source=src, destination=dst, uri=uri, incoming_uri=o.incoming,
                 capabilities=o.capabilities, parameters=o.parameters, interface=iface, ports=ports,
                 logs=logs, trace_events=o.trace_events, tracefs=o.tracefs, firmware=o.firmware,
