@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -261,3 +262,45 @@ def test_tracefs_markers_are_recorded(lab, tmp_path):
     # tracing_on is back to what it was (mounted nowhere before → the private mount is gone)
     assert not any("migtrace-tracefs-" in ln for ln in Path("/proc/mounts").read_text().splitlines())
     assert os.path.exists(out / "run.json")
+
+
+def test_record_waits_for_a_migration_started_elsewhere(lab, tmp_path):
+    """Without --migrate: record captures the migration an orchestrator starts through its own monitor."""
+    src = lab.start("src")
+    dst = lab.start("dst", incoming=True)
+    port = free_port()
+    out = tmp_path / "run"
+    p = record("--source-qmp", str(src.qmp), "--dest-qmp", str(dst.qmp), "--port", str(port),
+               "--timeout", "60", "-o", str(out))
+    deadline = time.monotonic() + 30
+    while not (out / "source.pcap").exists() or (out / "source.pcap").stat().st_size < 24:
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)  # record polls the idle source meanwhile
+    qmp_command(dst.ctl, "migrate-incoming", {"uri": f"tcp:127.0.0.1:{port}"})
+    qmp_command(src.ctl, "migrate", {"uri": f"tcp:127.0.0.1:{port}"})
+    rc, stdout, err = finish(p)
+    assert rc == 0, err
+    raw = json.loads((out / "run.json").read_text())
+    assert raw["recorded"]["started_by"] == "other"
+    ram = raw["qemu_counters"]["ram"]
+    mig = analysis.summary_objects(analysis.load(out / "source.pcap"))[0]
+    assert (mig["ram_zero_pages"], mig["ram_normal_pages"]) == (ram["duplicate"], ram["normal"])
+    first = series(out / "qmp-source.jsonl")[0]
+    assert first["status"] != "none"  # the idle polls before the migration are not part of the series
+
+
+def test_sigint_stops_record_and_reaps_tcpdump(lab, tmp_path):
+    src = lab.start("src")
+    port = free_port()
+    p = record("--source-qmp", str(src.qmp), "--port", str(port), "-o", str(tmp_path / "run"))
+    deadline = time.monotonic() + 30
+    pcap = tmp_path / "run" / "source.pcap"
+    while not pcap.exists() or pcap.stat().st_size < 24:
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    rc, _, err = finish(p, timeout=30)
+    assert rc == 130
+    ps = subprocess.run(["pgrep", "-f", f"tcp port {port}"], capture_output=True, text=True)
+    assert ps.stdout.strip() == ""
