@@ -46,6 +46,13 @@ NAME.dst.log (the log trace backend, -msg timestamp=on), NAME.src-query-migrate.
 qmp-destination roles of the run manifest), NAME.src-info-migrate.txt,
 NAME.dst-info-migrate.txt, NAME.config.json (query-version and the
 migration capabilities/parameters of both sides, the command lines).
+
+  python3 traces/real/record_qemu10.py summary     QEMU's own counters of each capture
+                                                   (the table of traces/README.md)
+  python3 traces/real/record_qemu10.py manifests   OUT/runs/NAME/run.json per capture
+  python3 traces/real/record_qemu10.py subset      print the subset of 10.0.2's
+                                                   trace-events-all kept as
+                                                   dissect/qemu/trace-events-qemu-10.0.2-subset
 """
 from __future__ import annotations
 
