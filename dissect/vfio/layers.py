@@ -14,10 +14,9 @@ import struct
 from scapy.fields import FlagsField, LEIntEnumField, LELongField, PacketListField
 from scapy.packet import Packet, bind_layers
 
+from dissect.common.fields import compile_layer
 from dissect.virtio.parts import VirtioDevPartList
 
-HDR = struct.Struct("<QII")
-HDR_LEN = HDR.size
 TAG_DEVICE_DATA = 0
 FLAGS_TAG_OPTIONAL = 0x1
 #: ``VIRTIOVF_MIGF_HEADER_TAG_*`` with the prefix removed.
@@ -45,6 +44,10 @@ class VirtiovfMigrationHeader(Packet):
         n = self.record_size or 0
         return s[:n], s[n:]
 
+
+#: record_size, flags, tag: compiled from the layer for the streaming splitter.
+HDR: struct.Struct = compile_layer(VirtiovfMigrationHeader).struct
+HDR_LEN = HDR.size
 
 bind_layers(VirtiovfMigrationHeader, VirtioDevPartList, tag=TAG_DEVICE_DATA)
 

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Build device-part blobs: single parts and realistic virtio-net VF snapshots.
 
-Spec: shared/spec/device-parts.md.  The struct layouts are the ones declared
-in :mod:`dissect.virtio.parts_fast` (one definition per format); the scapy
-layers in :mod:`dissect.virtio.parts` build the same bytes (tests check it).
+Spec: shared/spec/device-parts.md.  Values are encoded by the encoders
+compiled from the scapy value layers (:func:`dissect.virtio.values.encode_value`,
+one definition per format); the layers themselves build the same bytes (tests check it).
 Used by tests, benchmarks and the simulator.
 """
 from __future__ import annotations
@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from dissect.virtio import names as N
-from dissect.virtio.parts_fast import HASH_HEAD, HDR, RSS_HEAD, VQ_CFG, VQ_NOTIFY
+from dissect.virtio import netparts as NP
+from dissect.virtio import value_layers as VL
+from dissect.virtio.parts_fast import HDR
+from dissect.virtio.values import encode_value
 
 _Z8 = b"\x00" * 8
 
@@ -89,20 +92,18 @@ def _vq_sel(index: int) -> bytes:
 
 def vq_cfg_part(index: int, queue_size: int = 256, vector: int = 0, enabled: int = 1,
                 queue_desc: int = 0, queue_driver: int = 0, queue_device: int = 0) -> PartSpec:
-    return PartSpec(N.VQ_CFG, VQ_CFG.pack(queue_size, vector, enabled, 0, queue_desc,
-                                          queue_driver, queue_device), _vq_sel(index))
+    return PartSpec(N.VQ_CFG, encode_value(VL.VqCfgValue, queue_size=queue_size, vector=vector, enabled=enabled,
+                                           queue_desc=queue_desc, queue_driver=queue_driver,
+                                           queue_device=queue_device), _vq_sel(index))
 
 
 def vq_notify_part(index: int, queue_notify_off: int = 0, queue_notif_config_data: int = 0) -> PartSpec:
-    return PartSpec(N.VQ_NOTIFY_CFG, VQ_NOTIFY.pack(queue_notify_off, queue_notif_config_data,
-                                                    b"\0" * 4), _vq_sel(index))
+    return PartSpec(N.VQ_NOTIFY_CFG, encode_value(VL.VqNotifyCfgValue, queue_notify_off=queue_notify_off,
+                                                  queue_notif_config_data=queue_notif_config_data),
+                    _vq_sel(index))
 
 
 # ------------------------------------------------------------ virtio-net CVQ
-
-
-def _mac(m: str | bytes) -> bytes:
-    return bytes.fromhex(m.replace(":", "")) if isinstance(m, str) else bytes(m)
 
 
 def net_cvq_part(cls: int, cmd: int, value: bytes) -> PartSpec:
@@ -112,21 +113,19 @@ def net_cvq_part(cls: int, cmd: int, value: bytes) -> PartSpec:
 def net_rx_part(command: int | str, on: bool) -> PartSpec:
     if isinstance(command, str):
         command = {v: k for k, v in N.NET_CTRL_COMMANDS[0].items()}[command]
-    return net_cvq_part(0, command, bytes((1 if on else 0,)))
+    return net_cvq_part(0, command, encode_value(NP.NetRxValue, on=1 if on else 0))
 
 
 def net_mac_table_part(unicast: Sequence[str | bytes] = (), multicast: Sequence[str | bytes] = ()) -> PartSpec:
-    v = struct.pack("<I", len(unicast)) + b"".join(_mac(m) for m in unicast)
-    v += struct.pack("<I", len(multicast)) + b"".join(_mac(m) for m in multicast)
-    return net_cvq_part(1, 0, v)
+    return net_cvq_part(1, 0, encode_value(NP.NetMacTableValue, unicast=list(unicast), multicast=list(multicast)))
 
 
 def net_mac_addr_part(mac: str | bytes) -> PartSpec:
-    return net_cvq_part(1, 1, _mac(mac))
+    return net_cvq_part(1, 1, encode_value(NP.NetMacAddrValue, mac=mac))
 
 
 def net_vlan_part(vlans: Sequence[int]) -> PartSpec:
-    return net_cvq_part(2, 0, struct.pack(f"<{len(vlans)}H", *vlans))
+    return net_cvq_part(2, 0, encode_value(NP.NetVlanTableValue, vlans=list(vlans)))
 
 
 def net_announce_part() -> PartSpec:
@@ -134,7 +133,7 @@ def net_announce_part() -> PartSpec:
 
 
 def net_mq_pairs_part(pairs: int) -> PartSpec:
-    return net_cvq_part(4, 0, struct.pack("<H", pairs))
+    return net_cvq_part(4, 0, encode_value(NP.NetMqVqPairsValue, virtqueue_pairs=pairs))
 
 
 def net_rss_part(indirection_table: Sequence[int], *, hash_types: int = 0x3F,
@@ -143,13 +142,14 @@ def net_rss_part(indirection_table: Sequence[int], *, hash_types: int = 0x3F,
     n = len(indirection_table)
     if n == 0 or n & (n - 1):
         raise ValueError("indirection table size must be a power of two")
-    v = RSS_HEAD.pack(hash_types, n - 1, unclassified_queue)
-    v += struct.pack(f"<{n}HHB", *indirection_table, max_tx_vq, len(hash_key)) + hash_key
-    return net_cvq_part(4, 1, v)
+    return net_cvq_part(4, 1, encode_value(NP.NetRssConfigValue, hash_types=hash_types,
+                                           unclassified_queue=unclassified_queue,
+                                           indirection_table=list(indirection_table), max_tx_vq=max_tx_vq,
+                                           hash_key=hash_key))
 
 
 def net_hash_part(hash_types: int = 0x3F, hash_key: bytes = b"") -> PartSpec:
-    return net_cvq_part(4, 2, HASH_HEAD.pack(hash_types, b"\0" * 8, len(hash_key)) + hash_key)
+    return net_cvq_part(4, 2, encode_value(NP.NetHashConfigValue, hash_types=hash_types, hash_key=hash_key))
 
 
 # --------------------------------------------------------- realistic snapshot

@@ -17,27 +17,29 @@ device-type specific; migtrace decodes VFs of virtio-net (device id 1), so
 0x0200 is the net CVQ part here.
 
 These layers are for presentation, building and tests; bulk work goes
-through :mod:`dissect.virtio.parts_fast` (same layouts, see ``value_layout``).
+through :mod:`dissect.virtio.parts_fast`, whose header struct is compiled
+from ``_HDR_FIELDS`` (the raw ``selector`` view standing for the union) and
+whose value decoders are compiled from the value layers
+(:mod:`dissect.virtio.values`).
 """
 from __future__ import annotations
 
 import struct
 from typing import Any
 
-from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldListField,
-                          FlagsField, LEIntEnumField, LEIntField, LELongField, LEShortEnumField, LEShortField,
-                          PacketListField, StrFixedLenField)
-from scapy.packet import NoPayload, Packet, Raw
+from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FlagsField, LEIntEnumField,
+                          LEIntField, LEShortEnumField, LEShortField, PacketListField, StrFixedLenField)
+from scapy.packet import Packet, Raw
 
 from dissect.virtio import names as N
+from dissect.virtio import values as V
 from dissect.virtio.names import PART_TYPES  # noqa: F401  (re-exported: INTERFACES.md)
-from dissect.virtio.parts_fast import HDR_LEN, value_layout
+from dissect.virtio.value_layers import MAX_ITEMS as _MAX_ITEMS
+from dissect.virtio.values import VALUE_LAYERS  # noqa: F401  (re-exported)
 
 _Z6 = b"\x00" * 6
-#: List fields are bounded by the input bytes (every item takes >= 1 byte), not by
-#: scapy's default of 100 items: a 64-pair VF has 270 parts and a 128-entry RSS table.
-_MAX_ITEMS = 1 << 32
 _Z8 = b"\x00" * 8
+HDR_LEN = N.HDR_LEN
 
 
 def _is(*types: int):
@@ -62,6 +64,15 @@ _HDR_FIELDS = [
     ConditionalField(StrFixedLenField("selector", _Z8, 8), lambda p: p.part_type not in _NO_VIEW),
     LEIntField("length", None),
 ]
+
+
+def _name_part_type(part_type: int, name: str) -> None:
+    fld = _HDR_FIELDS[0]
+    fld.i2s[part_type] = name
+    fld.s2i[name] = part_type
+
+
+V.NAME_HOOKS.append(_name_part_type)
 
 
 class VirtioDevPartHdr(Packet):
@@ -119,140 +130,31 @@ class VirtioDevPart(VirtioDevPartHdr):
         # scapy adds no payload for an empty value; ANNOUNCE_ACK and an empty
         # VLAN table are zero-length values that still have a layout.
         if not s:
-            key, _used = value_layout(self.part_type, self.raw_selector(), b"")
-            if key in VALUE_LAYERS:
-                self.add_payload(VALUE_LAYERS[key](_internal=1, _underlayer=self))
+            layer = V.empty_value_layer(self.part_type, self.raw_selector())
+            if layer is not None:
+                self.add_payload(layer(_internal=1, _underlayer=self))
                 return
         super().do_dissect_payload(s)
 
     def guess_payload_class(self, payload: bytes):
-        key, _used = value_layout(self.part_type, self.raw_selector(), payload)
-        if key == "pci_cfg":
-            return _PCI_BY_SIZE[len(payload)]
-        return VALUE_LAYERS.get(key, Raw)
+        return V.layer_for(self.part_type, self.raw_selector(), payload) or Raw
 
     def mysummary(self) -> str:
         return self.sprintf("%part_type% len=%length%")
 
     def value_object(self) -> dict[str, Any]:
         """The contract's ``dev_part.value`` (json-lines.md) from the value layer."""
-        val = self.payload
-        if isinstance(val, (Raw, NoPayload)):
-            return {"raw": bytes(val).hex()}
-        out = _VALUE_OBJECT[type(val)](val, self)
-        if not isinstance(val.payload, NoPayload):
-            out["excess"] = bytes(val.payload).hex()
-        return out
+        return V.packet_value_object(self.payload, self.raw_selector())
 
 
-# ----------------------------------------------------------------- values
-
-
-class _Value(Packet):
-    """Base of value layers: bytes after the known layout stay as a Raw payload."""
-
-    def guess_payload_class(self, payload: bytes):
-        return Raw
-
-
-class DevFeaturesValue(_Value):
-    """DEV_FEATURES / DRV_FEATURES: ``le64 feature_bits[]`` (§4)."""
-
-    name = "virtio_dev_part_features"
-    fields_desc = [FieldListField("feature_bits", [0], LELongField("word", 0), max_count=_MAX_ITEMS)]
-
-    def bits(self) -> list[int]:
-        return [w * 64 + i for w, word in enumerate(self.feature_bits)
-                for i in range(64) if word >> i & 1]
-
-    def names(self) -> list[str]:
-        return [N.feature_name(b) for b in self.bits()]
-
-
-class _PciCfg(_Value):
-    name = "virtio_pci_common_cfg_field"
-
-
-class PciCommonCfgU8(_PciCfg):
-    fields_desc = [ByteField("value", 0)]
-
-
-class PciCommonCfgU16(_PciCfg):
-    fields_desc = [LEShortField("value", 0)]
-
-
-class PciCommonCfgU32(_PciCfg):
-    fields_desc = [LEIntField("value", 0)]
-
-
-class PciCommonCfgU64(_PciCfg):
-    fields_desc = [LELongField("value", 0)]
-
-
-_PCI_BY_SIZE = {1: PciCommonCfgU8, 2: PciCommonCfgU16, 4: PciCommonCfgU32, 8: PciCommonCfgU64}
-
-
-def pci_common_cfg_value_class(offset: int) -> type[Packet]:
-    """The value layer for the ``virtio_pci_common_cfg`` field at ``offset`` (§5)."""
-    _name, size = N.PCI_COMMON_CFG_FIELDS[offset]
-    return _PCI_BY_SIZE[size]
-
-
-_STATUS_FLAGS = [N.STATUS_BITS.get(1 << i, f"BIT{i}") for i in range(8)]
-
-
-class DeviceStatusValue(_Value):
-    """DEVICE_STATUS: the u8 device status (§10)."""
-
-    name = "virtio_dev_part_device_status"
-    fields_desc = [FlagsField("status", 0, 8, _STATUS_FLAGS)]
-
-
-class VqCfgValue(_Value):
-    """``struct virtio_dev_part_vq_cfg`` (32 bytes, §4)."""
-
-    name = "virtio_dev_part_vq_cfg"
-    fields_desc = [
-        LEShortField("queue_size", 0),
-        LEShortField("vector", 0),
-        LEShortField("enabled", 0),
-        LEShortField("reserved", 0),
-        LELongField("queue_desc", 0),
-        LELongField("queue_driver", 0),
-        LELongField("queue_device", 0),
-    ]
-
-
-class VqNotifyCfgValue(_Value):
-    """``struct virtio_dev_part_vq_notify_data`` (8 bytes, §4)."""
-
-    name = "virtio_dev_part_vq_notify_data"
-    fields_desc = [
-        LEShortField("queue_notify_off", 0),
-        LEShortField("queue_notif_config_data", 0),
-        StrFixedLenField("reserved", b"\x00" * 4, 4),
-    ]
-
-
-from dissect.virtio.netparts import (NetAnnounceAckValue, NetHashConfigValue,  # noqa: E402
+# Value layers are declared in value_layers / netparts and registered in values;
+# re-exported here because users and tests import them with the part layers.
+from dissect.virtio.netparts import (NetAnnounceAckValue, NetHashConfigValue,  # noqa: E402,F401
                                      NetMacAddrValue, NetMacTableValue, NetMqVqPairsValue,
                                      NetRssConfigValue, NetRxValue, NetVlanTableValue)
-
-#: layout key (``parts_fast.value_layout``) -> value layer.
-VALUE_LAYERS: dict[str, type[Packet]] = {
-    "features": DevFeaturesValue,
-    "status": DeviceStatusValue,
-    "vq_cfg": VqCfgValue,
-    "vq_notify": VqNotifyCfgValue,
-    "net_rx": NetRxValue,
-    "net_mac_table": NetMacTableValue,
-    "net_mac_addr": NetMacAddrValue,
-    "net_vlan": NetVlanTableValue,
-    "net_announce": NetAnnounceAckValue,
-    "net_mq_pairs": NetMqVqPairsValue,
-    "net_rss": NetRssConfigValue,
-    "net_hash": NetHashConfigValue,
-}
+from dissect.virtio.value_layers import (DeviceStatusValue, DevFeaturesValue, PciCommonCfgU8,  # noqa: E402,F401
+                                         PciCommonCfgU16, PciCommonCfgU32, PciCommonCfgU64,
+                                         VqCfgValue, VqNotifyCfgValue, pci_common_cfg_value_class)
 
 
 def _next_part(pkt, lst, cur, remain):
@@ -266,33 +168,6 @@ def _next_part(pkt, lst, cur, remain):
 
 def _next_hdr(pkt, lst, cur, remain):
     return VirtioDevPartHdr if len(remain) >= HDR_LEN else None
-
-
-def _fields(*names: str):
-    return lambda v, part: {n: getattr(v, n) for n in names}
-
-
-#: value layer -> contract value object (same fields as parts_fast.decode_value).
-_VALUE_OBJECT = {
-    DevFeaturesValue: lambda v, part: {"bits": v.bits(), "names": v.names()},
-    PciCommonCfgU8: lambda v, part: {"field": N.PCI_COMMON_CFG_FIELDS[part.cfg_offset][0], "value": v.value},
-    DeviceStatusValue: lambda v, part: {"value": int(v.status), "names": N.status_names(int(v.status))},
-    VqCfgValue: _fields("queue_size", "vector", "enabled", "queue_desc", "queue_driver", "queue_device"),
-    VqNotifyCfgValue: _fields("queue_notify_off", "queue_notif_config_data"),
-    NetRxValue: lambda v, part: {"on": bool(v.on)},
-    NetMacTableValue: lambda v, part: {"unicast": list(v.unicast), "multicast": list(v.multicast)},
-    NetMacAddrValue: _fields("mac"),
-    NetVlanTableValue: lambda v, part: {"vlans": list(v.vlans)},
-    NetAnnounceAckValue: lambda v, part: {},
-    NetMqVqPairsValue: _fields("virtqueue_pairs"),
-    NetRssConfigValue: lambda v, part: {
-        "hash_types": v.hash_types, "indirection_table": list(v.indirection_table),
-        "unclassified_queue": v.unclassified_queue, "max_tx_vq": v.max_tx_vq,
-        "hash_key": bytes(v.hash_key).hex()},
-    NetHashConfigValue: lambda v, part: {"hash_types": v.hash_types, "hash_key": bytes(v.hash_key).hex()},
-}
-for _c in (PciCommonCfgU16, PciCommonCfgU32, PciCommonCfgU64):
-    _VALUE_OBJECT[_c] = _VALUE_OBJECT[PciCommonCfgU8]
 
 
 class VirtioDevPartList(Packet):

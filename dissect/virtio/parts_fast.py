@@ -2,36 +2,29 @@
 """Fast path for device parts: split and decode without scapy objects.
 
 Spec: shared/spec/device-parts.md §2 (header), §4/§5/§8 (values), §7 DP-01,
-DP-02 and DP-14 (structural checks done while splitting).  The scapy layers
-in :mod:`dissect.virtio.parts` are the declarative twin; tests run every
-parts test through both paths and require every field to be equal.
-
-The layout dispatcher :func:`value_layout` is shared by both paths so that
-they agree on when a value is decodable and how many bytes the known layout
-covers (the rest is "excess", DP-08's "longer than known").
+DP-02 and DP-14 (structural checks done while splitting).  Nothing here
+declares a layout: the header struct is compiled from the scapy header layer
+(:mod:`dissect.virtio.parts`) and the value decoders from the value layers
+(:mod:`dissect.virtio.values`), so both paths read the same declaration;
+tests still run every parts test through both and require equal fields.
 """
 from __future__ import annotations
 
 import struct
 from typing import Any, NamedTuple, Sequence
 
+from dissect.common.fields import compile_layer
 from dissect.common.findings import DecodeError, Finding
 from dissect.virtio import names as N
+from dissect.virtio.parts import VirtioDevPartHdr
+from dissect.virtio.values import _FAST_NET, decode_value, pci_field, value_layout  # noqa: F401  (re-exported)
 
-#: ``struct virtio_dev_part_hdr``: part_type, flags, reserved, selector, length.
-HDR = struct.Struct("<HBB8sI")
+#: ``struct virtio_dev_part_hdr`` (part_type, flags, reserved, selector, length),
+#: compiled from the header layer with its raw ``selector`` view.
+HDR: struct.Struct = compile_layer(VirtioDevPartHdr, union=("selector",)).struct
 HDR_LEN = HDR.size
-#: ``struct virtio_dev_part_vq_cfg``.
-VQ_CFG = struct.Struct("<HHHHQQQ")
-#: ``struct virtio_dev_part_vq_notify_data``.
-VQ_NOTIFY = struct.Struct("<HH4s")
-#: RSS fixed head (hash_types, indirection_table_mask, unclassified_queue).
-RSS_HEAD = struct.Struct("<IHH")
-#: hash config fixed head (hash_types, reserved[8], hash_key_length).
-HASH_HEAD = struct.Struct("<I8sB")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
-_PCI_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 
 TRAILER_LEN = 8
 TRAILER_KERNELS = "6.13.0–6.15.2"
@@ -111,195 +104,23 @@ def decode_parts_strict(buf: bytes | bytearray | memoryview, base_offset: int = 
     return parts
 
 
-# --------------------------------------------------------------------------
-# value layouts
-
-
-def pci_field(selector: bytes) -> tuple[int, str | None, int | None]:
-    """(offset, field name, field size) of a PCI_COMMON_CFG selector."""
-    off = _U32.unpack_from(selector, 0)[0]
-    f = N.PCI_COMMON_CFG_FIELDS.get(off)
-    return (off, f[0], f[1]) if f else (off, None, None)
-
-
-def value_layout(part_type: int, selector: bytes, value: bytes | memoryview,
-                 device_type: int = 1) -> tuple[str, int]:
-    """Which value layout applies and how many value bytes it covers.
-
-    Returns ``(key, known_len)``; ``key`` is ``"raw"`` when the value cannot
-    be decoded with a known layout (unknown type, too short, inconsistent).
-    ``len(value) - known_len`` bytes are excess (a newer, longer layout).
-    Part types 0x0200+ are named for virtio-net (``device_type`` 1) only.
-    """
-    ln = len(value)
-    if part_type == N.DEV_FEATURES or part_type == N.DRV_FEATURES:
-        return ("features", ln) if ln and ln % 8 == 0 else ("raw", ln)
-    if part_type == N.VQ_CFG:
-        return ("vq_cfg", N.VQ_CFG_LEN) if ln >= N.VQ_CFG_LEN else ("raw", ln)
-    if part_type == N.VQ_NOTIFY_CFG:
-        return ("vq_notify", N.VQ_NOTIFY_CFG_LEN) if ln >= N.VQ_NOTIFY_CFG_LEN else ("raw", ln)
-    if part_type == N.DEVICE_STATUS:
-        return ("status", 1) if ln >= 1 else ("raw", ln)
-    if part_type == N.PCI_COMMON_CFG:
-        _off, _name, size = pci_field(selector)
-        return ("pci_cfg", ln) if size is not None and size == ln else ("raw", ln)
-    if part_type == N.NET_CVQ_CFG and device_type == 1:
-        return _net_layout(selector[0], selector[1], value)
-    return ("raw", ln)
-
-
-def _net_layout(cls: int, cmd: int, v: bytes | memoryview) -> tuple[str, int]:
-    ln = len(v)
-    if cls == 0 and cmd <= 5:
-        return ("net_rx", 1) if ln >= 1 else ("raw", ln)
-    if cls == 1 and cmd == 1:
-        return ("net_mac_addr", 6) if ln >= 6 else ("raw", ln)
-    if cls == 1 and cmd == 0:
-        if ln < 4:
-            return ("raw", ln)
-        uc = _U32.unpack_from(v, 0)[0]
-        mpos = 4 + 6 * uc
-        if mpos + 4 > ln:
-            return ("raw", ln)
-        mc = _U32.unpack_from(v, mpos)[0]
-        used = mpos + 4 + 6 * mc
-        return ("net_mac_table", used) if used <= ln else ("raw", ln)
-    if cls == 2 and cmd == 0:
-        return ("net_vlan", ln) if ln % 2 == 0 else ("raw", ln)
-    if cls == 3 and cmd == 0:
-        return ("net_announce", 0)
-    if cls == 4 and cmd == 0:
-        return ("net_mq_pairs", 2) if ln >= 2 else ("raw", ln)
-    if cls == 4 and cmd == 1:
-        if ln < RSS_HEAD.size:
-            return ("raw", ln)
-        n = _U16.unpack_from(v, 4)[0] + 1
-        kpos = 8 + 2 * n + 2
-        if kpos + 1 > ln:
-            return ("raw", ln)
-        used = kpos + 1 + v[kpos]
-        return ("net_rss", used) if used <= ln else ("raw", ln)
-    if cls == 4 and cmd == 2:
-        if ln < HASH_HEAD.size:
-            return ("raw", ln)
-        used = HASH_HEAD.size + v[12]
-        return ("net_hash", used) if used <= ln else ("raw", ln)
-    return ("raw", ln)
-
-
 def mac_str(b: bytes | memoryview) -> str:
     return ":".join(f"{x:02x}" for x in bytes(b))
 
 
-def _features(v: bytes | memoryview) -> dict[str, Any]:
-    words = struct.unpack_from(f"<{len(v) // 8}Q", v, 0)
-    bits = [w * 64 + i for w, word in enumerate(words) if word for i in range(64) if word >> i & 1]
-    return {"bits": bits, "names": [N.feature_name(b) for b in bits]}
-
-
-def decode_value(part: PartTuple | Sequence[Any], device_type: int = 1) -> dict[str, Any]:
-    """The contract's ``dev_part.value`` object (json-lines.md) for one part.
-
-    Undecodable values give ``{"raw": hex}``; a value longer than its known
-    layout gives the decoded prefix plus ``"excess": hex``.
-    """
-    part_type, sel, v = part[1], part[3], part[5]
-    # Hot path: the fixed-size per-queue parts dominate real snapshots.
-    if part_type == 0x0104 and len(v) == 32:
-        qs, vec, en, _r, d, dr, dv = VQ_CFG.unpack_from(v, 0)
-        return {"queue_size": qs, "vector": vec, "enabled": en,
-                "queue_desc": d, "queue_driver": dr, "queue_device": dv}
-    if part_type == 0x0105 and len(v) == 8:
-        off, data, _r = VQ_NOTIFY.unpack_from(v, 0)
-        return {"queue_notify_off": off, "queue_notif_config_data": data}
-    key, used = value_layout(part_type, sel, v, device_type)
-    out = _DECODERS[key](v, sel)
-    if used < len(v) and key != "raw":
-        out["excess"] = bytes(v[used:]).hex()
-    return out
-
-
 def decode_values(parts: Sequence[PartTuple], device_type: int = 1) -> list[dict[str, Any]]:
     """:func:`decode_value` for every part."""
-    return [decode_value(p, device_type) for p in parts]
-
-
-def _d_raw(v, sel):
-    return {"raw": bytes(v).hex()}
-
-
-def _d_pci(v, sel):
-    off, name, size = pci_field(sel)
-    return {"field": name, "value": struct.unpack_from(_PCI_FMT[size], v, 0)[0]}
-
-
-def _d_status(v, sel):
-    s = v[0]
-    return {"value": s, "names": N.status_names(s)}
-
-
-def _d_vq_cfg(v, sel):
-    qs, vec, en, _r, d, dr, dv = VQ_CFG.unpack_from(v, 0)
-    return {"queue_size": qs, "vector": vec, "enabled": en,
-            "queue_desc": d, "queue_driver": dr, "queue_device": dv}
-
-
-def _d_vq_notify(v, sel):
-    off, data, _r = VQ_NOTIFY.unpack_from(v, 0)
-    return {"queue_notify_off": off, "queue_notif_config_data": data}
-
-
-def _d_rx(v, sel):
-    return {"on": bool(v[0])}
-
-
-def _d_mac_addr(v, sel):
-    return {"mac": mac_str(v[:6])}
-
-
-def _d_mac_table(v, sel):
-    uc = _U32.unpack_from(v, 0)[0]
-    mpos = 4 + 6 * uc
-    mc = _U32.unpack_from(v, mpos)[0]
-    return {"unicast": [mac_str(v[4 + 6 * i:10 + 6 * i]) for i in range(uc)],
-            "multicast": [mac_str(v[mpos + 4 + 6 * i:mpos + 10 + 6 * i]) for i in range(mc)]}
-
-
-def _d_vlan(v, sel):
-    return {"vlans": list(struct.unpack_from(f"<{len(v) // 2}H", v, 0))}
-
-
-def _d_announce(v, sel):
-    return {}
-
-
-def _d_mq_pairs(v, sel):
-    return {"virtqueue_pairs": _U16.unpack_from(v, 0)[0]}
-
-
-def _d_rss(v, sel):
-    ht, mask, unclassified = RSS_HEAD.unpack_from(v, 0)
-    n = mask + 1
-    table = list(struct.unpack_from(f"<{n}H", v, 8))
-    kpos = 8 + 2 * n
-    max_tx = _U16.unpack_from(v, kpos)[0]
-    k = v[kpos + 2]
-    return {"hash_types": ht, "indirection_table": table, "unclassified_queue": unclassified,
-            "max_tx_vq": max_tx, "hash_key": bytes(v[kpos + 3:kpos + 3 + k]).hex()}
-
-
-def _d_hash(v, sel):
-    ht, _r, k = HASH_HEAD.unpack_from(v, 0)
-    return {"hash_types": ht, "hash_key": bytes(v[13:13 + k]).hex()}
-
-
-_DECODERS = {
-    "raw": _d_raw, "features": lambda v, s: _features(v),
-    "pci_cfg": _d_pci, "status": _d_status, "vq_cfg": _d_vq_cfg, "vq_notify": _d_vq_notify,
-    "net_rx": _d_rx, "net_mac_addr": _d_mac_addr, "net_mac_table": _d_mac_table,
-    "net_vlan": _d_vlan, "net_announce": _d_announce, "net_mq_pairs": _d_mq_pairs,
-    "net_rss": _d_rss, "net_hash": _d_hash,
-}
+    if device_type != 1:
+        return [decode_value(p, device_type) for p in parts]
+    # decode_value's virtio-net dispatch inlined: one call per part
+    get = _FAST_NET.get
+    out = []
+    append = out.append
+    for p in parts:
+        f = get(p[1])
+        o = f(p[5], p[3]) if f is not None else None
+        append(o if o is not None else {"raw": bytes(p[5]).hex()})
+    return out
 
 
 def selector_object(part: PartTuple | Sequence[Any], device_type: int = 1) -> dict[str, Any]:
