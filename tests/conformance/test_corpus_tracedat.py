@@ -7,7 +7,7 @@ Debian trace-cmd 3.1.6 ``report -N`` (no plugins) and ``report`` (plugins) for t
 report of LISA's static trace-cmd 3.1.5 (no plugins).  Per event we compare CPU,
 pid, event name, the timestamp as trace-cmd prints it (µs, rounded to nearest, or the
 raw integer for an x86-tsc file) and the comm; for ftrace print/bprint/bputs events
-also the text.  The comm differs between the two report modes only by the sched
+also the text; the DataFrame (bulk path) gives the same rows.  The comm differs between the two report modes only by the sched
 plugins' comm registration: our ``Event.comm`` is held to the plugin report, the
 saved-cmdlines comm to the plugin-free one.
 """
@@ -54,6 +54,10 @@ def test_trace_dat_equals_trace_cmd_report(name):
             texts += 1
     if plugins is not None:
         assert [e.comm for e in evs] == [r["comm"] for r in plugins]
+    df = td.dataframe()  # the bulk twin: same rows
+    assert df["ts_ns"].tolist() == [e.ts_ns for e in evs] and df["cpu"].tolist() == [e.cpu for e in evs]
+    assert df["pid"].tolist() == [e.pid for e in evs] and df["event"].tolist() == [e.event for e in evs]
+    assert df["comm"].tolist() == [e.comm for e in evs]
     # print-like events per file (docs/ftrace.md: 7 039 in all); the bprint ones of the trappy and
     # rtapp files have a size-0 `u32 buf;` / `char buf;` tail (old kernels)
     assert texts == PRINTLIKE_COUNTS.get(name, 0)
