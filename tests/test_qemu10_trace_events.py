@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,27 @@ def test_multifd_trace_counts_equal_qemus_counters():
     assert len(unfills) == 87
     assert sorted((q.args["id"], q.args["packet_num"]) for q in unfills) == \
         sorted((a["id"], a["packet_num"]) for a in fills)
+
+
+def _debian_7_2_file() -> Path:
+    path = Path("/usr/share/qemu/trace-events-all")
+    try:
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "qemu-system-common"],
+                                 capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        version = ""
+    if not path.is_file() or not version.startswith("1:7.2"):
+        pytest.skip("Debian's QEMU 7.2 (qemu-system-common 1:7.2*) is not installed")
+    return path
+
+
+def test_unannotated_and_7_2_declarations_are_qemu_7_2s_own():
+    """The catalogue's claim: unannotated = identical in 7.2 and 10.0.2; ranges ending at 7.2 = 7.2's form."""
+    t72 = Catalogue.from_file(_debian_7_2_file())
+    checked = 0
+    for d in CAT.declarations():
+        if d.versions is None or d.versions.endswith("-7.2"):
+            assert d.name in t72 and any(_same(d, x) for x in t72.declarations(d.name)), \
+                (d.name, d.variant, d.versions)
+            checked += 1
+    assert checked > 100
