@@ -21,6 +21,7 @@ gives frame by frame; the tests pin them:
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,7 @@ def rst_as_tshark(path: Path) -> tuple[bytes, bytes]:
     return _marked(buf, [tuple(g) for g in c.gaps]), _marked(buf[:199291], view)
 
 
+@lru_cache(maxsize=None)  # one reassembly per capture for the three tests
 def _directions(name: str):
     """(direction, ours-with-markers, kept tshark len, kept sha256, tshark node key, side, gap count)
     per flow direction."""
