@@ -46,9 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def tcpdump_command(interface: str, ports: list[int] | None) -> list[str]:
-    """The capture subprocess: raw packets to stdout, flushed per packet (-U)."""
+    """The capture subprocess: raw packets to stdout, flushed per packet (-U); a 32 MiB
+    kernel buffer (-B, KiB) because loopback frames are 64 KiB and the default 2 MiB holds 32
+    of them: a busy host (QEMU saturating the CPUs) would drop packets, i.e. stream bytes."""
     filt = " or ".join(f"tcp port {p}" for p in ports) if ports else "tcp"
-    return ["tcpdump", "-i", interface, "-w", "-", "-U", "-s", "0", "-n", filt]
+    return ["tcpdump", "-i", interface, "-w", "-", "-U", "-s", "0", "-B", "32768", "-n", filt]
 
 
 class JsonDisplay:
