@@ -236,6 +236,13 @@ class TextTrace:
                     if not carry:
                         break
                     piece, carry = carry, b""
+                    # every text form ends each line with a newline: a last line without one
+                    # may be cut (a truncated file); what it holds is still read
+                    f = Finding("warning", "text_truncated_line",
+                                f"the file ends without a newline: line {first} may be cut", base,
+                                {"line": first})
+                    self.findings.append(f)
+                    self._pending.append(f)
                 else:
                     data = carry + data if carry else data
                     cut = data.rfind(b"\n")
