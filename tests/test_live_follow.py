@@ -110,3 +110,46 @@ def test_follow_usage_errors(tmp_path: Path):
     assert p.returncode == 2 and "not a regular file" in p.stderr
     p = run_cli("decode", "--follow", "--idle-timeout", "0", str(tmp_path))
     assert p.returncode == 2
+
+
+def test_watch_follow_growing_file_equals_watch_file(tmp_path: Path):
+    src = TRACES / "real/qemu-tcp-returnpath.pcap"
+    data = src.read_bytes()
+    dst = tmp_path / "growing.pcap"
+    dst.write_bytes(b"")
+    proc = subprocess.Popen([*CLI, "watch", "--json", "--follow", "--idle-timeout", "20", str(dst)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    t = _writer(data, dst, 9001, 0.005)
+    out, err = proc.communicate(timeout=120)
+    t.join()
+    assert proc.returncode == 0, err
+    got = [json.loads(x) for x in out.splitlines()]
+    ref = lines(run_cli("watch", "--json", str(src)))
+    for kind in ("watch_pass", "watch_switchover"):
+        assert [o for o in got if o["kind"] == kind] == [o for o in ref if o["kind"] == kind]
+    (m,) = [o for o in got if o["kind"] == "migration_summary"]
+    assert m["captures"] == [str(dst)] and m["precopy_iterations"] == 2 and m["bytes_main"] == 739968
+
+
+def test_pipe_sigint_prints_the_summary_so_far():
+    """``tcpdump -w - | migtrace decode -`` stopped with ^C while the pipe is still open."""
+    data = (TRACES / "real/qemu-tcp-returnpath.pcap").read_bytes()
+    offs = _pcap_record_offsets(data)
+    proc = subprocess.Popen([*CLI, "decode", "--json", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        proc.stdin.write(data[:offs[20]])
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["kind"] == "header"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"Traceback" not in err
+    objs = [json.loads(x) for x in rest.decode().splitlines()]
+    assert objs[-1]["kind"] == "summary"
+    (intr,) = [o for o in objs if o.get("code") == "capture_interrupted"]
+    assert intr["offset"] == offs[20]
