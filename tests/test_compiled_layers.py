@@ -160,3 +160,51 @@ def test_new_part_type_through_the_cli(net_foo, tmp_path, capsys):
     part = next(u for u in units if u["kind"] == "dev_part")
     assert part["part_type_name"] == "NET_FOO"
     assert part["value"] == {"foo": 0x11223344, "bar": 0x5566, "excess": "aabb"}
+
+
+# ------------------------------------ adding an admin opcode, end to end
+
+
+@pytest.fixture
+def foo_opcode():
+    from dissect.virtio import admin_data as D
+    from dissect.virtio import admin_hdr as H
+
+    saved = [(d, dict(d)) for d in (H.OPCODES, H._OPCODE_S2I, H.RESULT_LAYERS, H.OPCODE_GROUP, D.DATA_LAYERS)]
+    saved_payloads = list(H.VirtioAdminCmd.payload_guess)
+    yield
+    for d, copy in saved:
+        d.clear()
+        d.update(copy)
+    H.VirtioAdminCmd.payload_guess[:] = saved_payloads
+
+
+def test_new_admin_opcode_through_decoders_and_cli(foo_opcode, tmp_path, capsys):
+    from analysis.cli.main import main
+    from dissect.virtio.admin import AdminLayer, decode_request, decode_result, register_opcode
+
+    class FooData(AdminLayer):
+        name = "virtio_admin_cmd_foo_data"
+        min_len = 8
+        fields_desc = [LEShortField("which", 0), LEShortField("reserved", 0), LEIntField("reserved2", 0)]
+
+    class FooResult(AdminLayer):
+        name = "virtio_admin_cmd_foo_result"
+        min_len = 8
+        fields_desc = [LEIntField("count", 0), LEIntField("size", 0)]
+
+    register_opcode(0x13, "FOO_GET", data=FooData, result=FooResult)
+    # virtio_admin_cmd_hdr: opcode 0x13, group SR-IOV (1), reserved, member 3 | which 7, reserved 0
+    req = bytes.fromhex("1300" "0100" + "00" * 12 + "0300000000000000" "0700" "0000" "00000000")
+    d, findings = decode_request(req)
+    assert (d["opcode"], d["opcode_name"], d["data"], findings) == (0x13, "FOO_GET", {"which": 7}, [])
+    # virtio_admin_cmd_status: status OK, qualifier 0, reserved | count 2, size 0x40
+    res = bytes.fromhex("0000" "0000" "00000000" "02000000" "40000000")
+    r, findings = decode_result(res, 0x13)
+    assert (r["status_name"], r["result"], findings) == ("OK", {"count": 2, "size": 0x40}, [])
+    f = tmp_path / "req.bin"
+    f.write_bytes(req)
+    assert main(["decode", "--as", "admin-request", "--json", str(f)]) == 0
+    unit = next(json.loads(line) for line in capsys.readouterr().out.splitlines()
+                if json.loads(line)["kind"] == "admin_cmd")
+    assert unit["opcode_name"] == "FOO_GET" and unit["data"]["which"] == 7

@@ -29,7 +29,7 @@ from scapy.fields import (
 )
 from scapy.packet import Packet, bind_layers
 
-from dissect.virtio.admin import (
+from dissect.virtio.admin_hdr import (
     CAP_ID_LIST_QUERY,
     DEV_MODE_SET,
     DEV_PARTS_GET,

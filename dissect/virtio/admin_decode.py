@@ -19,7 +19,7 @@ from scapy.fields import Field, FieldListField, FlagsField, PacketListField
 from scapy.packet import NoPayload, Packet, Padding, Raw
 
 from dissect.common.findings import Finding
-from dissect.virtio import admin as A
+from dissect.virtio import admin_hdr as A
 from dissect.virtio import admin_data as D
 from dissect.virtio import admin_result as R
 from dissect.virtio.parts_fast import HDR, decode_parts, part_type_name, selector_object

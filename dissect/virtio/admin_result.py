@@ -28,7 +28,12 @@ from scapy.fields import (
 )
 from scapy.packet import Packet
 
-from dissect.virtio.admin import (
+from dissect.virtio.admin_hdr import (  # noqa: F401  (dispatch re-exported)
+    QUERY_RESULT_LAYERS,
+    RESULT_LAYERS,
+    bind_result,
+    has_result,
+    result_layer,
     CAP_ID_LIST_QUERY,
     DEV_PARTS_GET,
     DEV_PARTS_METADATA_GET,
@@ -164,35 +169,6 @@ class VirtioAdminDevPartsGetResult(AdminLayer):
         PacketListField("parts", [], VirtioDevPart, length_from=lambda p: _rest(p, 0),
                         max_count=MAX_ITEMS),
     ]
-
-
-# --- dispatch --------------------------------------------------------------------
-
-#: (opcode, subtype or None for any) -> result layer.
-RESULT_LAYERS: dict[tuple[int, int | None], type[Packet]] = {}
-#: resource_obj_type -> RESOURCE_OBJ_QUERY result layer (opcode per §11.1 reading).
-QUERY_RESULT_LAYERS: dict[int, type[Packet]] = {}
-
-
-def bind_result(opcode: int, cls: type[Packet], subtype: int | None = None) -> None:
-    """Register ``cls`` as the result of ``opcode`` (for one ``subtype`` or all)."""
-    RESULT_LAYERS[(opcode, subtype)] = cls
-
-
-def result_layer(opcode: int, subtype: int = 0) -> type[Packet] | None:
-    """The result layer for a request, or None (no result defined / unknown)."""
-    if opcode in (0xB, 0xC):
-        if opcode != resource_obj_query_opcode():
-            return None  # MODIFY has no result
-        return QUERY_RESULT_LAYERS.get(subtype)
-    return RESULT_LAYERS.get((opcode, subtype)) or RESULT_LAYERS.get((opcode, None))
-
-
-def has_result(opcode: int) -> bool:
-    """True when the spec defines a ``command_specific_result`` for ``opcode``."""
-    if opcode in (0xB, 0xC):
-        return opcode == resource_obj_query_opcode()
-    return any(op == opcode for op, _ in RESULT_LAYERS) or opcode not in OPCODES
 
 
 bind_result(LIST_QUERY, VirtioAdminCmdList)
