@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from analysis import plots
 from tests.conftest import ROOT, run_cli
 
 REAL = ROOT / "traces" / "real"
@@ -64,7 +65,7 @@ def test_report_corpus(sim_corpus, tmp_path):
     p = run_cli("report", str(sim_corpus), "-o", str(out))
     assert p.returncode == 0, p.stderr
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == len(plots.KINDS)  # one per plot kind
     assert "Downtime" in html and "28.40.1000-ratelimited" in html
     assert "run_id" in p.stdout and str(out / "index.html") in p.stdout
 
@@ -95,7 +96,7 @@ def test_main_job_report_on_the_bundled_traces(tmp_path):
         run_id = json.loads((run / "run.json").read_text())["run_id"]
         assert f"id='{run_id}'" in html, run_id
         assert run_id in p.stdout
-    assert html.count("data:image/png;base64,") == 5 * len(runs) + 1  # + the corpus downtime chart
+    assert html.count("data:image/png;base64,") == len(plots.KINDS) * len(runs) + 1  # + the corpus downtime chart
     assert "Measured vs simulator truth" in html
 
 
