@@ -105,7 +105,7 @@ class RichDisplay:
         if self.switchover is not None:
             s = self.switchover
             t.add_row("switchover", self._t(s["ts_ns"]), f"{s['downtime_wire_ms'] or 0:.3f}", str(s["stopcopy_pages"]),
-                      _mb(s["stopcopy_bytes"]), "", f"downtime (wire) {s['downtime_wire_ms']} ms, {s['method']}")
+                      _mb(s["stopcopy_bytes"]), "", f"wire downtime ({s['method']})")
         return t
 
     def _t(self, ns: int | None) -> str:
@@ -125,10 +125,11 @@ class RichDisplay:
     def summary(self, objs: list[dict[str, Any]], table: str | None) -> None:
         self.close()
         if table:
-            self.console.print(table, highlight=False, markup=False)
-        for o in objs:
-            if o["kind"] == "finding":
-                self.console.print(f"{o['severity'].upper()} {o['code']}: {o['message']}", markup=False)
+            self.console.print(table, highlight=False, markup=False, soft_wrap=True)
+        for o in objs:  # as `summary`: errors and warnings
+            if o["kind"] == "finding" and o.get("severity") in ("error", "warning"):
+                self.console.print(f"{o['severity'].upper()} {o['code']}: {o['message']}", markup=False,
+                                   highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.live.is_started:
