@@ -246,3 +246,13 @@ def test_summary_pipe_equals_file():
     p = subprocess.run(f"{MIGTRACE} summary - -", shell=True, capture_output=True, text=True, cwd=ROOT,
                        stdin=subprocess.DEVNULL, timeout=60)
     assert p.returncode == 2 and "can be given once" in p.stderr
+
+
+def test_admin_capture_pipe_equals_file():
+    """An admin capture (USER link types) from a pipe is decoded as the file is (admin units)."""
+    path = TRACES / "sim/variants/two-vfs/admin-source.pcapng"
+    f = run_cli("decode", "--json", str(path))
+    p = piped(path, "decode", "--json", "-")
+    assert (p.returncode, p.stdout) == (f.returncode, f.stdout)
+    kinds = {o["kind"] for o in lines(p)}
+    assert {"admin_cmd", "admin_result"} <= kinds and "flow" not in kinds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 from dissect.capture import formats as F
 
@@ -74,36 +75,41 @@ def detect(path: str | Path) -> str:
 
 def pcap_linktypes(path: str | Path) -> list[int]:
     """Link types of a pcap (one) or of a pcapng's interfaces (all sections)."""
+    with open(path, "rb") as f:
+        return linktypes_of(f)
+
+
+def linktypes_of(f: BinaryIO) -> list[int]:
+    """:func:`pcap_linktypes` of an open, seekable file (e.g. the peeked start of a pipe)."""
     import struct
 
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if head[:4] in _PCAP_MAGICS:
-            bo = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-            return [F.pcap_file_header(bo).unpack(head)[6] & 0xFFFF] if len(head) == 24 else []
-        f.seek(0)
-        types: list[int] = []
-        bo = "<"
-        # Walk blocks until the first packet block: interfaces precede packets in practice.
-        for _ in range(4096):
-            hdr = f.read(8)
-            if len(hdr) < 8:
-                break
-            if hdr[:4] == b"\x0a\x0d\x0d\x0a":
-                magic = f.read(4)
-                bo = "<" if magic == b"\x4d\x3c\x2b\x1a" else ">"
-                total = struct.unpack(bo + "I", hdr[4:])[0]
-                f.seek(total - 12, 1)
-                continue
-            btype, total = struct.unpack(bo + "II", hdr)
-            if total < 12:
-                break
-            if btype == F.PCAPNG_IDB:
-                body = f.read(4)
-                types.append(struct.unpack(bo + "H", body[:2])[0])
-                f.seek(total - 12, 1)
-            elif btype in (F.PCAPNG_EPB, F.PCAPNG_SPB, F.PCAPNG_OPB):
-                break
-            else:
-                f.seek(total - 8, 1)
-        return types
+    head = f.read(24)
+    if head[:4] in _PCAP_MAGICS:
+        bo = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        return [F.pcap_file_header(bo).unpack(head)[6] & 0xFFFF] if len(head) == 24 else []
+    f.seek(0)
+    types: list[int] = []
+    bo = "<"
+    # Walk blocks until the first packet block: interfaces precede packets in practice.
+    for _ in range(4096):
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            break
+        if hdr[:4] == b"\x0a\x0d\x0d\x0a":
+            magic = f.read(4)
+            bo = "<" if magic == b"\x4d\x3c\x2b\x1a" else ">"
+            total = struct.unpack(bo + "I", hdr[4:])[0]
+            f.seek(total - 12, 1)
+            continue
+        btype, total = struct.unpack(bo + "II", hdr)
+        if total < 12:
+            break
+        if btype == F.PCAPNG_IDB:
+            body = f.read(4)
+            types.append(struct.unpack(bo + "H", body[:2])[0])
+            f.seek(total - 12, 1)
+        elif btype in (F.PCAPNG_EPB, F.PCAPNG_SPB, F.PCAPNG_OPB):
+            break
+        else:
+            f.seek(total - 8, 1)
+    return types

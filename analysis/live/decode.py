@@ -12,7 +12,10 @@ capture-level findings and the summary — the same objects as for the file
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
+import tempfile
 import traceback
 from typing import Any, Callable
 
@@ -74,6 +77,8 @@ def run_decode(args: argparse.Namespace) -> int:
     live = open_live("decode", args)
     if live is None:
         return EXIT_USAGE
+    if _is_admin(live, args):
+        return _decode_spooled(live, args)
     out = LiveWriter(as_json=args.json)
     try:
         decode_live(live, out.write)
@@ -87,6 +92,40 @@ def run_decode(args: argparse.Namespace) -> int:
                    "offset": None})
     out.write(out.summary(live.format))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK
+
+
+def _is_admin(live: LiveCapture, args: argparse.Namespace) -> bool:
+    """An admin capture (USER link types, admin-capture.md), told by the pcap header or the
+    pcapng interfaces declared in the first KiB."""
+    from analysis.cli.detect import linktypes_of
+    from dissect.capture import formats as F
+
+    head = live.source.peek(24 if live.format == "pcap" else 1024)
+    types = linktypes_of(io.BytesIO(head))
+    want = getattr(args, "admin_linktype", None)
+    if not types:
+        return False
+    if want is not None:
+        return all(t == want for t in types)
+    return all(F.LINKTYPE_USER0 <= t <= F.LINKTYPE_USER15 for t in types)
+
+
+def _decode_spooled(live: LiveCapture, args: argparse.Namespace) -> int:
+    """Admin captures are small and decoded from a file (their emitter reads the file):
+    the input is copied to a temporary file first."""
+    from analysis.cli.decode import run as run_file
+
+    with tempfile.TemporaryDirectory(prefix="migtrace-stdin-") as d:
+        path = os.path.join(d, "capture")
+        with live.sigint_ends_input(), open(path, "wb") as f:
+            while True:
+                b = live.source.read(1 << 20)
+                if not b:
+                    break
+                f.write(b)
+        live.close()
+        file_args = argparse.Namespace(**{**vars(args), "capture": path, "follow": False})
+        return run_file(file_args)
 
 
 def reassemble_live(live: LiveCapture, factory: Any = None) -> ReassemblyResult:
