@@ -112,3 +112,14 @@ def test_cli_missing_socket_is_exit_2(tmp_path):
 def test_cli_runs_without_destination_is_exit_2(tmp_path):
     r = run_cli("record", "--source-qmp", "x.qmp", "--runs", "3", "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "needs --dest-qmp and --migrate" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_qmp_addresses(tmp_path):
+    from analysis.record.qmp import Qmp
+
+    assert Qmp("127.0.0.1:4445", "source")._target() == ("127.0.0.1", 4445)
+    assert Qmp("[::1]:4445", "source")._target() == ("::1", 4445)
+    assert Qmp("/run/qemu/a.qmp", "source")._target() == "/run/qemu/a.qmp"
+    odd = tmp_path / "vm:1"  # an existing socket path with a colon stays a path
+    odd.write_text("")
+    assert Qmp(str(odd), "source")._target() == str(odd)

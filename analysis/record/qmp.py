@@ -112,7 +112,7 @@ class Qmp:
         while True:
             client = qmp.QMPClient(f"migtrace-{self.label}")
             try:
-                await asyncio.wait_for(client.connect(self.address), timeout=10)
+                await asyncio.wait_for(client.connect(self._target()), timeout=10)
                 self._client = client
                 return self
             except (qmp.ConnectError, asyncio.TimeoutError, OSError) as e:
@@ -124,6 +124,13 @@ class Qmp:
                         why = str(cause) or type(cause).__name__
                     raise RecordError(f"{self.label} QMP {self.address}: {why}") from None
             await asyncio.sleep(0.2)
+
+    def _target(self) -> str | tuple[str, int]:
+        """A unix socket path, or ``HOST:PORT`` for a QMP server on TCP (``-qmp tcp:…,server=on``)."""
+        host, sep, port = self.address.rpartition(":")
+        if sep and host and port.isdigit() and not Path(self.address).exists():
+            return host.strip("[]"), int(port)
+        return self.address
 
     async def execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
         qmp = self._library()
