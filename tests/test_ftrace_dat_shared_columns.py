@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""The ``print`` columns cut in row order from one shared buffer (frame._Spans,
-frame._spans_column) and the zstd pages of all CPUs decompressed into one mapping
+"""The ``print`` columns cut in row order from one shared buffer (frame_arrow._Spans,
+frame_columns._spans_column) and the zstd pages of all CPUs decompressed into one mapping
 (TraceDat._shared_slots): hand-built spans with their exact column values, the cases
 that hand the column back to the per-piece path, and whole files held equal to the
 per-CPU-buffer build (same rows, same findings, also with a damaged chunk).
@@ -14,7 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import dissect.ftrace.frame as frame
+import dissect.ftrace.frame_arrow as frame_arrow
+import dissect.ftrace.frame_columns as frame_columns
 import dissect.ftrace.tracedat as tracedat
 from dissect.ftrace.frame import _column, _Spans, _spans_column, _utf8_without_nul
 from dissect.ftrace.tracedat import TraceDat, read_trace_dat
@@ -38,10 +39,10 @@ def vals(col):
 def test_buf_column_in_row_order_with_missing_rows(monkeypatch, take_rows):
     """Spans (3,9) (11,17) to rows 2, 0 and (19,22) to row 3; rows 1 and 4 have none
     (also taken two rows at a time: three chunks)."""
-    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
+    monkeypatch.setattr(frame_columns, "_TAKE_ROWS", take_rows)
     pieces = [(a(3), _Spans(BUF, a(19), a(22))), (a(2, 0), _Spans(BUF, a(3, 11), a(9, 17)))]
     col = _spans_column(pieces, 5)
-    assert col is not None and col.dtype == frame._STR
+    assert col is not None and col.dtype == frame_columns._STR
     assert vals(col) == ["world\n", None, "hello\n", "abc", None]
     assert vals(_column(pieces, 5)) == vals(col)
 
@@ -50,14 +51,14 @@ def test_buf_column_in_row_order_with_missing_rows(monkeypatch, take_rows):
 def test_text_column_prefixes_and_other_pieces(monkeypatch, take_rows):
     """Text rows are prefix + span: codes pick the prefix per row (None: the one prefix);
     rows without a span take the other pieces' texts (a list, an Arrow array)."""
-    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
+    monkeypatch.setattr(frame_columns, "_TAKE_ROWS", take_rows)
     pieces = [(a(2, 0), _Spans(BUF, a(3, 11), a(8, 16), pa.array(["p: ", "q: "], type=pa.large_string()), a(1, 0))),
               (a(3), _Spans(BUF, a(19), a(22), pa.array(["r: "], type=pa.large_string()))),
               (a(1), ["sched text"]),
               (a(4), pa.array(["# 1 00"], type=pa.string()))]
     want = ["p: world", "sched text", "q: hello", "r: abc", "# 1 00"]
     col = _spans_column(pieces, 5)
-    assert col is not None and col.dtype == frame._STR and vals(col) == want
+    assert col is not None and col.dtype == frame_columns._STR and vals(col) == want
     assert col._pa_array.num_chunks == (1 if take_rows > 5 else 3)
     assert vals(_column(pieces, 5, strings=True)) == want
 
@@ -82,7 +83,7 @@ def test_cases_left_to_the_per_piece_path(case):
 def test_text_rows_without_text_stay_null(monkeypatch, take_rows):
     """Row 1 has no piece at all, row 3 a None text from another piece (sched rows of the
     bulk path have no text): both null, the others prefix + span or their own text."""
-    monkeypatch.setattr(frame, "_TAKE_ROWS", take_rows)
+    monkeypatch.setattr(frame_columns, "_TAKE_ROWS", take_rows)
     one = pa.array(["p: "], type=pa.large_string())
     pieces = [(a(0, 2), _Spans(BUF, a(3, 11), a(8, 16), one)), (a(3, 4), [None, "own"])]
     want = ["p: hello", None, "p: world", None, "own"]
@@ -94,7 +95,7 @@ def test_text_rows_without_text_stay_null(monkeypatch, take_rows):
 @pytest.mark.parametrize("raw,ok", [(b"abcdefghij", True), (b"abcdefgh\xffj", False), (b"abcdef\0hij", False)])
 def test_utf8_check_in_small_batches(monkeypatch, raw, ok):
     """Five 2-byte spans checked two rows at a time: a bad byte in the last batch is found."""
-    monkeypatch.setattr(frame, "_CHECK_ROWS", 2)
+    monkeypatch.setattr(frame_arrow, "_CHECK_ROWS", 2)
     region = np.frombuffer(raw, dtype=np.uint8)
     assert _utf8_without_nul(region, a(0, 2, 4, 6, 8), a(2, 4, 6, 8, 10)) is ok
 
