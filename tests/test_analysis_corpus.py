@@ -33,6 +33,12 @@ def test_run_matches_truth(run):
     devs = [o for o in objs if o["kind"] == "device_summary"]
     for k in MIGRATION_EXACT:
         assert mig[k] == truth[k], k
+    # every method that had data agrees with the truth; the stream's estimate is a lower bound
+    ev = mig["precopy_iterations_evidence"]
+    assert ev["trace_dirty_syncs"] == truth["dirty_syncs"] and mig["precopy_iterations_method"] == "trace"
+    if truth["outcome"] == "completed":
+        assert ev["qmp_dirty_syncs"] == truth["dirty_syncs"]
+    assert 1 <= ev["stream"]["lower_bound"] <= truth["precopy_iterations"]
     for k in MIGRATION_2PCT:
         if truth[k] is None:
             assert mig[k] is None, k

@@ -157,3 +157,31 @@ def test_real_series_ends_with_qemus_final_reply(name):
     mig = analysis.summary_objects(m)[0]
     assert (mig["dirty_syncs"], mig["precopy_iterations_method"]) == (ram["dirty-sync-count"], "qmp")
     assert mig["downtime_qemu_ms"] == final["downtime"]
+
+
+SIM = ROOT / "traces" / "sim"
+
+
+@pytest.mark.parametrize("run", ["compare/fw-28.40-s1", "policies/fw-29.0-cap128", "variants/qemu10",
+                                 "variants/set-reject"])
+def test_simulated_series_gives_the_truth(run):
+    """The simulator's query-migrate series (role qmp-source) with its pcap, without the traces:
+    the qmp method gives the truth's pre-copy iterations; the series' sync count never decreases and
+    its polls are 100 ms apart on the pcap's clock."""
+    d = SIM / run
+    manifest = json.loads((d / "run.json").read_text())
+    truth = manifest["truth"]
+    assert {"path": "source-qmp.jsonl", "role": "qmp-source"} in manifest["captures"]
+    m = analysis.load(d / "source.pcapng", d / "source-qmp.jsonl")
+    mig = analysis.summary_objects(m)[0]
+    q = m.qmp
+    assert q["ts_ns"].diff().dropna().iloc[:-1].eq(100_000_000).all()
+    assert q["dirty_sync_count"].dropna().is_monotonic_increasing
+    assert q["ts_ns"].iloc[0] >= m.flows["first_ts_ns"].min() - 100_000_000
+    if truth["outcome"] == "completed":
+        assert (mig["precopy_iterations"], mig["dirty_syncs"], mig["precopy_iterations_method"]) == (
+            truth["precopy_iterations"], truth["dirty_syncs"], "qmp")
+        assert mig["downtime_qemu_ms"] == truth["downtime_query_migrate_ms"]
+    else:  # a failed migration: QEMU's last counters are not final, the stream's lower bound is used
+        assert q["status"].iloc[-1] == "failed" and mig["precopy_iterations_method"] == "stream"
+        assert mig["precopy_iterations"] <= truth["precopy_iterations"]

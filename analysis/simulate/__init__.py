@@ -73,7 +73,7 @@ def run_manifest(p: SimProfile, seed: int, captures: list[dict[str, str]], truth
 def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
     """Simulate one migration and write its run folder; returns the folder."""
     from analysis.simulate.render_admin import admin_records, write_admin
-    from analysis.simulate.render_qmp import query_migrate
+    from analysis.simulate.render_qmp import query_migrate, query_migrate_series
     from analysis.simulate.render_trace import write_trace
     from analysis.simulate.truth import truth as make_truth
 
@@ -109,6 +109,8 @@ def simulate(profile: SimProfile | str, seed: int, out_dir: str | Path) -> Path:
         qmp = query_migrate(tl, bytes_main, bytes_multifd or 0, truth["dirty_syncs"])
         (out / "source-query-migrate.json").write_text(json.dumps(qmp, indent=1) + "\n")
         captures.append({"path": "source-query-migrate.json", "role": "other"})
+        (out / "source-qmp.jsonl").write_text(query_migrate_series(tl, qmp, clk["epoch_ns"]))
+        captures.append({"path": "source-qmp.jsonl", "role": "qmp-source"})
     manifest = run_manifest(p, seed, captures, truth, clk)
     (out / "run.json").write_text(dump_manifest(manifest))
     return out
