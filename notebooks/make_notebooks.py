@@ -89,6 +89,18 @@ NOTEBOOKS = {
                  "{'dirty_syncs': (s['dirty_syncs'], s['precopy_iterations_method'], real.qemu_stats['source'].get('dirty_sync_count')),\n"
                  " 'downtime_ms': (s['downtime_qemu_ms'], real.qemu_stats['source'].get('downtime_ms')),\n"
                  " 'downtime_wire_ms': s['downtime_wire_ms']}"),
+        ("md", "## Pre-copy passes as QEMU counts them (real QEMU 10.0.2, a guest that keeps dirtying memory)\n\n"
+               "`precopy_iterations` = QEMU's dirty-sync-count - 1, by the best method the captures allow: "
+               "`trace` (bitmap-sync events), `qmp` (QEMU's counters, here the query-migrate series polled "
+               "during the migration) or `stream` (from the pcap alone: a lower bound)."),
+        ("code", "Q10 = TRACES / 'real' / 'qemu10'\n"
+                 "by = {name: analysis.summary_objects(analysis.load(*(Q10 / f for f in files)))[0]\n"
+                 "      for name, files in [('trace', ['multipass.src.log']),\n"
+                 "                          ('qmp', ['multipass.pcap', 'multipass.src-qmp.jsonl']),\n"
+                 "                          ('stream', ['multipass.pcap'])]}\n"
+                 "{k: (v['precopy_iterations'], v['precopy_iterations_method'], v['dirty_syncs']) for k, v in by.items()}"),
+        ("code", "q10 = analysis.load(Q10 / 'multipass.pcap', Q10 / 'multipass.src-qmp.jsonl')\n"
+                 "plots.remaining(q10)"),
     ],
     "03-what-if-simulator.ipynb": [
         ("md", "# What-if study with the simulator\n\nHow do the driver's PRE_COPY policy and the firmware's "
