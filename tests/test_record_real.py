@@ -56,19 +56,19 @@ def series(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def relax_when_active(series_path: Path, ctl: Path, after_polls: int) -> threading.Thread:
-    """Raise the downtime limit once pre-copy has iterated for ``after_polls`` polls, so it converges."""
+def relax_when_active(series_path: Path, ctl: Path, after_polls: int) -> threading.Event:
+    """Raise the downtime limit once pre-copy has iterated for ``after_polls`` polls, so it converges
+    (unless it converged by itself first: set the returned event when record is done)."""
+    done = threading.Event()
+
     def go():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while not done.wait(0.05):
             if series_path.exists() and sum(1 for ln in series_path.read_text().splitlines()
                                             if '"active"' in ln) >= after_polls:
-                break
-            time.sleep(0.05)
-        qmp_command(ctl, "migrate-set-parameters", {"downtime-limit": 2000})
-    t = threading.Thread(target=go, daemon=True)
-    t.start()
-    return t
+                qmp_command(ctl, "migrate-set-parameters", {"downtime-limit": 2000})
+                return
+    threading.Thread(target=go, daemon=True).start()
+    return done
 
 
 @pytest.mark.parametrize("mode", ["return-path", "multifd"])
@@ -86,8 +86,9 @@ def test_recorded_run_equals_qemu_counters(lab, tmp_path, mode):
                "--trace-event", "migration_bitmap_sync_end", "--trace-event", "savevm_state_iterate",
                "--trace-event", "migrate_set_state",
                "--firmware", "fw-test", "--label", "host=loopback", "--kernel", "6.99.1", "-o", str(out))
-    relax_when_active(out / "qmp-source.jsonl", src.ctl, after_polls=30)
+    done = relax_when_active(out / "qmp-source.jsonl", src.ctl, after_polls=30)
     rc, stdout, err = finish(p)
+    done.set()
     assert rc == 0, err
     assert f"{out}: completed" in stdout
 
