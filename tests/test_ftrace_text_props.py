@@ -102,3 +102,35 @@ def test_catalogue_parse_never_raises(text):
     assert q is None or q.event == text.partition(" ")[0].rstrip("\n")
     for name in ("vfio_save_block", "vmstate_downtime_save", "ram_load_loop"):
         cat.parse(name + " " + text)
+
+
+BAD = st.sampled_from([b"\x80", b"\xff", b"\xfe\xfe", b"\xc3", b"\xed\xa0\x80", b"\xf0\x9f"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(evs=events, bad=st.lists(st.tuples(st.integers(0, 19), BAD, st.booleans()), max_size=5))
+def test_report_text_with_bytes_that_are_not_utf8(evs, bad):
+    """Bytes that are not UTF-8 in a comm or a marker: every line still read, the bytes shown
+    ``\\xNN`` (Python's backslashreplace of the line), one text_invalid_utf8 finding per such line."""
+    lines = []
+    for comm, pid, cpu, ns, text in evs:
+        lines.append((comm.encode(), f"-{pid:<5} [{cpu:03d}] {us_round(ns) // 10**6:5d}.{us_round(ns) % 10**6:06d}: "
+                      "print:                tracing_mark_write: ".encode(), text.encode()))
+    bad_lines = set()
+    for k, b, in_comm in bad:
+        if k < len(lines):
+            comm, mid, text = lines[k]
+            lines[k] = (comm + b, mid, text) if in_comm else (comm, mid, b + text)
+            bad_lines.add(k)
+    blob = b"cpus=256\n" + b"".join(c.rjust(16) + m + t + b"\n" for c, m, t in lines)
+    got = list(read_report_text(io.BytesIO(blob)))
+    evs_got = [x for x in got if isinstance(x, Event)]
+    fs = [x for x in got if isinstance(x, Finding)]
+    assert [f.code for f in fs] == ["text_invalid_utf8"] * len(bad_lines)
+    assert [f.context["line"] for f in fs] == [k + 2 for k in sorted(bad_lines)]
+    want = [(c.decode("utf-8", "backslashreplace"), t.decode("utf-8", "backslashreplace") + "\n")
+            for c, _, t in lines]
+    assert [(e.comm, e.fields["buf"]) for e in evs_got] == want
+    for f in fs:
+        raw = bytes.fromhex(f.context["raw"])
+        assert blob[f.offset:f.offset + len(raw)] == raw and raw.decode("utf-8", "backslashreplace")

@@ -210,7 +210,11 @@ def trace_files(draw):
             line = (line[:at] + ch + line[at + 1:] if op == "sub" else line[:at] + line[at + 1:] if op == "del"
                     else line[:at] + ch + line[at:])
         out.append(line)
-    return kind, ("\n".join(out) + "\n").encode()
+    data = ("\n".join(out) + "\n").encode()
+    for _ in range(draw(st.integers(0, 3))):  # bytes that are not UTF-8 (issue 14)
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + draw(st.sampled_from([b"\x80", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\\x80"])) + data[at:]
+    return kind, data
 
 
 @settings(max_examples=80, deadline=None)

@@ -238,11 +238,9 @@ class TextTrace:
                     piece, carry = carry, b""
                     # every text form ends each line with a newline: a last line without one
                     # may be cut (a truncated file); what it holds is still read
-                    f = Finding("warning", "text_truncated_line",
-                                f"the file ends without a newline: line {first} may be cut", base,
-                                {"line": first})
-                    self.findings.append(f)
-                    self._pending.append(f)
+                    self._pending.append(Finding("warning", "text_truncated_line",
+                                                 f"the file ends without a newline: line {first} may be cut",
+                                                 base, {"line": first}))
                 else:
                     data = carry + data if carry else data
                     cut = data.rfind(b"\n")
@@ -305,14 +303,23 @@ class TextTrace:
                 self._first_invalid = off
             return
         bad = sum(1 for ch in raw.decode("utf-8", "surrogateescape") if "\udc80" <= ch <= "\udcff")
-        f = self._finding("warning", "text_invalid_utf8",
-                          f"line {self._lineno(off)}: {bad} byte(s) not UTF-8 (first at byte {column} of the "
-                          "line), shown as \\xNN", off, column=column, count=bad,
-                          raw=raw[:RAW_MAX].hex() if len(raw) <= RAW_MAX else None)
-        self._pending.append(f)
+        line = self._lineno(off)
+        self._pending.append(Finding("warning", "text_invalid_utf8",
+                                     f"line {line}: {bad} byte(s) not UTF-8 (first at byte {column} of the "
+                                     "line), shown as \\xNN", off,
+                                     {"line": line, "column": column, "count": bad,
+                                      "raw": raw.hex() if len(raw) <= RAW_MAX else None}))
 
-    def _take_pending(self) -> list[Finding]:
-        out, self._pending = self._pending, []
+    def _take_pending(self, upto: int | None) -> list[Finding]:
+        """The pending findings at offsets <= ``upto`` (all of them for None), now in ``findings``."""
+        if upto is None:
+            out, self._pending = self._pending, []
+        else:
+            out = [f for f in self._pending if f.offset <= upto]  # type: ignore[operator]
+            if not out:
+                return out
+            self._pending = [f for f in self._pending if f.offset > upto]  # type: ignore[operator]
+        self.findings.extend(out)
         return out
 
     def _bulk_pieces(self, piece: bytes) -> Iterator[bytes | tuple[Any, int]]:
@@ -396,7 +403,16 @@ class TextTrace:
             self.findings.append(f)
             yield f
             return
-        yield from self._run()
+        # text_invalid_utf8 / text_truncated_line findings are made when a piece is decoded; they
+        # go out (and into ``findings``) just before the first item at or after their line, so
+        # every path (per line, scanned pieces of any size) gives the same order
+        for x in self._run():
+            if self._pending:
+                off = getattr(x, "offset", -1) if isinstance(x, (Event, Finding)) else None
+                if off is None or off >= 0:
+                    yield from self._take_pending(off)
+            yield x
+        yield from self._take_pending(None)
         if self._first_invalid is not None:
             more = self._n_invalid - MAX_LINE_FINDINGS
             f = Finding("warning", "text_invalid_utf8_lines",

@@ -31,8 +31,6 @@ class QemuLog(TextTrace):
         iso_cache: dict[str, int] = {}
         scale_of = _SCALE
         for lines, starts in self._line_chunks():
-            if self._pending:
-                yield from self._take_pending()
             if lines is None:  # a scanned Block: as it is (dataframe) or as events
                 yield self._scanned(*starts)  # type: ignore[misc]
                 continue

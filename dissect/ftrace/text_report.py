@@ -50,8 +50,6 @@ class ReportText(TextTrace):
         flen = self._flen   # timestamp digits after the point: 6, or 9 with -t (adopted)
         scale = _SCALE[flen]
         for lines, starts in self._line_chunks():
-            if self._pending:
-                yield from self._take_pending()
             if lines is None:  # a scanned Block: as it is (dataframe) or as events
                 if prev is not None:
                     yield prev

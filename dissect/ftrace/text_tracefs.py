@@ -51,8 +51,6 @@ class FtraceText(TextTrace):
         flen = self._flen
         scale = _SCALE[flen]
         for lines, starts in self._line_chunks():
-            if self._pending:
-                yield from self._take_pending()
             if lines is None:  # a scanned Block: as it is (dataframe) or as events
                 if prev is not None:
                     yield prev
