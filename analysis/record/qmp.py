@@ -120,6 +120,10 @@ class Qmp:
                 if loop.time() >= deadline:
                     if not Path(self.address).exists() and ":" not in self.address:
                         why = "no such socket"
+                    elif isinstance(e, asyncio.TimeoutError):
+                        # QEMU serves one client per -qmp socket; a second one waits for a greeting
+                        why = ("no QMP greeting within 10 s (another client holds this monitor? "
+                               "give QEMU a second -qmp socket for record)")
                     else:
                         why = str(cause) or type(cause).__name__
                     raise RecordError(f"{self.label} QMP {self.address}: {why}") from None
