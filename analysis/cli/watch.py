@@ -267,7 +267,7 @@ def watch_capture(live: Any, emit: Callable[[dict[str, Any]], None]) -> Any:
         return []
 
     with live.sigint_ends_input():
-        for item in decode_capture(live.reader, convert=convert, result=live.result, page_log=w.page):
+        for item in decode_capture(live.reader, convert=convert, result=live.result, page_log=w.page_log):
             if isinstance(item, dict):
                 w.unit(item)
     w.finish()

@@ -2,11 +2,11 @@
 """The live view of one migration (``migtrace watch``): pre-copy passes and the switchover
 as the capture's units arrive.
 
-A pass is a segment of :class:`analysis.metrics.passes.PassTracker` — the definition
+A pass is a segment of :class:`analysis.live.passes.LivePasses` — the definition
 ``summary`` uses for ``precopy_iterations`` (method ``stream``): a page sent again starts a
 new pass.  Only segments that start before the end of the last RAM PART section are pre-copy
-passes (the tracker's ``precopy_sends``), so a pass is reported once that is certain: when the
-next pass started and a PART section ended after this one's start, or at the switchover.
+passes (``precopy_sends``), so a pass is reported once that is certain: when the next pass
+started and a PART section ended after this one's start, or at the switchover.
 
 The switchover starts at the first main-channel record after the last PART section (a
 section, or a command such as 10.x's SWITCHOVER_START), as ``summary``'s wire downtime
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from analysis.metrics.passes import PassTracker
+from analysis.live.passes import LivePasses
 
 
 @dataclass
@@ -45,12 +45,14 @@ def _vfio_add(vfio: dict[str, dict[str, int]], dev: str, key: str, n: int) -> No
 
 
 class Watch:
-    """Feed it the page tap (``page``) and the contract objects (``unit``) in arrival order;
-    it calls ``emit`` with ``watch_pass`` and ``watch_switchover`` objects."""
+    """Hand ``page_log`` to the decoder (the page tap) and feed it the contract objects
+    (``unit``) in arrival order; it calls ``emit`` with ``watch_pass`` and
+    ``watch_switchover`` objects."""
 
     def __init__(self, emit: Callable[[dict[str, Any]], None]) -> None:
         self.emit = emit
-        self.tracker = PassTracker()
+        self.tracker = LivePasses(self._sent, self._report_certain)
+        self.page_log = self.tracker
         self.passes: list[_Pass] = []  # started, not yet reported
         self.reported = 0
         self.current: _Pass | None = None
@@ -67,18 +69,11 @@ class Watch:
 
     # -- inputs ---------------------------------------------------------------
 
-    def page(self, flow: int | None, block: str | None, addr: int | None, ts: int | None,
-             where: str | None) -> None:
-        """The ``page_log`` of :mod:`dissect.qemu.pages`."""
+    def _sent(self, started: bool) -> None:
+        """A page was sent (``started``: it began a new segment)."""
         t = self.tracker
-        seg = t.segment
-        t(flow, block, addr, ts, where)
-        if block is None:
-            if where == "PART":
-                self._report_certain()
-            return
-        if t.segment != seg and self.switchover_ns is None:
-            self.current = _Pass(len(self.passes) + 1, t.sends - 1, ts)
+        if started and self.switchover_ns is None:
+            self.current = _Pass(len(self.passes) + 1, t.sends - 1, t.ts_ns)
             self.passes.append(self.current)
             self._report_certain()
         if self.switchover_ns is None and self.current is not None:
