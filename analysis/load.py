@@ -79,7 +79,7 @@ class Migration:
     iterations: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: query-migrate time series (qmp-source / qmp-destination captures), one row per poll
     qmp: pd.DataFrame = field(default_factory=_empty_qmp)
-    #: stream capture index → pre-copy pass tracker over its page sends (analysis.metrics.passes)
+    #: stream capture index → its page sends (dissect.qemu.pages.PageLog), for analysis.metrics.passes
     page_passes: dict[int, Any] = field(default_factory=dict)
 
     @property
@@ -281,9 +281,9 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
         got: list[dict[str, Any]] = []
         tracker = None
         if cap.kind in STREAM_KINDS:
-            from analysis.metrics.passes import PassTracker
+            from dissect.qemu.pages import PageLog
 
-            tracker = passes[cap.index] = PassTracker()
+            tracker = passes[cap.index] = PageLog()
         try:
             for u in iter_units(cap.path, cap.kind, page_log=tracker):
                 u["_capture"] = cap.index

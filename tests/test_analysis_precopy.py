@@ -8,10 +8,12 @@ import json
 import random
 import re
 
+import numpy as np
 import pytest
 
 import analysis
-from analysis.metrics.passes import DENSE_PAGES, PassTracker, greedy_segments, precopy_iterations
+from analysis.metrics.passes import greedy_segments, log_passes, precopy_iterations, segment_starts
+from dissect.qemu.pages import PageLog
 from tests.conftest import ROOT
 
 REAL = ROOT / "traces" / "real"
@@ -32,37 +34,54 @@ def test_greedy_segments_by_hand():
     assert greedy_segments(list("abc")) == [0]
 
 
-def test_tracker_equals_the_greedy_definition():
+def test_bulk_split_equals_the_greedy_definition():
     rnd = random.Random(7)
-    for _ in range(50):
-        keys = [(rnd.choice("xy"), rnd.randrange(40) << 12) for _ in range(rnd.randrange(1, 200))]
-        tr = PassTracker()
-        for i, (blk, addr) in enumerate(keys):
-            tr(0, blk, addr, 1000 + i, "PART")
-        starts = greedy_segments(keys)
-        assert tr.segment == len(starts)
-        assert [k for k, _ in tr.starts] == starts
-        assert [t for _, t in tr.starts] == [1000 + k for k in starts]
+    for _ in range(200):
+        n = rnd.randrange(1, 300)
+        keys = [(rnd.randrange(3), rnd.randrange(rnd.choice([5, 40, 400]))) for _ in range(n)]
+        got = segment_starts(np.array([k[0] for k in keys], dtype=np.int64),
+                             np.array([k[1] for k in keys], dtype=np.uint64))
+        assert got.tolist() == greedy_segments(keys)
+    assert segment_starts(np.zeros(0, np.int64), np.zeros(0, np.uint64)).tolist() == []
 
 
-def test_tracker_precopy_cut_and_bound():
-    tr = PassTracker()
-    # pass 1: pages 0..3; pass 2 (pre-copy): page 1 again; RAM PART ends; stop-copy: page 1 again
-    for a in (0, 1, 2, 3, 1):
-        tr(0, "pc.ram", a << 12, None, "PART")
-    tr(0, None, None, None, "PART")          # EOS of the last RAM PART
-    tr(1, "pc.ram", 1 << 12, None, "multifd")  # a stop-copy page on a multifd channel
-    r = tr.result()
-    assert (r["sends"], r["segments"], r["precopy_segments"], r["lower_bound"]) == (6, 3, 2, 2)
+def _log(sends, sections=(), marks=()):
+    """A PageLog by hand: sends = [(block, page number)], in order."""
+    log = PageLog()
+    marks = dict(marks)
+    for i, (blk, page) in enumerate(sends):
+        for k, typ in sections:
+            if k == i:
+                log.end_of_section(typ)
+        if i in marks:
+            log.mark(marks[i])
+        log.block(blk)
+        log.addrs.append(page << 12)
+    for k, typ in sections:
+        if k == len(sends):
+            log.end_of_section(typ)
+    return log
 
 
-def test_tracker_far_addresses_do_not_allocate():
-    tr = PassTracker()
-    far = (DENSE_PAGES + 5) << 12
-    tr(0, "b", far, None, "PART")
-    tr(0, "b", 1 << 60, None, "PART")
-    tr(0, "b", far, None, "PART")
-    assert tr.segment == 2 and "b" not in tr._dense and len(tr._sparse) == 2
+def test_log_passes_precopy_cut_and_bound():
+    # pass 1: pages 0..3 of pc.ram, page 0 of vga; pass 2 (pre-copy): page 1 again; the last RAM PART
+    # ends (EOS, type 2); stop-copy: page 1 again (e.g. on a multifd channel)
+    sends = [("pc.ram", 0), ("pc.ram", 1), ("vga", 1), ("pc.ram", 2), ("pc.ram", 3), ("pc.ram", 1), ("pc.ram", 1)]
+    r = log_passes(_log(sends, sections=[(6, 2)], marks=[(0, 100), (5, 200), (6, 300)]))
+    assert (r["sends"], r["segments"], r["precopy_segments"], r["lower_bound"]) == (7, 3, 2, 2)
+    assert r["segment_starts_ns"] == [100, 200, 300] and r["precopy_segment_starts_ns"] == [100, 200]
+    # without any PART end (a capture cut in pre-copy): all segments - 1, at least 1
+    r = log_passes(_log(sends[:6]))
+    assert (r["segments"], r["precopy_segments"], r["lower_bound"], r["segment_starts_ns"]) == (2, None, 1, [None] * 2)
+
+
+def test_far_addresses_are_sorted_not_indexed():
+    """Page numbers come from the stream: nothing is sized by them (a damaged header may say 2^64-1)."""
+    log = PageLog()
+    log.block("b")
+    log.addrs.extend([(1 << 64) - 4096, 1 << 63, (1 << 64) - 4096])
+    r = log_passes(log)
+    assert (r["sends"], r["segments"]) == (3, 2)
 
 
 # --- real QEMU 7.2 captures: QEMU's info migrate is the oracle ----------------------------------

@@ -18,91 +18,77 @@ Methods, best first (docs/analysis.md "Pre-copy iterations"):
 """
 from __future__ import annotations
 
-from array import array
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from analysis.load_qmp import iteration_boundaries
 from analysis.metrics.selection import qemu_events, stream_capture
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.load import Migration
+    from dissect.qemu.pages import PageLog
 
-#: Page index = address >> 12 (every target page is at least 4 KiB).  Dense per-block arrays
-#: up to this many pages (256 GiB of 4 KiB pages, 128 MiB of uint16); farther addresses (a
-#: damaged stream) go to a dict, so no allocation is sized by an untrusted address.
-DENSE_PAGES = 1 << 26
-#: Segment ids are stored as uint16; a capture with more segments stops being tracked.
-MAX_SEGMENTS = 0xFFFF
+_PART = 2  # section type of a PART section (qemu-migration-stream.md §3)
 
 
-@dataclass
-class PassTracker:
-    """Online greedy split of the page sends of one capture (the ``page_log`` of
-    :mod:`dissect.qemu.pages`): a new segment starts at every page already sent in the
-    current segment."""
+def segment_starts(block_ids: np.ndarray, pages: np.ndarray) -> np.ndarray:
+    """Start indices of the greedy split of the sends (block_ids[i], pages[i]) into segments
+    without a repeated page — :func:`greedy_segments` in O(n log n) with NumPy.
 
-    sends: int = 0
-    segment: int = 0
-    #: (send index, capture ts_ns or None) of each segment's first send
-    starts: list[tuple[int, int | None]] = field(default_factory=list)
-    #: sends before the end (EOS) of the last main-channel RAM PART section, and its ts
-    precopy_sends: int | None = None
-    precopy_end_ts: int | None = None
-    saturated: bool = False
-    _dense: dict[str, array] = field(default_factory=dict, repr=False)
-    _sparse: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+    With prev[i] the previous send of the same page (-1 if none), send i repeats a page of the
+    segment starting at s iff prev[i] >= s (then i > s), so the segment after the one starting at
+    s starts at f(s) = min{i : prev[i] >= s}.  Each i is the next send of at most one j, so
+    g[j] = i (j = prev[i]) is a plain scatter and f is its suffix minimum.
+    """
+    n = len(pages)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((pages, block_ids))  # stable: equal pages keep their send order
+    sb, sp = block_ids[order], pages[order]
+    same = (sb[1:] == sb[:-1]) & (sp[1:] == sp[:-1])
+    g = np.full(n + 1, n, dtype=np.int64)
+    g[order[:-1][same]] = order[1:][same]
+    f = np.minimum.accumulate(g[::-1])[::-1]
+    starts = [0]
+    while (nxt := int(f[starts[-1]])) < n:
+        starts.append(nxt)
+    return np.asarray(starts, dtype=np.int64)
 
-    def __call__(self, flow: int | None, block: str | None, addr: int | None, ts: int | None,
-                 where: str | None) -> None:
-        if block is None:
-            if where == "PART":
-                self.precopy_sends, self.precopy_end_ts = self.sends, ts
-            return
-        if self.saturated or addr is None:
-            return
-        i = addr >> 12
-        if i < DENSE_PAGES:
-            a = self._dense.get(block)
-            if a is None:
-                a = self._dense[block] = array("H")
-            if i >= len(a):
-                a.frombytes(bytes(2 * (min(max(i + 1, 2 * len(a), 4096), DENSE_PAGES) - len(a))))
-            seen = a[i]
-        else:
-            a = None
-            seen = self._sparse.get((block, i), 0)
-        if self.segment == 0 or seen == self.segment:
-            if self.segment >= MAX_SEGMENTS:
-                self.saturated = True
-                return
-            self.segment += 1
-            self.starts.append((self.sends, ts))
-        if a is not None:
-            a[i] = self.segment
-        else:
-            self._sparse[(block, i)] = self.segment
-        self.sends += 1
 
-    def result(self) -> dict[str, Any]:
-        """``segments`` over all sends; ``precopy_segments`` over the sends before the end of
-        the last RAM PART section (pre-copy; None without one); ``lower_bound`` of the
-        pre-copy iterations: max(precopy segments, segments - 1 (the last sync is the
-        stop-copy one), 1 when pages were sent)."""
-        pre = None
-        if self.precopy_sends is not None:
-            pre = sum(1 for k, _ in self.starts if k < self.precopy_sends)
-        bound = None
-        if self.sends and not self.saturated:
-            bound = max(pre or 0, self.segment - 1, 1)
-        return {"sends": self.sends, "segments": self.segment, "precopy_segments": pre,
-                "lower_bound": bound, "segment_starts_ns": [t for _, t in self.starts],
-                "precopy_end_ns": self.precopy_end_ts, "saturated": self.saturated}
+def log_passes(log: "PageLog") -> dict[str, Any]:
+    """The greedy split of one capture's page sends: ``segments`` over all sends;
+    ``precopy_segments`` over the sends before the end of the last main-channel RAM PART section
+    (None without one); ``lower_bound`` of the pre-copy iterations = max(pre-copy segments,
+    segments - 1 (the last sync is the stop-copy one), 1); ``segment_starts_ns`` the capture time
+    of each segment's first send (None in an untimed stream file)."""
+    n = len(log.addrs)
+    pages = np.frombuffer(log.addrs, dtype=np.uint64) >> np.uint64(12) if n else np.zeros(0, np.uint64)
+    ids: dict[Any, int] = {}
+    ks = np.asarray([k for k, _ in log.blocks] + [n], dtype=np.int64)
+    names = np.asarray([-1] + [ids.setdefault(name, len(ids)) for _, name in log.blocks], dtype=np.int64)
+    # block of each send: -1 before the first block record (a damaged stream), then each record's
+    # block up to the next one (records are appended at nondecreasing send indices)
+    block_ids = np.repeat(names, np.diff(np.concatenate([[0], ks])))
+    starts = segment_starts(block_ids, pages)
+    parts = [k for k, t in log.sections if t == _PART]
+    cut = parts[-1] if parts else None
+    pre = int(np.searchsorted(starts, cut, side="left")) if cut is not None else None
+    segs = int(len(starts))
+    times: list[int | None] = [None] * segs
+    if log.marks:
+        # a mark (k, t): the sends from k on arrived in bytes captured at t (until the next mark)
+        mk = np.asarray([k for k, _ in log.marks], dtype=np.int64)
+        j = np.searchsorted(mk, starts, side="right") - 1
+        times = [log.marks[int(x)][1] if x >= 0 else None for x in j]
+    return {"sends": n, "segments": segs, "precopy_segments": pre,
+            "lower_bound": max(pre or 0, segs - 1, 1) if n else None,
+            "segment_starts_ns": times, "precopy_segment_starts_ns": times[:pre] if pre is not None else times}
 
 
 def greedy_segments(keys: list[Any]) -> list[int]:
     """Start indices of the greedy split of ``keys`` into segments without repeats
-    (the definition :class:`PassTracker` implements online; for tests and notebooks)."""
+    (the definition :func:`segment_starts` implements in bulk; for tests and notebooks)."""
     starts: list[int] = []
     seen: set[Any] = set()
     for i, k in enumerate(keys):
@@ -144,7 +130,7 @@ def precopy_iterations(m: "Migration") -> dict[str, Any]:
         ev["qmp_unused"] = fmt
     est = stream_estimate(m)
     if est is not None:
-        ev["stream"] = {k: v for k, v in est.items() if k != "segment_starts_ns"}
+        ev["stream"] = {k: v for k, v in est.items() if not k.endswith("starts_ns")}
     out: dict[str, Any] = {"precopy_iterations": None, "precopy_iterations_method": None, "dirty_syncs": None,
                            "precopy_iterations_evidence": ev}
     # a trace of the whole migration holds at least the setup and the stop-copy syncs
@@ -159,14 +145,18 @@ def precopy_iterations(m: "Migration") -> dict[str, Any]:
 
 def stream_estimate(m: "Migration") -> dict[str, Any] | None:
     """The page-repeat estimate of the primary stream capture (None without page sends)."""
-    trackers = getattr(m, "page_passes", None) or {}
+    logs = getattr(m, "page_passes", None) or {}
     cap = stream_capture(m)
-    tr = trackers.get(cap) if cap is not None else None
-    if tr is None and trackers:
-        tr = next(iter(trackers.values()))
-    if tr is None or not tr.sends:
+    log = logs.get(cap) if cap is not None else None
+    if log is None and logs:
+        log = next(iter(logs.values()))
+    if log is None or not len(log.addrs):
         return None
-    return tr.result()
+    cache = getattr(m, "_passes_cache", None)
+    if cache is None or cache[0] is not log:
+        cache = (log, log_passes(log))
+        m._passes_cache = cache  # type: ignore[attr-defined]
+    return cache[1]
 
 
 def pass_starts(m: "Migration") -> tuple[list[int], str | None]:
@@ -189,8 +179,5 @@ def pass_starts(m: "Migration") -> tuple[list[int], str | None]:
             return [int(t) for t in b["after_ts_ns"]], "qmp"
     est = stream_estimate(m)
     if est is not None:
-        starts = [t for t in est["segment_starts_ns"] if t is not None]
-        if est["precopy_end_ns"] is not None:
-            starts = [t for t in starts if t <= est["precopy_end_ns"]]
-        return starts, "stream"
+        return [t for t in est["precopy_segment_starts_ns"] if t is not None], "stream"
     return [], None

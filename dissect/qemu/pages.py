@@ -1,54 +1,77 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""An optional tap on the RAM pages a migration sends: (RAM block, page address) per page,
-main channel and multifd channels alike, in the order the capture delivers them.
+"""An optional tap on the RAM pages a migration sends: the address of every page, main channel
+and multifd channels alike, in the order the capture delivers them.
 
-Used by the analysis to estimate pre-copy passes from a capture alone (a page sent
-twice implies a dirty-bitmap sync between the two sends; docs/analysis.md).  The tap
-is off unless a ``page_log`` callable is given to ``decode_capture`` /
-``decode_stream_file``; the formats themselves stay defined in ``ram.py`` (page
-headers, §11) and ``multifd.py`` / ``wire.py`` (packets, §12.3).
-
-``page_log(flow, block, addr, ts_ns, where)``:
-
-- a page: ``block`` its RAMBlock idstr, ``addr`` its offset in the block; ``where`` is
-  the main-channel section type (``START``/``PART``/``END``/``FULL``) or ``multifd``;
-- the end (EOS) of a main-channel RAM section: ``block`` and ``addr`` are None,
-  ``where`` the section's type.
-
-``ts_ns`` is the capture time of the bytes being parsed (None in a stream file).
+Used by the analysis to estimate pre-copy passes from a capture alone (a page sent twice
+implies a dirty-bitmap sync between the two sends; docs/analysis.md).  The tap is off unless
+a :class:`PageLog` is given to ``decode_capture`` / ``decode_stream_file``; the formats stay
+defined in ``ram.py`` (page headers, §11) and ``multifd.py`` / ``wire.py`` (packets, §12.3).
+The RAM walk is a hot loop, so the log is columnar: one array append per page; block changes,
+capture times and section ends are recorded only where they change.
 """
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from array import array
+from typing import Any
 
 from dissect.qemu import wire as W
 from dissect.qemu.multifd import MultifdParser
-
-PageLog = Callable[[int | None, str | None, int | None, int | None, str | None], None]
 
 #: More offsets than this in one packet is not a page list (multifd packets hold 512 KiB of pages).
 MAX_PAGES = 1 << 16
 
 
-def tap_stream(parser: Any, page_log: PageLog, flow: int | None) -> None:
-    """Route a main-channel ``StreamParser``'s page addresses to ``page_log``."""
+class PageLog:
+    """The page sends of one capture, in capture order.
 
-    def log(block: str | None, addr: int | None) -> None:
-        sec = parser._sec
-        where = W.SECTION_TYPES.get(sec.type) if sec is not None else None
-        ts = parser._ts
-        page_log(flow, block, addr, ts if ts else None, where)
+    ``addrs[i]``: the address of send i in its RAMBlock (as the page header or the multifd
+    offset array gives it); ``blocks``: (first send index, RAMBlock idstr) at every change;
+    ``marks``: (first send index, capture ts_ns) at every change of time; ``sections``:
+    (send index, section type) at the end (EOS) of every main-channel RAM section.
+    """
 
+    def __init__(self) -> None:
+        self.addrs = array("Q")
+        self.blocks: list[tuple[int, str | None]] = []
+        self.marks: list[tuple[int, int]] = []
+        self.sections: list[tuple[int, int]] = []
+        self._block: Any = object()
+        self._ts: int | None = None
+
+    def block(self, name: str | None) -> None:
+        if name != self._block:
+            self._block = name
+            self.blocks.append((len(self.addrs), name))
+
+    def mark(self, ts_ns: int | None) -> None:
+        if ts_ns and ts_ns != self._ts:
+            self._ts = ts_ns
+            self.marks.append((len(self.addrs), ts_ns))
+
+    def end_of_section(self, section_type: int) -> None:
+        self.sections.append((len(self.addrs), section_type))
+
+
+def tap_stream(parser: Any, log: PageLog) -> None:
+    """Route a main-channel ``StreamParser``'s pages to ``log`` (and the capture time of the
+    bytes they arrive in)."""
     parser.ram.page_log = log
+    data = parser.data
+
+    def timed(offset: int, chunk: Any, ts_ns: int) -> Any:
+        log.mark(ts_ns)
+        return data(offset, chunk, ts_ns)
+
+    parser.data = timed
 
 
 class TappedMultifdParser(MultifdParser):
-    """A multifd channel parser that also reports the page offsets of each RAM packet.
+    """A multifd channel parser that also logs the page offsets of each RAM packet.
 
-    The offsets (normal pages first, then 9.0+ zero pages, §12.3) follow the 320-byte
-    fixed part; the packet is decoded by :class:`MultifdParser` unchanged, the tap only
-    reads the used offset slots once the parser accepted the packet.
+    The offsets (normal pages first, then 9.0+ zero pages, §12.3) follow the 320-byte fixed
+    part; the packet is decoded by :class:`MultifdParser` unchanged, the tap only reads the
+    used offset slots once the parser accepted the packet.
     """
 
     def __init__(self, *args: Any, page_log: PageLog, **kwargs: Any) -> None:
@@ -70,8 +93,8 @@ class TappedMultifdParser(MultifdParser):
             return -p - 1  # hold until the used offset slots are here
         q = super()._parse(b, p, end, base)
         if q > p + 1 and not self._lost:
-            block = W.cstr(ramblock)
-            ts = self._ts if self._ts else None
-            for addr in struct.unpack_from(f">{n}Q", b, p + W.MULTIFD_RAM_FIXED):
-                self.page_log(self.flow, block, addr, ts, "multifd")
+            log = self.page_log
+            log.mark(self._ts)
+            log.block(W.cstr(ramblock))
+            log.addrs.extend(struct.unpack_from(f">{n}Q", b, p + W.MULTIFD_RAM_FIXED))
         return q

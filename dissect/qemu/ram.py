@@ -68,9 +68,9 @@ class RamState:
         self.pz = 0
         self.pn = 0
         self.ram_blocks: list[dict[str, Any]] = []
-        #: optional tap (dissect/qemu/pages.py): called with (block, page address) for every
-        #: normal and zero page, and with (None, None) at each section's EOS; None = off
-        self.page_log: Callable[[str | None, int | None], None] | None = None
+        #: optional tap (dissect/qemu/pages.PageLog): the address of every normal and zero page
+        #: sent, block changes and section ends; None = off (the walk then pays one test per page)
+        self.page_log: Any = None
 
     def set_page_size(self, page_size: int) -> None:
         self.page_size = page_size
@@ -146,6 +146,10 @@ class RamState:
         ps = self.page_size
         block = self.block
         log = self.page_log
+        push = None
+        if log is not None:
+            log.block(block)
+            push = log.addrs.append
         zero = normal = 0
         try:
             while True:
@@ -169,6 +173,8 @@ class RamState:
                             self.block = block
                             self.flush(sec)
                             block = name
+                            if log is not None:
+                                log.block(name)
                         q += 1 + ln
                     elif block is None:
                         finding("error", "ram_continue_without_block", "RAM_SAVE_FLAG_CONTINUE before any "
@@ -177,8 +183,8 @@ class RamState:
                     f = flags & ~_CONT
                     if f == _PAGE:
                         normal += 1
-                        if log is not None:
-                            log(block, hdr & ~mask)
+                        if push is not None:
+                            push(hdr & ~mask)
                         q += ps
                         if q > end:
                             return end, q - end, NEED
@@ -190,8 +196,8 @@ class RamState:
                         if b[q]:
                             finding("warning", "ram_zero_fill", f"zero page with fill byte 0x{b[q]:02x}", base + q)
                         zero += 1
-                        if log is not None:
-                            log(block, hdr & ~mask)
+                        if push is not None:
+                            push(hdr & ~mask)
                         p = q + 1
                         continue
                     if f == _XBZ:
@@ -222,7 +228,7 @@ class RamState:
                 f = flags & ~_CONT
                 if f == _EOS:
                     if log is not None:
-                        log(None, None)
+                        log.end_of_section(sec.section_type)
                     return p + 8, 0, EOS
                 if f == _FLUSH:
                     sec.multifd_flushes += 1

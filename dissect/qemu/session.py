@@ -269,7 +269,7 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
     Units are contract dicts, :class:`Finding` and :class:`RecordUnit`
     objects — or, with ``convert``, whatever ``convert(item)`` returns
     (a list of dicts), which lets large flows spill to disk.  ``page_log``:
-    the optional page tap of :mod:`dissect.qemu.pages`.
+    an optional :class:`dissect.qemu.pages.PageLog` that receives every page sent.
     """
     from dissect.capture.tcp import reassemble
 
@@ -295,7 +295,7 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
             if info.role == "main":
                 p: Any = StreamParser(spool.append, flow=info.index, devices=assembler(info.server, True))
                 if page_log is not None:
-                    tap_stream(p, page_log, info.index)
+                    tap_stream(p, page_log)
             elif info.role == "multifd" and page_log is not None:
                 p = TappedMultifdParser(spool.append, flow=info.index, devices=assembler(info.server, False),
                                         page_size=page_size["v"], page_log=page_log)
@@ -351,7 +351,7 @@ def decode_stream_file(path: str | os.PathLike[str], *, use_vmdesc: bool = True,
     size = os.path.getsize(path)
     parser = StreamParser(out.append, devices=asm, vmdesc=vd, stream_size=size)
     if page_log is not None:
-        tap_stream(parser, page_log, None)
+        tap_stream(parser, page_log)
     with open(path, "rb") as f:
         off = 0
         while True:
