@@ -86,9 +86,14 @@ def manifest_columns(m: RunManifest) -> dict[str, Any]:
     return cols
 
 
+#: Revision of the summary fields in the cached rows (a development tree keeps its version string
+#: while fields change: 2 = precopy_iterations / dirty_syncs / qemu_iterate_sections, qmp series).
+SUMMARY_REVISION = 2
+
+
 def run_key(manifest_path: Path, version: str) -> str:
-    """Content hash of a run: migtrace version, run.json and every capture's bytes."""
-    h = hashlib.sha256(version.encode() + b"\0")
+    """Content hash of a run: migtrace version, summary revision, run.json and every capture's bytes."""
+    h = hashlib.sha256(version.encode() + b"\0" + str(SUMMARY_REVISION).encode() + b"\0")
     h.update(manifest_path.read_bytes())
     try:
         m = read_manifest(manifest_path)

@@ -108,3 +108,15 @@ def test_dask_local_cluster_gives_the_local_table_and_verdicts(tmp_path):
     a = compare(local.table, baseline=base, min_runs=1)
     b = compare(dask.table, baseline=base, min_runs=1)
     assert a.comparisons == b.comparisons
+
+
+def test_cache_key_follows_the_summary_revision(tmp_path, monkeypatch):
+    """Cached rows of an older set of summary fields (e.g. qemu_iterations) are not reused."""
+    import analysis.corpus as C
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "run.json").write_text('{"schema": 1, "run_id": "r", "kind": "real", "captures": []}')
+    now = C.run_key(run / "run.json", "x")
+    monkeypatch.setattr(C, "SUMMARY_REVISION", C.SUMMARY_REVISION - 1)
+    assert C.run_key(run / "run.json", "x") != now
