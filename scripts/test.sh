@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tool -> Debian package, for the oracles and real-migration tests
+# tool -> Debian package: the oracles (tshark, trace-cmd), real migrations
+# (QEMU, tcpdump, and gcc/ld to build the tiny dirtying guest), the browser tests
 declare -A pkg=([tshark]=tshark [trace-cmd]=trace-cmd [tcpdump]=tcpdump
-                [qemu-system-x86_64]=qemu-system-x86 [chromium]=chromium)
+                [qemu-system-x86_64]=qemu-system-x86 [chromium]=chromium
+                [gcc]=gcc [ld]=binutils)
 need=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || need+=("${pkg[$tool]}")
