@@ -31,6 +31,8 @@ from analysis.load_qmp import empty_frame as _empty_qmp
 from analysis.load_qmp import final_stats, looks_like_series, read_series
 from analysis.manifest import MANIFEST_NAME, RunManifest, find_runs, read_manifest
 
+#: run-manifest.md roles of a query-migrate time series
+QMP_ROLES = ("qmp-source", "qmp-destination")
 _SOURCE_EVENTS = ("savevm_", "vfio_save_", "migration_bitmap_sync", "migrate_pending", "vmstate_downtime_save",
                   "migration_thread", "source_return_path")
 _DEST_EVENTS = ("loadvm_", "qemu_loadvm_", "vfio_load_", "process_incoming", "migration_socket_incoming",
@@ -255,7 +257,9 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
             err("capture_unreadable", f"{cap.path}: no such file", cap)
             continue
         try:
-            cap.kind = detect_kind(cap.path)
+            # the manifest's qmp roles name the kind: a series whose first lines are all damaged
+            # is still read (each bad line a finding)
+            cap.kind = "qmp-series" if cap.role in QMP_ROLES else detect_kind(cap.path)
         except OSError as e:
             err("capture_unreadable", f"{cap.path}: {e.strerror or e}", cap)
             continue

@@ -185,3 +185,18 @@ def test_simulated_series_gives_the_truth(run):
     else:  # a failed migration: QEMU's last counters are not final, the stream's lower bound is used
         assert q["status"].iloc[-1] == "failed" and mig["precopy_iterations_method"] == "stream"
         assert mig["precopy_iterations"] <= truth["precopy_iterations"]
+
+
+def test_role_names_the_kind_of_a_damaged_series(tmp_path):
+    """Every line damaged: content detection cannot tell, the qmp-source role can; each line is a finding."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "polls.jsonl").write_text("\n".join([LINES[2], "[1, 2]", "{}"]) + "\n")
+    (run / "run.json").write_text(json.dumps({"schema": 1, "run_id": "r", "kind": "real",
+                                              "captures": [{"path": "polls.jsonl", "role": "qmp-source"}]}))
+    m = analysis.load(run)
+    assert [(c.kind, c.side, c.error) for c in m.captures] == [("qmp-series", "source", None)]
+    assert [f["line"] for f in m.findings if f["code"] == "qmp_series_line_malformed"] == [1, 2, 3]
+    assert not [f for f in m.findings if f["severity"] == "error"] and len(m.qmp) == 0
+    mig = analysis.summary_objects(m)[0]
+    assert mig["precopy_iterations"] is None and mig["dirty_syncs"] is None
