@@ -26,7 +26,7 @@ from analysis import align as A
 from analysis.load_align import STREAM_KINDS, TRACE_KINDS, _align, trace_ids  # noqa: F401  (the kinds are public here)
 from analysis.load_devices import _dedup_admin, _map_devices
 from analysis.load_frames import build_frames
-from analysis.load_hmp import looks_like_stats, read_stats
+from analysis.load_hmp import looks_like_stats, parse_qmp, read_stats
 from analysis.load_qmp import empty_frame as _empty_qmp
 from analysis.load_qmp import final_stats, looks_like_series, read_series
 from analysis.manifest import MANIFEST_NAME, RunManifest, find_runs, read_manifest
@@ -305,6 +305,11 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
             cap.side = _side_of_events(got)
         for u in got:
             u["_side"] = cap.side
+    counters = manifest.extra.get("qemu_counters") if manifest is not None else None
+    if isinstance(counters, dict):  # run-manifest.md: QEMU's final query-migrate of the source, as returned
+        st = parse_qmp({k: v for k, v in counters.items() if k not in ("ram", "vfio") or isinstance(v, dict)})
+        st["origin"] = "run.json qemu_counters"
+        stats["source"] = _merge_stats(stats.get("source"), st)
     alignment = _align(caps, per_cap)
     offsets = {a.capture: a.offset_ns for a in alignment}
     frames, findings = build_frames((u for c in caps for u in per_cap.get(c.index, [])), offsets)

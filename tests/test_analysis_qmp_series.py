@@ -200,3 +200,22 @@ def test_role_names_the_kind_of_a_damaged_series(tmp_path):
     assert not [f for f in m.findings if f["severity"] == "error"] and len(m.qmp) == 0
     mig = analysis.summary_objects(m)[0]
     assert mig["precopy_iterations"] is None and mig["dirty_syncs"] is None
+
+
+@pytest.mark.skipif(not (Q10 / "multipass.pcap").exists(), reason="traces/real/qemu10 not recorded")
+def test_qemu_counters_of_the_manifest(tmp_path):
+    """A recorded run's run.json carries QEMU's final query-migrate (qemu_counters): method qmp from it."""
+    import os
+
+    final = json.loads((Q10 / "multipass.src-query-migrate.json").read_text())
+    final = final.get("return", final)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "schema": 1, "run_id": "r", "kind": "real", "qemu_counters": final,
+        "captures": [{"path": os.path.relpath(Q10 / "multipass.pcap", run), "role": "source-stream"}]}))
+    mig = analysis.summary_objects(analysis.load(run))[0]
+    assert (mig["precopy_iterations"], mig["precopy_iterations_method"], mig["dirty_syncs"]) == (
+        final["ram"]["dirty-sync-count"] - 1, "qmp", final["ram"]["dirty-sync-count"]) == (8, "qmp", 9)
+    assert mig["downtime_qemu_ms"] == final["downtime"]
+    assert mig["precopy_iterations_evidence"]["stream"]["lower_bound"] == 7
