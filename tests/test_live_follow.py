@@ -153,3 +153,17 @@ def test_pipe_sigint_prints_the_summary_so_far():
     assert objs[-1]["kind"] == "summary"
     (intr,) = [o for o in objs if o.get("code") == "capture_interrupted"]
     assert intr["offset"] == offs[20]
+
+
+def test_flows_follow_ends_at_the_main_flow_fin(tmp_path: Path):
+    src = TRACES / "real/qemu-tcp-multifd.pcap"
+    dst = tmp_path / "growing.pcap"
+    dst.write_bytes(b"")
+    proc = subprocess.Popen([*CLI, "flows", "--json", "--follow", "--idle-timeout", "20", str(dst)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    t = _writer(src.read_bytes(), dst, 50000, 0.01)
+    out, err = proc.communicate(timeout=120)
+    t.join()
+    f = run_cli("flows", "--json", str(src))
+    assert (proc.returncode, out) == (f.returncode, f.stdout), err
+    assert [o["role"] for o in lines(f) if o["kind"] == "flow"] == ["main", "multifd", "multifd"]

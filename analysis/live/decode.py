@@ -23,7 +23,7 @@ from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.emit.migration import to_objects
 from analysis.live.source import LiveCapture, NotACapture, follow_problem
-from dissect.capture.tcp import ReassemblyResult, reassemble
+from dissect.capture.tcp import Reassembler, ReassemblyResult
 from dissect.qemu.session import decode_capture
 
 
@@ -129,8 +129,15 @@ def _decode_spooled(live: LiveCapture, args: argparse.Namespace) -> int:
 
 
 def reassemble_live(live: LiveCapture, factory: Any = None) -> ReassemblyResult:
-    """Reassemble a live capture (``flows``, ``extract``); its end findings appended."""
+    """Reassemble a live capture (``flows``, ``extract``); its end findings appended.
+    As :func:`reassemble` does for a reader, with the reassembler visible to
+    ``--follow``'s end test (the main flow's FIN)."""
+    r = Reassembler(factory)
+    live.reassembler = r
     with live.sigint_ends_input():
-        res = reassemble(live.reader, factory)
+        r.feed(live.reader.records())
+    res = r.close()
+    res.findings[:0] = live.reader.findings
+    res.linktypes = list(live.reader.linktypes)
     res.findings.extend(live.end_findings())
     return res

@@ -43,6 +43,7 @@ class LiveCapture:
                  linger: float = LINGER, poll: float = 0.05, fd: int | None = None,
                  tee: BinaryIO | None = None) -> None:
         self.result = CaptureResult()
+        self.reassembler: Any = None  # set by reassemble_live
         self.interrupted = False
         self.name = capture
         if fd is not None:  # a capturing subprocess' output (watch --interface): ends with the migration
@@ -75,9 +76,13 @@ class LiveCapture:
 
     def migration_ended(self) -> bool:
         """The main channel's QEMU stream reached its EOF marker (the return path's
-        SHUT and the FINs follow within the linger time)."""
-        return any(isinstance(p, StreamParser) and p.eof_offset is not None
-                   for p in self.result.parsers.values())
+        SHUT and the FINs follow within the linger time) — or, when only TCP is
+        reassembled (``flows``, ``extract``), the main flow saw a FIN or RST."""
+        if any(isinstance(p, StreamParser) and p.eof_offset is not None for p in self.result.parsers.values()):
+            return True
+        r = self.reassembler
+        return r is not None and any(fl.stats.role == "main" and (fl.stats.fin_seen or fl.stats.rst_seen)
+                                     for fl in r.flows)
 
     def end_findings(self) -> list[Finding]:
         """What the user should know about how the input ended."""
