@@ -155,3 +155,22 @@ def test_priority_trace_over_qmp(tmp_path):
     info.write_text("Migration status: active\ndirty sync count: 2\n")
     r = precopy_iterations(analysis.load(REAL / "qemu-tcp-returnpath.pcap", info))
     assert r["precopy_iterations_method"] == "stream" and "qmp_unused" in r["precopy_iterations_evidence"]
+
+
+def test_mismatch_between_methods_is_a_finding(tmp_path):
+    """QEMU's trace and its counters must agree; the stream's bound must not exceed them."""
+    info = tmp_path / "x.src-info-migrate.txt"
+    info.write_text("Migration status: completed\ndirty sync count: 2\n")
+    m = analysis.load(REAL / "qemu-tcp-returnpath.src.log", REAL / "qemu-tcp-returnpath.pcap", info)
+    f = [x for x in m.findings if x["code"] == "precopy_iterations_mismatch"]
+    assert [(x["severity"], x["trace_dirty_syncs"], x["qmp_dirty_syncs"], x["stream_lower_bound"]) for x in f] == [
+        ("warning", 4, 2, 2)]
+    assert "the trace has 4 dirty-bitmap syncs, QEMU's counters say 2" in f[0]["message"]
+    # counters alone, lower than what the stream shows: the second half of the check
+    m = analysis.load(REAL / "qemu-tcp-returnpath.pcap", info)
+    f = [x for x in m.findings if x["code"] == "precopy_iterations_mismatch"]
+    assert len(f) == 1 and "at least 2 pre-copy passes, more than QEMU's 1" in f[0]["message"]
+    # QEMU's own files agree: no finding
+    m = analysis.load(REAL / "qemu-tcp-returnpath.src.log", REAL / "qemu-tcp-returnpath.pcap",
+                      REAL / "qemu-tcp-returnpath.src-info-migrate.txt")
+    assert not [x for x in m.findings if x["code"] == "precopy_iterations_mismatch"]

@@ -26,6 +26,7 @@ def consistency_checks(m: "Migration") -> None:
     _check_stopcopy_size(m)
     _check_admin_sizes(m)
     _check_qemu_counters(m)
+    _check_precopy_passes(m)
     for dev in m.devices:
         recs = device_records(m, dev)
         n = int((recs["trailer_bytes"].fillna(0) == 8).sum()) if len(recs) else 0
@@ -33,6 +34,26 @@ def consistency_checks(m: "Migration") -> None:
             m.finding("warning", "record_trailer_present",
                       f"{dev}: {n} of {len(recs)} records carry the 8-byte trailer of kernels 6.13.0-6.15.2 "
                       "(CVE-2025-38314)", device=dev, records=n)
+
+
+def _check_precopy_passes(m: "Migration") -> None:
+    """QEMU's sync count from its trace and from its counters are the same number; the stream's
+    page-repeat count can only be lower (docs/analysis.md "Pre-copy iterations")."""
+    from analysis.metrics.passes import precopy_iterations
+
+    ev = precopy_iterations(m)["precopy_iterations_evidence"]
+    trace, qmp = ev.get("trace_dirty_syncs"), ev.get("qmp_dirty_syncs")
+    bound = (ev.get("stream") or {}).get("lower_bound")
+    exact = trace if trace is not None and trace >= 2 else qmp
+    problems = []
+    if trace is not None and trace >= 2 and qmp is not None and trace != qmp:
+        problems.append(f"the trace has {trace} dirty-bitmap syncs, QEMU's counters say {qmp}")
+    if exact is not None and bound is not None and bound > exact - 1:
+        problems.append(f"the stream shows at least {bound} pre-copy passes, more than QEMU's {exact - 1}")
+    if problems:
+        m.finding("warning", "precopy_iterations_mismatch", "; ".join(problems) + " (a trace that missed syncs, "
+                  "counters saved from another run, or pages decoded out of order)",
+                  trace_dirty_syncs=trace, qmp_dirty_syncs=qmp, stream_lower_bound=bound)
 
 
 def _check_chunk_sizes(m: "Migration") -> None:
