@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Draw one plot of a migration to a PNG or SVG file.
 
-KIND is one of: timeline, convergence, record-sizes, parts, downtime.
+KIND is one of: timeline, convergence, record-sizes, parts, downtime, remaining
+(QEMU's remaining RAM over time from a query-migrate time series).
 CAPTURE… are the captures of one migration (or a run folder / run.json).
 
 examples:
@@ -18,8 +19,8 @@ from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.paths import make_parent
 
 NAME = "plot"
-HELP = "draw a plot (timeline, convergence, record-sizes, parts, downtime) to PNG/SVG"
-KIND_NAMES = ("timeline", "convergence", "record-sizes", "parts", "downtime")
+HELP = "draw a plot (timeline, convergence, record-sizes, parts, downtime, remaining) to PNG/SVG"
+KIND_NAMES = ("timeline", "convergence", "record-sizes", "parts", "downtime", "remaining")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
