@@ -219,3 +219,12 @@ def test_qemu_counters_of_the_manifest(tmp_path):
         final["ram"]["dirty-sync-count"] - 1, "qmp", final["ram"]["dirty-sync-count"]) == (8, "qmp", 9)
     assert mig["downtime_qemu_ms"] == final["downtime"]
     assert mig["precopy_iterations_evidence"]["stream"]["lower_bound"] == 7
+
+
+def test_plot_remaining_cli(series, tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "r.png"
+    p = run_cli("plot", "remaining", str(series), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
