@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 import analysis
@@ -228,3 +229,16 @@ def test_plot_remaining_cli(series, tmp_path):
     p = run_cli("plot", "remaining", str(series), "-o", str(out))
     assert p.returncode == 0, p.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not (Q10 / "multipass.pcap").exists(), reason="traces/real/qemu10 not recorded")
+def test_iterations_carry_qemus_remaining():
+    """Each iterate round of the stream gets the RAM remaining of the last poll inside it."""
+    m = analysis.load(Q10 / "multipass.pcap", Q10 / "multipass.src-qmp.jsonl")
+    it, q = m.iterations, m.qmp
+    for _, r in it.iterrows():
+        inside = q[(q["ts_ns"] >= r["ts_ns"]) & (q["ts_ns"] < r["end_ns"]) & q["remaining_bytes"].notna()]
+        want = int(inside["remaining_bytes"].iloc[-1]) if len(inside) else None
+        got = None if r["qemu_remaining_bytes"] is pd.NA else int(r["qemu_remaining_bytes"])
+        assert got == want, r["iteration"]
+    assert it["qemu_remaining_bytes"].iloc[0] == 33042432  # QEMU's first active poll: 32 MiB guest, bulk pass

@@ -117,7 +117,7 @@ _ITER_COLS = {"device": "string", "iteration": "Int64", "ts_ns": "Int64", "end_n
               "ram_bytes": "Int64", "ram_normal_pages": "Int64", "ram_dirty_pages": "Int64",
               "qemu_init_bytes": "Int64", "qemu_dirty_bytes": "Int64", "vfio_bytes": "Int64",
               "vfio_chunks": "Int64", "snapshots": "Int64", "source": "string", "precopy_pass": "Int64",
-              "precopy_pass_method": "string"}
+              "precopy_pass_method": "string", "qemu_remaining_bytes": "Int64"}
 
 
 def iteration_starts(m: "Migration") -> tuple[list[int], str]:
@@ -156,6 +156,8 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
     ``precopy_pass``: the pre-copy pass (dirty-bitmap sync round, as QEMU's
     dirty-sync-count counts them) the round started in, by ``precopy_pass_method``
     (``trace`` sync events, ``qmp`` series polls, ``stream`` page-repeat estimate).
+    ``qemu_remaining_bytes``: RAM remaining at the last query-migrate poll in the
+    round (the source's time series), null without a poll there.
     """
     starts, source = iteration_starts(m)
     if not starts:
@@ -198,6 +200,12 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
         ppass: Any = [int(v) if v > 0 else None for v in k]
     else:
         ppass = [None] * n
+    remaining: list[Any] = [None] * n
+    q = m.qmp[(m.qmp["side"] != "destination") & m.qmp["remaining_bytes"].notna()] if len(m.qmp) else m.qmp
+    if len(q):
+        for k, v in zip(bins(q["ts_ns"]), q["remaining_bytes"]):
+            if k >= 0:
+                remaining[k] = int(v)  # polls are in time order: the last one of the round wins
     frames = []
     for dev in (m.devices or [None]):
         cols: dict[str, Any] = {"device": [dev] * n, "iteration": np.arange(1, n + 1), "ts_ns": starts_a,
@@ -242,7 +250,8 @@ def iterations_frame(m: "Migration") -> pd.DataFrame:
                 if gets is not None and len(gets):
                     snaps = per_bin(gets["request_ts_ns"]).astype(np.int64)
         cols.update(qemu_init_bytes=init, qemu_dirty_bytes=dty, vfio_bytes=vb, vfio_chunks=vc, snapshots=snaps,
-                    precopy_pass=ppass, precopy_pass_method=[pmethod if pstarts else None] * n)
+                    precopy_pass=ppass, precopy_pass_method=[pmethod if pstarts else None] * n,
+                    qemu_remaining_bytes=remaining)
         frames.append(pd.DataFrame({c: list(cols[c]) for c in _ITER_COLS}))
     df = pd.concat(frames, ignore_index=True)
     for c, t in _ITER_COLS.items():
