@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 from dissect.qemu import wire as W
 from dissect.vfio.stream import RecordSplitter
 
-from analysis.simulate.model import RUN_STATE, US, Unit, vf_host_name, vf_idstr
+from analysis.simulate.timeline import RUN_STATE, US, Unit, vf_host_name, vf_idstr
 
 if TYPE_CHECKING:
     from analysis.simulate.model import _Model
 
-MARK = {"END_OF_STATE": W.VFIO_MIG_FLAG_END_OF_STATE, "DEV_CONFIG_STATE": W.VFIO_MIG_FLAG_DEV_CONFIG_STATE,
-        "DEV_SETUP_STATE": W.VFIO_MIG_FLAG_DEV_SETUP_STATE, "DEV_DATA_STATE": W.VFIO_MIG_FLAG_DEV_DATA_STATE,
-        "DEV_INIT_DATA_SENT": W.VFIO_MIG_FLAG_DEV_INIT_DATA_SENT}
+#: marker name -> value, from the stream's one table
+MARK = {name: v for v, name in W.VFIO_MARKERS.items()}
 
 
 class _DstVf:

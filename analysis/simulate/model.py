@@ -40,6 +40,7 @@ import numpy as np
 
 from dissect.qemu.build import vfio_pci_config_blob
 
+from analysis.simulate.destination import Destination
 from analysis.simulate.kernel import AdminQueue, SourceMigf
 from analysis.simulate.profiles import SimProfile
 from analysis.simulate.timeline import (CAP_CALLS, DST_OWNER, DST_PID, HZ_NS, MS, PAGE, QEMU_BUFFER_MAX,  # noqa: F401
@@ -98,8 +99,6 @@ class _Model(_VfioSave):
             raise ValueError("a rejected DEV_PARTS_SET needs a return path in this model (the source "
                              "learns of the failure only through RP SHUT)")
         self.ack_arrival: int | None = None
-        from analysis.simulate.destination import Destination
-
         self.dst = Destination(self)
 
     # -- primitives -----------------------------------------------------------

@@ -25,9 +25,8 @@ from dissect.virtio.admin_result import VirtioAdminDevPartsMetadataSize
 
 from analysis.simulate.timeline import DST_OWNER, SRC_OWNER, AdminCmd
 
-OPCODES = {"RESOURCE_OBJ_CREATE": A.RESOURCE_OBJ_CREATE, "RESOURCE_OBJ_DESTROY": A.RESOURCE_OBJ_DESTROY,
-           "DEV_PARTS_METADATA_GET": A.DEV_PARTS_METADATA_GET, "DEV_PARTS_GET": A.DEV_PARTS_GET,
-           "DEV_PARTS_SET": A.DEV_PARTS_SET, "DEV_MODE_SET": A.DEV_MODE_SET}
+#: contract name -> opcode, from the admin layers' one table (the model names commands by it)
+OPCODES = {name: op for op, name in A.OPCODES.items()}
 GET_ALL = 1
 METADATA_SIZE = 0
 

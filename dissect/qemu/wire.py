@@ -5,10 +5,20 @@ One definition per format (docs/qemu-stream.md); every value and layout is
 taken from ``/work/shared/spec/qemu-migration-stream.md`` (section numbers in
 the comments).  Names follow the contract's naming rule: the spec constant
 with its family prefix removed.
+
+Each name table is built from the constants (:func:`_names`), so a value is
+written once: the constant is the declaration, the table follows from it.
 """
 from __future__ import annotations
 
 import struct
+
+
+def _names(prefix: str, namespace: dict[str, object]) -> dict[int, str]:
+    """``{value: name}`` of the ``<prefix><NAME>`` int constants of ``namespace``, in
+    declaration order, the prefix removed (the contract's naming rule)."""
+    return {v: k[len(prefix):] for k, v in namespace.items()
+            if k.startswith(prefix) and type(v) is int}
 
 # §3 file header
 QEMU_VM_FILE_MAGIC = 0x5145564D
@@ -28,12 +38,13 @@ QEMU_VM_CONFIGURATION = 0x07
 QEMU_VM_COMMAND = 0x08
 QEMU_VM_SECTION_FOOTER = 0x7E
 
+_SECTIONS = (QEMU_VM_SECTION_START, QEMU_VM_SECTION_PART, QEMU_VM_SECTION_END, QEMU_VM_SECTION_FULL)
+# the section types drop SECTION_ as well (START, not SECTION_START); the footer keeps it
 RECORD_TYPES: dict[int, str] = {
-    0x00: "EOF", 0x01: "START", 0x02: "PART", 0x03: "END", 0x04: "FULL",
-    0x05: "SUBSECTION", 0x06: "VMDESCRIPTION", 0x07: "CONFIGURATION",
-    0x08: "COMMAND", 0x7E: "SECTION_FOOTER",
+    v: n.removeprefix("SECTION_") if v in _SECTIONS else n
+    for v, n in _names("QEMU_VM_", {k: v for k, v in globals().items() if not k.startswith("QEMU_VM_FILE_")}).items()
 }
-SECTION_TYPES: dict[int, str] = {1: "START", 2: "PART", 3: "END", 4: "FULL"}
+SECTION_TYPES: dict[int, str] = {t: RECORD_TYPES[t] for t in _SECTIONS}
 
 # §6 section headers: START/FULL = type, be32 id, idstr, be32 instance, be32 version
 SECTION_ID = struct.Struct(">I")
@@ -55,20 +66,18 @@ MIG_CMD_ENABLE_COLO = 8
 MIG_CMD_POSTCOPY_RESUME = 9
 MIG_CMD_RECV_BITMAP = 10
 MIG_CMD_SWITCHOVER_START = 11
-COMMANDS: dict[int, str] = {
-    0: "INVALID", 1: "OPEN_RETURN_PATH", 2: "PING", 3: "POSTCOPY_ADVISE",
-    4: "POSTCOPY_LISTEN", 5: "POSTCOPY_RUN", 6: "POSTCOPY_RAM_DISCARD",
-    7: "PACKAGED", 8: "ENABLE_COLO", 9: "POSTCOPY_RESUME", 10: "RECV_BITMAP",
-    11: "SWITCHOVER_START",
-}
+COMMANDS: dict[int, str] = _names("MIG_CMD_", globals())
 #: Payload length each command must have (None = variable).
 COMMAND_LEN: dict[int, tuple[int, ...] | None] = {
-    1: (0,), 2: (4,), 3: (0, 16), 4: (0,), 5: (0,), 6: None, 7: (4,), 8: (0,),
-    9: (0,), 10: None, 11: (0,),
+    MIG_CMD_OPEN_RETURN_PATH: (0,), MIG_CMD_PING: (4,), MIG_CMD_POSTCOPY_ADVISE: (0, 16),
+    MIG_CMD_POSTCOPY_LISTEN: (0,), MIG_CMD_POSTCOPY_RUN: (0,), MIG_CMD_POSTCOPY_RAM_DISCARD: None,
+    MIG_CMD_PACKAGED: (4,), MIG_CMD_ENABLE_COLO: (0,), MIG_CMD_POSTCOPY_RESUME: (0,),
+    MIG_CMD_RECV_BITMAP: None, MIG_CMD_SWITCHOVER_START: (0,),
 }
 
 # §13 return path: be16 type, be16 len
 RP_HDR = struct.Struct(">HH")
+MIG_RP_MSG_INVALID = 0
 MIG_RP_MSG_SHUT = 1
 MIG_RP_MSG_PONG = 2
 MIG_RP_MSG_REQ_PAGES_ID = 3
@@ -76,10 +85,7 @@ MIG_RP_MSG_REQ_PAGES = 4
 MIG_RP_MSG_RECV_BITMAP = 5
 MIG_RP_MSG_RESUME_ACK = 6
 MIG_RP_MSG_SWITCHOVER_ACK = 7
-RP_MESSAGES: dict[int, str] = {
-    0: "INVALID", 1: "SHUT", 2: "PONG", 3: "REQ_PAGES_ID", 4: "REQ_PAGES",
-    5: "RECV_BITMAP", 6: "RESUME_ACK", 7: "SWITCHOVER_ACK",
-}
+RP_MESSAGES: dict[int, str] = _names("MIG_RP_MSG_", globals())
 RECV_BITMAP_ENDING = 0x0123456789ABCDEF
 
 # §9 vmdesc trailer: u8 0x06, be32 length, JSON
@@ -96,11 +102,7 @@ RAM_SAVE_FLAG_XBZRLE = 0x40
 RAM_SAVE_FLAG_HOOK = 0x80
 RAM_SAVE_FLAG_COMPRESS_PAGE = 0x100
 RAM_SAVE_FLAG_MULTIFD_FLUSH = 0x200
-RAM_FLAGS: dict[int, str] = {
-    0x01: "FULL", 0x02: "ZERO", 0x04: "MEM_SIZE", 0x08: "PAGE", 0x10: "EOS",
-    0x20: "CONTINUE", 0x40: "XBZRLE", 0x80: "HOOK", 0x100: "COMPRESS_PAGE",
-    0x200: "MULTIFD_FLUSH",
-}
+RAM_FLAGS: dict[int, str] = _names("RAM_SAVE_FLAG_", globals())
 #: Flags whose record names (or continues) a RAM block.
 RAM_BLOCK_FLAGS = RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_XBZRLE | RAM_SAVE_FLAG_COMPRESS_PAGE
 ENCODING_FLAG_XBZRLE = 0x1
@@ -116,19 +118,13 @@ VFIO_MIG_FLAG_DEV_SETUP_STATE = 0xFFFFFFFFEF100003
 VFIO_MIG_FLAG_DEV_DATA_STATE = 0xFFFFFFFFEF100004
 VFIO_MIG_FLAG_DEV_INIT_DATA_SENT = 0xFFFFFFFFEF100005
 VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY = 0xFFFFFFFFEF100006
-VFIO_MARKERS: dict[int, str] = {
-    VFIO_MIG_FLAG_END_OF_STATE: "END_OF_STATE",
-    VFIO_MIG_FLAG_DEV_CONFIG_STATE: "DEV_CONFIG_STATE",
-    VFIO_MIG_FLAG_DEV_SETUP_STATE: "DEV_SETUP_STATE",
-    VFIO_MIG_FLAG_DEV_DATA_STATE: "DEV_DATA_STATE",
-    VFIO_MIG_FLAG_DEV_INIT_DATA_SENT: "DEV_INIT_DATA_SENT",
-    VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY: "DEV_CONFIG_LOAD_READY",
-}
+VFIO_MARKERS: dict[int, str] = _names("VFIO_MIG_FLAG_", globals())
 VFIO_MARKER_PREFIX = 0xFFFFFFFFEF100000
 VFIO_IDSTR_SUFFIX = "/vfio"
 VFIO_MIG_DEFAULT_DATA_BUFFER_SIZE = 1 << 20
 #: Phase of VFIO data by the section type carrying it (§10.4).
-VFIO_PHASE = {1: "setup", 2: "precopy", 3: "stopcopy", 4: "config"}
+VFIO_PHASE = {QEMU_VM_SECTION_START: "setup", QEMU_VM_SECTION_PART: "precopy", QEMU_VM_SECTION_END: "stopcopy",
+              QEMU_VM_SECTION_FULL: "config"}
 
 # §10.6 VFIODeviceStatePacket (big-endian, packed)
 VFIO_DEVICE_STATE_PACKET = struct.Struct(">III")  # version, idx, flags
