@@ -77,13 +77,14 @@ def _typed(v: Any, dtype: str) -> Any:
 
 
 def looks_like_series(head: str) -> bool:
-    """True when one of the first lines of ``head`` is a query-migrate reply with an integer
-    ``ts_ns`` (a damaged first line does not hide the series)."""
+    """True when one of the first lines of ``head`` is a query-migrate reply (``status``, no
+    ``kind``) with an integer ``ts_ns`` (a damaged first line does not hide the series)."""
     if not head.lstrip().startswith("{"):
         return False
     for line in head.splitlines()[:8]:
         poll = _poll(line.strip()) if line.strip() else None
-        if poll is not None and "status" in poll[1]:
+        # contract units (migtrace decode --json) carry "kind"; a query-migrate reply never does
+        if poll is not None and "status" in poll[1] and "kind" not in poll[1]:
             return True
     return False
 

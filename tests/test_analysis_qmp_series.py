@@ -58,6 +58,10 @@ def test_detected_by_content(series, tmp_path):
     damaged = tmp_path / "d.jsonl"
     damaged.write_text("\n".join(LINES[2:]) + "\n")
     assert detect_kind(damaged) == "qmp-series"
+    # contract units with ts_ns and status (an admin_result) are not a series
+    units = tmp_path / "units.jsonl"
+    units.write_text(json.dumps({"kind": "admin_result", "ts_ns": T, "status": 0, "tag": 1}) + "\n")
+    assert detect_kind(units) != "qmp-series"
 
 
 def test_frame_and_findings(series):
