@@ -130,7 +130,7 @@ def precopy_iterations(m: "Migration") -> dict[str, Any]:
         ev["qmp_unused"] = fmt
     est = stream_estimate(m)
     if est is not None:
-        ev["stream"] = {k: v for k, v in est.items() if not k.endswith("starts_ns")}
+        ev["stream"] = {k: v for k, v in est.items() if not k.endswith("starts_ns") and k != "capture"}
     out: dict[str, Any] = {"precopy_iterations": None, "precopy_iterations_method": None, "dirty_syncs": None,
                            "precopy_iterations_evidence": ev}
     # a trace of the whole migration holds at least the setup and the stop-copy syncs
@@ -149,12 +149,12 @@ def stream_estimate(m: "Migration") -> dict[str, Any] | None:
     cap = stream_capture(m)
     log = logs.get(cap) if cap is not None else None
     if log is None and logs:
-        log = next(iter(logs.values()))
+        cap, log = next(iter(logs.items()))
     if log is None or not len(log.addrs):
         return None
     cache = getattr(m, "_passes_cache", None)
     if cache is None or cache[0] is not log:
-        cache = (log, log_passes(log))
+        cache = (log, dict(log_passes(log), capture=cap))
         m._passes_cache = cache  # type: ignore[attr-defined]
     return cache[1]
 
@@ -179,5 +179,7 @@ def pass_starts(m: "Migration") -> tuple[list[int], str | None]:
             return [int(t) for t in b["after_ts_ns"]], "qmp"
     est = stream_estimate(m)
     if est is not None:
-        return [t for t in est["precopy_segment_starts_ns"] if t is not None], "stream"
+        # capture times on the capture's own clock; the common clock adds its alignment offset
+        off = next((a.offset_ns for a in m.alignment if a.capture == est["capture"]), 0)
+        return [t + off for t in est["precopy_segment_starts_ns"] if t is not None], "stream"
     return [], None
