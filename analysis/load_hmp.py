@@ -61,7 +61,7 @@ def looks_like_stats(head: str) -> bool:
     if s.startswith("{"):
         try:
             obj = json.loads(s)
-        except ValueError:
+        except (ValueError, RecursionError):
             return '"status"' in s and ('"ram"' in s or '"total-time"' in s)
         obj = obj.get("return", obj) if isinstance(obj, dict) else None
         return isinstance(obj, dict) and "status" in obj
@@ -127,6 +127,6 @@ def read_stats(path: Path | str) -> dict[str, Any]:
     if s.startswith("{"):
         try:
             return parse_qmp(json.loads(s))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return parse_hmp(text)

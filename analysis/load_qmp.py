@@ -35,7 +35,7 @@ def _poll(line: str) -> tuple[int, dict[str, Any]] | None:
     ``ts_ns`` (the reply may also come wrapped in QMP's ``return``)."""
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested damaged line
         return None
     ts = obj.get("ts_ns") if isinstance(obj, dict) else None
     if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < 1 << 63:

@@ -246,3 +246,10 @@ def test_iterations_carry_qemus_remaining():
         got = None if r["qemu_remaining_bytes"] is pd.NA else int(r["qemu_remaining_bytes"])
         assert got == want, r["iteration"]
     assert it["qemu_remaining_bytes"].iloc[0] == 33042432  # QEMU's first active poll: 32 MiB guest, bulk pass
+
+
+def test_deeply_nested_line_is_a_finding(tmp_path):
+    p = tmp_path / "deep.src-qmp.jsonl"
+    p.write_text("[" * 200_000 + "\n" + LINES[1] + "\n")
+    df, findings = read_series(p)
+    assert len(df) == 1 and [(f["line"], f["offset"]) for f in findings] == [(1, 0)]
