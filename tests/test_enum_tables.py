@@ -158,6 +158,19 @@ def test_cvq_classes_and_commands_equal_the_spec() -> None:
     assert {p: N.net_command_name(*p) for p in pairs} == pairs
 
 
+def test_status_and_feature_bits_equal_the_spec() -> None:
+    text = spec_text("device-parts.md")
+
+    def section(start: str, end: str) -> list[tuple[int, str]]:
+        sec = text[text.index(start):text.index(end)]
+        return [(int(v), n) for v, n in re.findall(r"\| (\d+) \| (VIRTIO_[A-Z0-9_]+|[A-Z_]+)\b", sec)]
+
+    assert dict(section("## 10. Status bits", "A healthy running")) == N.STATUS_BITS
+    assert dict(section("### 9.1", "### 9.2")) == N.COMMON_FEATURES
+    assert dict(section("### 9.2", "Legacy-interface-only")) == N.NET_FEATURES
+    assert N.VIRTIO_F_VERSION_1 == 32 and N.STATUS_BIT["DRIVER_OK"] == 4  # by hand (§9.1, §10)
+
+
 # --- tables derived from another ----------------------------------------------------------
 
 def test_simulator_lookups_derive_from_the_tables() -> None:

@@ -30,6 +30,12 @@ PART_TYPES: dict[int, str] = {
     NET_CVQ_CFG: "NET_CVQ_CFG",
 }
 
+#: Part types from here on are device-type specific (device-parts.md §3: 0x0200–0x05FF,
+#: virtio-net's is NET_CVQ_CFG); below are the common ones.
+DEVICE_TYPE_PARTS = 0x0200
+#: virtio-net's device id: the device type the 0x0200+ parts are decoded for.
+NET_DEVICE_ID = 1
+
 #: ``VIRTIO_DEV_PART_F_OPTIONAL`` (the define is bit number 0; mask 0x01).
 F_OPTIONAL = 0x01
 
@@ -76,6 +82,7 @@ STATUS_BITS: dict[int, str] = {
     64: "DEVICE_NEEDS_RESET",
     128: "FAILED",
 }
+STATUS_BIT: dict[str, int] = {n: b for b, n in STATUS_BITS.items()}
 
 #: Device-independent feature bits (device-parts.md §9.1).
 COMMON_FEATURES: dict[int, str] = {
@@ -128,7 +135,7 @@ NET_FEATURES: dict[int, str] = {
 
 #: All names a virtio-net VF's feature parts can carry (net + common).
 FEATURE_NAMES: dict[int, str] = {**NET_FEATURES, **COMMON_FEATURES}
-VIRTIO_F_VERSION_1 = 32
+VIRTIO_F_VERSION_1 = {n: b for b, n in COMMON_FEATURES.items()}["VIRTIO_F_VERSION_1"]
 
 
 def feature_name(bit: int) -> str:

@@ -140,7 +140,7 @@ def selector_object(part: PartTuple | Sequence[Any], device_type: int = 1) -> di
 
 
 def part_type_name(part_type: int, device_type: int = 1) -> str | None:
-    if part_type >= 0x0200 and device_type != 1:
+    if part_type >= N.DEVICE_TYPE_PARTS and device_type != N.NET_DEVICE_ID:
         return None
     return N.PART_TYPES.get(part_type)
 

@@ -17,6 +17,9 @@ from dissect.virtio.parts_fast import (HDR_LEN, PartTuple, decode_parts, pci_fie
                                        value_layout)
 
 _NO_SELECTOR = (N.DEV_FEATURES, N.DRV_FEATURES, N.DEVICE_STATUS)
+# device status in normal operation: DRIVER_OK set, neither DEVICE_NEEDS_RESET nor FAILED (DP-17)
+_DRIVER_OK = N.STATUS_BIT["DRIVER_OK"]
+_BROKEN = N.STATUS_BIT["DEVICE_NEEDS_RESET"] | N.STATUS_BIT["FAILED"]
 _FIXED = {N.DEVICE_STATUS: N.DEVICE_STATUS_LEN, N.VQ_CFG: N.VQ_CFG_LEN,
           N.VQ_NOTIFY_CFG: N.VQ_NOTIFY_CFG_LEN}
 
@@ -36,8 +39,8 @@ def as_part_tuples(parts: Iterable[Any]) -> list[PartTuple]:
 
 
 def _known_type(pt: int, device_type: int) -> bool:
-    if pt >= 0x0200:
-        return device_type == 1 and pt == N.NET_CVQ_CFG
+    if pt >= N.DEVICE_TYPE_PARTS:
+        return device_type == N.NET_DEVICE_ID and pt == N.NET_CVQ_CFG
     return pt in N.PART_TYPES
 
 
@@ -85,7 +88,7 @@ def validate_parts(parts: Sequence[Any], *, snapshot: bool = False, device_type:
                 f"type; value kept raw", i, p)
             continue
         # ordering (DP-11, DP-12)
-        if pt < 0x0200:
+        if pt < N.DEVICE_TYPE_PARTS:
             if pt < last_common:
                 add("error", "part_order", "DP-11",
                     f"{label} after {N.PART_TYPES[last_common]}: common parts must be in order "
@@ -101,7 +104,7 @@ def validate_parts(parts: Sequence[Any], *, snapshot: bool = False, device_type:
         if pt == N.DEV_FEATURES and not p.flags & N.F_OPTIONAL:
             add("warning", "dev_features_not_optional", "DP-15",
                 "DEV_FEATURES without F_OPTIONAL (the only optional part in 1.4)", i, p)
-        elif pt != N.DEV_FEATURES and pt < 0x0200 and p.flags & N.F_OPTIONAL:
+        elif pt != N.DEV_FEATURES and pt < N.DEVICE_TYPE_PARTS and p.flags & N.F_OPTIONAL:
             add("warning", "part_optional_unexpected", "DP-15",
                 f"{label} carries F_OPTIONAL (only DEV_FEATURES is optional in 1.4)", i, p)
         # selectors (DP-06, DP-07, DP-09, DP-18)
@@ -161,7 +164,7 @@ def validate_parts(parts: Sequence[Any], *, snapshot: bool = False, device_type:
                     status = p
                 if ln >= 1:
                     s = v[0]
-                    if not s & 4 or s & 0xC0:
+                    if not s & _DRIVER_OK or s & _BROKEN:
                         add("info", "device_status_abnormal", "DP-17",
                             f"device status 0x{s:02x} ({'|'.join(N.status_names(s)) or 'none'}): "
                             f"device not in normal operation when captured", i, p, status=s)
