@@ -101,7 +101,9 @@ def convergence(m: "Migration", device: str | None = None) -> Figure:
         dev = device or (it["device"].dropna().iloc[0] if it["device"].notna().any() else None)
         d = it[it["device"] == dev] if dev is not None else it
         x = d["iteration"].astype("int64").to_numpy()
-        if d["ram_bytes"].notna().any():
+        # an untimed stream (a file) cannot be cut into iterations: its per-iteration RAM bytes are 0s
+        timed = bool(len(m.sections) and m.sections["ts_ns"].notna().any())
+        if timed and d["ram_bytes"].notna().any() and d["ram_bytes"].fillna(0).sum() > 0:
             ax.plot(x, d["ram_bytes"].astype("float64"), marker="o", label="RAM bytes sent")
         if d["ram_dirty_pages"].notna().any():
             ax.plot(x, d["ram_dirty_pages"].astype("float64") * 4096, marker="x", ls=":",

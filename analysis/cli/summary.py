@@ -70,8 +70,18 @@ def missing_paths(paths: list[str]) -> list[str]:
 
 def load_inputs(command: str, args: argparse.Namespace) -> list | None:
     """The migrations named by ``args.paths``, loaded; None after a usage error on stderr."""
+    from analysis.report import load_groups
+
+    groups = input_groups(command, args)
+    if groups is None:
+        return None
+    return load_groups(groups, progress=True if args.progress else None)
+
+
+def input_groups(command: str, args: argparse.Namespace) -> list | None:
+    """(label, paths) of every migration named by ``args.paths``; None after a usage error on stderr."""
     from analysis.manifest import ManifestError
-    from analysis.report import group_inputs, load_groups
+    from analysis.report import group_inputs
 
     missing = missing_paths(args.paths)
     if missing:
@@ -92,7 +102,7 @@ def load_inputs(command: str, args: argparse.Namespace) -> list | None:
     if problems:
         print(f"migtrace {command}: {problems[0][0]}: {problems[0][1]}", file=sys.stderr)
         return None
-    return load_groups(groups, progress=True if args.progress else None)
+    return groups
 
 
 def run(args: argparse.Namespace) -> int:
