@@ -14,6 +14,7 @@ The code lives in topic modules; every name is re-exported here so that
 - :mod:`analysis.metrics.selection`: selections (stream capture, sections, chunks, records, events)
 - :mod:`analysis.metrics.switchover`: downtime window and the four downtime estimates
 - :mod:`analysis.metrics.phases`: phases and pre-copy iterations frames
+- :mod:`analysis.metrics.passes`: pre-copy iterations as QEMU counts them (trace, qmp, stream estimate)
 - :mod:`analysis.metrics.policy`: PRE_COPY policy heuristic, pre-copy admin commands
 - :mod:`analysis.metrics.records`: record statistics, admin latencies
 - :mod:`analysis.metrics.migration`: ``device_metrics``, ``migration_metrics``, QEMU profile
@@ -28,6 +29,8 @@ from __future__ import annotations
 from analysis.metrics.checks import (STOPCOPY_TOLERANCE, _check_admin_sizes, _check_chunk_sizes,
                                      _check_qemu_counters, _check_stopcopy_size, consistency_checks)
 from analysis.metrics.migration import device_metrics, migration_metrics, qemu_profile
+from analysis.metrics.passes import (greedy_segments, log_passes, pass_starts, precopy_iterations,
+                                     segment_starts, stream_estimate)
 from analysis.metrics.phases import (_ITER_COLS, PHASES, _last_ts, _phase_row, _trace_phases,
                                      iteration_starts, iterations_frame, phases_frame, qemu_iteration_count)
 from analysis.metrics.policy import (CAP128_CALLS, MANY_RECORDS, RATELIMIT_MIN_RECORDS,
@@ -44,6 +47,7 @@ __all__ = [
     "stream_capture", "main_sections", "device_chunks", "device_records", "qemu_events",
     "downtime_window", "downtime_qemu", "downtime_breakdown", "stopcopy_bytes", "downtime_model", "downtime",
     "phases_frame", "iteration_starts", "qemu_iteration_count", "iterations_frame",
+    "precopy_iterations", "pass_starts", "stream_estimate", "segment_starts", "greedy_segments", "log_passes",
     "precopy_policy", "admin_precopy", "record_stats", "bytes_by_part_type", "admin_members", "admin_latency",
     "device_metrics", "qemu_profile", "migration_metrics", "consistency_checks",
 ]
