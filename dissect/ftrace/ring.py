@@ -125,37 +125,22 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
         commit = commit_rd(buf, page + layout.commit_offset)[0]
         length = commit & COMMIT_MASK
         if page_ts == 0 and commit == 0 and page + page_size <= end_all:
-            if any(bytes(buf[page:page + page_size])):
-                findings.append(Finding("warning", "page_no_header",
-                                        "page header is zero but the page holds data; page skipped",
-                                        where(page), dict(ctx)))
-            else:
-                findings.append(Finding("warning", "zeroed_page", "page is all zero; skipped",
-                                        where(page), dict(ctx)))
+            _zero_page(findings, any(bytes(buf[page:page + page_size])), where(page), ctx)
             page += page_size
             continue
         if commit & ~(COMMIT_MASK | MISSING_EVENTS | MISSING_STORED) & ((1 << (8 * lsize)) - 1):
-            findings.append(Finding("warning", "bad_commit",
-                                    f"commit 0x{commit:x} has unknown bits set", where(page + layout.commit_offset),
-                                    dict(ctx)))
+            _unknown_commit_bits(findings, commit, where(page + layout.commit_offset), ctx)
         if length > cap or page + data_off + length > pend:
             avail = pend - page - data_off
-            findings.append(Finding("error", "bad_commit",
-                                    f"commit says {length} data bytes, the page holds at most {avail}; "
-                                    "decoding what fits", where(page + layout.commit_offset), dict(ctx)))
+            _commit_too_long(findings, length, avail, where(page + layout.commit_offset), ctx)
             length = max(0, min(length, avail))
         if commit & MISSING_EVENTS:
             if commit & MISSING_STORED and page + data_off + length + lsize <= pend:
                 n = (u64(buf, page + data_off + length)[0] if lsize == 8
                      else u32(buf, page + data_off + length)[0])
-                out.lost += n
-                findings.append(Finding("warning", "lost_events", f"{n} events lost before this page",
-                                        where(page), dict(ctx, count=n)))
+                _lost_events(out, n, where(page), ctx)
             else:
-                out.lost_unknown += 1
-                findings.append(Finding("warning", "lost_events",
-                                        "events lost before this page (count not stored)",
-                                        where(page), dict(ctx, count=None)))
+                _lost_events(out, None, where(page), ctx)
         if last_ts is not None and page_ts < last_ts:
             findings.append(Finding("warning", "time_backwards",
                                     f"page timestamp {page_ts} is before the previous event {last_ts}",
@@ -288,34 +273,20 @@ def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big
         page = start + int(pstart[k])
         if zero[k]:
             skip[k] = True
-            if u8[pstart[k]:pstart[k] + page_size].any():
-                findings.append(Finding("warning", "page_no_header",
-                                        "page header is zero but the page holds data; page skipped",
-                                        where(page), dict(ctx)))
-            else:
-                findings.append(Finding("warning", "zeroed_page", "page is all zero; skipped",
-                                        where(page), dict(ctx)))
+            _zero_page(findings, bool(u8[pstart[k]:pstart[k] + page_size].any()), where(page), ctx)
             continue
         if unknown_bits[k]:
-            findings.append(Finding("warning", "bad_commit", f"commit 0x{int(commit[k]):x} has unknown bits set",
-                                    where(page + layout.commit_offset), dict(ctx)))
+            _unknown_commit_bits(findings, int(commit[k]), where(page + layout.commit_offset), ctx)
         if over[k]:
             raw_len = int(commit[k]) & COMMIT_MASK
-            findings.append(Finding("error", "bad_commit",
-                                    f"commit says {raw_len} data bytes, the page holds at most {int(avail[k])}; "
-                                    "decoding what fits", where(page + layout.commit_offset), dict(ctx)))
+            _commit_too_long(findings, raw_len, int(avail[k]), where(page + layout.commit_offset), ctx)
         if missing[k]:
             at = int(pstart[k]) + data_off + int(length[k])
             if int(commit[k]) & MISSING_STORED and at + lsize <= int(pend[k]):
                 n = int(gather(np.array([at]), lsize)[0])
-                out.lost += n
-                findings.append(Finding("warning", "lost_events", f"{n} events lost before this page",
-                                        where(page), dict(ctx, count=n)))
+                _lost_events(out, n, where(page), ctx)
             else:
-                out.lost_unknown += 1
-                findings.append(Finding("warning", "lost_events",
-                                        "events lost before this page (count not stored)",
-                                        where(page), dict(ctx, count=None)))
+                _lost_events(out, None, where(page), ctx)
     out.pages = npages
     live = np.nonzero(~skip)[0]
     # Follow the event chains of all pages in parallel: one NumPy step per
@@ -479,6 +450,38 @@ def _time_backwards(findings: list[Finding], live: np.ndarray, page_ts: np.ndarr
         pts, pv = int(page_ts[live[k + 1]]), int(prev[k])
         findings.append(Finding("warning", "time_backwards", f"page timestamp {pts} is before the previous event {pv}",
                                 where(start + int(pstart[live[k + 1]])), dict(ctx)))
+
+
+# The per-page findings, shared by both walks (they must report alike: the tests hold
+# walk_cpu equal to walk_cpu_py, findings included).
+
+def _zero_page(findings: list[Finding], has_data: bool, at: int, ctx: dict) -> None:
+    if has_data:
+        findings.append(Finding("warning", "page_no_header",
+                                "page header is zero but the page holds data; page skipped", at, dict(ctx)))
+    else:
+        findings.append(Finding("warning", "zeroed_page", "page is all zero; skipped", at, dict(ctx)))
+
+
+def _unknown_commit_bits(findings: list[Finding], commit: int, at: int, ctx: dict) -> None:
+    findings.append(Finding("warning", "bad_commit", f"commit 0x{commit:x} has unknown bits set", at, dict(ctx)))
+
+
+def _commit_too_long(findings: list[Finding], length: int, avail: int, at: int, ctx: dict) -> None:
+    findings.append(Finding("error", "bad_commit", f"commit says {length} data bytes, the page holds at most {avail}; "
+                            "decoding what fits", at, dict(ctx)))
+
+
+def _lost_events(out: CpuRecords, n: int | None, at: int, ctx: dict) -> None:
+    """Events lost before a page: ``n`` when the page stores the count, else None."""
+    if n is None:
+        out.lost_unknown += 1
+        out.findings.append(Finding("warning", "lost_events", "events lost before this page (count not stored)",
+                                    at, dict(ctx, count=None)))
+    else:
+        out.lost += n
+        out.findings.append(Finding("warning", "lost_events", f"{n} events lost before this page",
+                                    at, dict(ctx, count=n)))
 
 
 def _sort_findings(findings: list[Finding]) -> None:
