@@ -108,7 +108,8 @@ def register_value(key: str, layer: type[Packet], *, part_type: int | None = Non
             N.PART_TYPES[part_type] = name
             for hook in NAME_HOOKS:
                 hook(part_type, name)
-        only = device_type if device_type is not None else (N.NET_DEVICE_ID if part_type >= N.DEVICE_TYPE_PARTS else None)
+        only = device_type if device_type is not None else (
+            N.NET_DEVICE_ID if part_type >= N.DEVICE_TYPE_PARTS else None)
         _BY_TYPE[part_type] = (lambda sel, dt, e=e, only=only: e if only is None or dt == only else None)
         if only in (None, 1):
             _FAST_NET[part_type] = e.fast
