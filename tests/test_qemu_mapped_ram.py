@@ -206,3 +206,64 @@ def test_real_qemu10_headers_read_by_hand():
     npages = blk["used_length"] // 4096
     bits = int.from_bytes(data[boff:boff + blk["mapped_ram"]["bitmap_size"]], "little")
     assert bin(bits & ((1 << npages) - 1)).count("1") == blk["mapped_ram"]["pages"] == start["blocks"]["pc.ram"]["normal_pages"]
+
+
+def test_large_sparse_file_is_read_around_its_page_regions(tmp_path, monkeypatch):
+    """A 4 GiB block: the decoder reads the headers and bitmap and seeks past the page region."""
+    import builtins
+
+    from dissect.qemu import session
+
+    used = 4 << 30
+    head = bytearray(b"QEVM" + struct.pack(">I", 3) + _config(True))
+    head += b"\x01" + struct.pack(">I", 1) + b"\x03ram" + struct.pack(">II", 0, 4)
+    head += struct.pack(">Q", used | 0x4) + b"\x06pc.ram" + struct.pack(">Q", used)
+    boff = len(head) + 28
+    npages = used // PS
+    bm_size = npages // 8
+    poff = -(-(boff + bm_size) // MIB) * MIB
+    head += struct.pack(">IQQQ", 1, PS, boff, poff)
+    present = [0, 7, npages - 1]
+    path = tmp_path / "big.mig"
+    with open(path, "wb") as f:
+        f.write(head)
+        bits: dict[int, int] = {}
+        for i in present:
+            bits[i // 8] = bits.get(i // 8, 0) | 1 << (i % 8)
+        for at, v in bits.items():
+            f.seek(boff + at)
+            f.write(bytes([v]))
+        for i in present:
+            f.seek(poff + i * PS)
+            f.write(b"\x11" * PS)
+        f.seek(poff + used)
+        f.write(struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 1) + b"\x00")
+    read = [0]
+    real_open = builtins.open
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            b = self.f.read(n)
+            read[0] += len(b)
+            return b
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    monkeypatch.setattr(session, "open", lambda p, m="r", *a, **k: Counting(real_open(p, m, *a, **k)), raising=False)
+    objs = list(emit_stream_file(path))
+    assert codes(objs, "error") == [] and codes(objs, "warning") == []
+    (start,) = [o for o in objs if o["kind"] == "ram"]
+    assert (start["normal_pages"], start["zero_pages"]) == (3, npages - 3)
+    assert [(o["offset"], o["file_offset"], o["pages"]) for o in objs if o["kind"] == "mapped_ram_pages"] == [
+        (i * PS, poff + i * PS, 1) for i in present]
+    assert read[0] < 8 * MIB  # headers, the 128 KiB bitmap and the tail: not the 4 GiB region
