@@ -190,3 +190,19 @@ def test_mapped_ram_summary():
     (s,) = [json.loads(x) for x in buf.getvalue().splitlines() if '"migration_summary"' in x]
     ram = query_migrate("mappedram.mig")
     assert (s["ram_normal_pages"], s["ram_zero_pages"]) == (ram["normal"], ram["duplicate"])
+
+
+def test_file_transferred_equals_the_file():
+    assert (QEMU10 / "file.mig").stat().st_size == query_migrate("file.mig")["transferred"]
+
+
+def test_mapped_ram_transferred_equals_stream_pages_and_bitmaps():
+    """QEMU counts the sequentially written stream, each page written in place and each bitmap:
+    file size − the mapped regions (bitmap + padding + page area) + present pages + bitmaps."""
+    objs = decode("mappedram.mig")
+    (start,) = [o for o in objs if o["kind"] == "ram" and o["section_type"] == "START"]
+    regions = sum(b["mapped_ram"]["pages_offset"] + b["used_length"] - b["mapped_ram"]["bitmap_offset"]
+                  for b in start["ram_blocks"])
+    bitmaps = sum(b["mapped_ram"]["bitmap_size"] for b in start["ram_blocks"])
+    stream = (QEMU10 / "mappedram.mig").stat().st_size - regions
+    assert stream + start["normal_pages"] * 4096 + bitmaps == query_migrate("mappedram.mig")["transferred"]
