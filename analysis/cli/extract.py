@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from analysis.cli.flows import open_capture
+from analysis.cli.flows import open_input, reassemble_input
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.paths import make_parent
 from analysis.cli.output import UnitWriter
-from analysis.live.args import add_live_arguments, is_live
-from dissect.capture.tcp import FlowInfo, reassemble
+from analysis.live.args import add_live_arguments
+from dissect.capture.tcp import FlowInfo
 from dissect.common.findings import Finding
 
 NAME = "extract"
@@ -85,14 +85,7 @@ class _FileSink:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    live = None
-    if is_live(args.capture, args.follow):  # `-` or --follow: analysis/live
-        from analysis.live.decode import open_live, reassemble_live
-
-        live = open_live(NAME, args)
-        kind = live.format if live is not None else None
-    else:
-        kind = open_capture(path, NAME)
+    kind, live = open_input(NAME, args)
     if kind is None:
         return EXIT_USAGE
     if args.flow is not None and args.flow < 0:
@@ -119,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     with f:
         try:
-            res = reassemble_live(live, factory) if live is not None else reassemble(path, factory)
+            res = reassemble_input(path, live, factory)
         except OSError as e:
             print(f"migtrace extract: {path}: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from analysis.cli.detect import UnknownFormat, detect
 from analysis.cli.paths import capture_file_problem
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.live.args import add_live_arguments, is_live
-from dissect.capture.tcp import reassemble
+from dissect.capture.tcp import ReassemblyResult, reassemble
 
 NAME = "flows"
 HELP = "list TCP flows with role, byte counts, retransmissions and gaps"
@@ -55,6 +56,27 @@ def open_capture(path: Path, command: str) -> str | None:
     return kind
 
 
+def open_input(command: str, args: argparse.Namespace) -> tuple[str | None, Any]:
+    """``(kind, live)`` of ``args.capture``: for ``-`` or ``--follow`` the live source
+    (analysis/live, imported only then) and its format, else the file's kind and None;
+    kind is None after a usage error on stderr (``flows`` and ``extract``)."""
+    if is_live(args.capture, args.follow):
+        from analysis.live.decode import open_live
+
+        live = open_live(command, args)
+        return (live.format if live is not None else None), live
+    return open_capture(Path(args.capture), command), None
+
+
+def reassemble_input(path: Path, live: Any, factory: Any = None) -> ReassemblyResult:
+    """:func:`reassemble` of the file, or of the live source when :func:`open_input` gave one."""
+    if live is None:
+        return reassemble(path, factory)
+    from analysis.live.decode import reassemble_live
+
+    return reassemble_live(live, factory)
+
+
 def _gaps(gaps: list[dict]) -> str:
     if not gaps:
         return "-"
@@ -63,18 +85,11 @@ def _gaps(gaps: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    live = None
-    if is_live(args.capture, args.follow):  # `-` or --follow: analysis/live
-        from analysis.live.decode import open_live, reassemble_live
-
-        live = open_live(NAME, args)
-        kind = live.format if live is not None else None
-    else:
-        kind = open_capture(path, NAME)
+    kind, live = open_input(NAME, args)
     if kind is None:
         return EXIT_USAGE
     try:
-        res = reassemble_live(live) if live is not None else reassemble(path)
+        res = reassemble_input(path, live)
     except OSError as e:
         print(f"migtrace flows: {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
