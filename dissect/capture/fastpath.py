@@ -123,6 +123,9 @@ def feed(r: Reassembler, records: Iterable[tuple]) -> None:
             slow(ts, lt, data, foff)
             raw_tab.clear()
             continue
+        # The in-order delivery below is copied, deliberately (hot loop, no call per packet), into
+        # feed_pcap and fastpath_ng.feed_pcapng.  Held equal to the generic Reassembler.packet by
+        # tests/test_capture_reassembly.py::test_fast_path_equals_per_packet_path.
         fl, d = hit
         if plen:
             if plen < 0 or seq != d.expect or not d.fast or len(data) < p + plen:
@@ -310,6 +313,9 @@ def feed_pcap(r: Reassembler, reader: CaptureReader) -> None:
                 raw_tab.clear()
                 i = end
                 continue
+            # feed()'s in-order delivery, copied on purpose (hot loop).  Held equal to the generic path
+            # by tests/test_capture_reassembly.py::test_fused_pcap_loop_equals_generic_path (also
+            # ::test_fused_pcap_loop_hands_over_on_bad_input, ::test_fused_pcap_loop_small_chunks_and_page_release).
             fl, d = hit
             if plen:
                 pe = p + plen

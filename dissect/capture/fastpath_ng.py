@@ -188,6 +188,9 @@ def feed_pcapng(r: Reassembler, reader: CaptureReader) -> None:
                         slow(ts, lt, mv[j:de], blk)
                         raw_tab.clear()
                         continue
+                    # fastpath.feed()'s in-order delivery, copied on purpose (hot loop).  Held equal to the
+                    # generic path by tests/test_capture_pcapng_fast.py::test_real_captures_as_pcapng and
+                    # ::test_mutations_equal_generic_path.
                     fl, d = hit
                     if plen:
                         pe = p + plen
