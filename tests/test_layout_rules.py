@@ -307,3 +307,34 @@ def test_import_cycle_checker(tmp_path) -> None:
     (pkg / "a.py").write_text("from dissect.pkg import b, e\nA = 1\n")  # a -> e -> __init__ -> a
     assert import_cycles(import_graph(tmp_path, ("dissect",))) == [
         ["dissect.pkg", "dissect.pkg.a", "dissect.pkg.e"], ["dissect.pkg.c", "dissect.pkg.d"]]
+
+
+def cited_tests(text: str) -> list[tuple[str, str]]:
+    """``(test file, test name)`` of every ``tests/x.py::name`` in ``text``; a bare
+    ``::name`` after one names another test of the same file."""
+    out = []
+    last = None
+    for m in re.finditer(r"(tests/[\w/]+\.py)?::(\w+)", text):
+        last = m.group(1) or last
+        if last is not None:
+            out.append((last, m.group(2)))
+    return out
+
+
+def test_tests_cited_beside_deliberate_copies_exist() -> None:
+    """Hot-loop copies name the test that holds them equal to their twin (issue 13 §4):
+    every test so named exists."""
+    cites = {}
+    for p in _py_files("dissect", "analysis"):
+        for f, name in cited_tests(p.read_text(encoding="utf-8")):
+            cites.setdefault((f, name), str(p.relative_to(ROOT)))
+    assert ("tests/test_capture_reassembly.py", "test_fast_path_equals_per_packet_path") in cites
+    missing = []
+    for (f, name), where in sorted(cites.items()):
+        path = ROOT / f
+        defined = path.is_file() and re.search(rf"^def {name}\(", path.read_text(encoding="utf-8"), re.M)
+        if not defined:
+            missing.append(f"{where}: {f}::{name}")
+    assert missing == []
+    assert cited_tests("a tests/t_a.py::one (also ::two), tests/t_b.py::three") == [
+        ("tests/t_a.py", "one"), ("tests/t_a.py", "two"), ("tests/t_b.py", "three")]
