@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import AutoLocator, MaxNLocator
+from matplotlib.ticker import AutoLocator, FuncFormatter, MaxNLocator
 
 from analysis import metrics as M
 from analysis.plots import PHASE_COLORS
-from analysis.report.fmt import ms
+from analysis.report.fmt import ms, size
+
+#: byte axes in human units (also avoids mathtext: ``10^4`` labels cost more than the plot)
+_BYTES = FuncFormatter(lambda v, _pos: size(v) if v >= 0 else "")
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.load import Migration
@@ -119,6 +122,7 @@ def timeline(m: "Migration") -> Figure | None:
         ax_b.axvspan((win[0] - t0) / 1e9, (win[1] - t0) / 1e9, color="#c44e52", alpha=0.2, label="switchover")
     ax_b.set_xlabel("s since migration start", fontsize="small")
     ax_b.set_ylabel("bytes", fontsize="small")
+    ax_b.yaxis.set_major_formatter(_BYTES)
     ax_b.tick_params(labelsize="x-small")
     if series:
         ax_b.legend(fontsize="x-small", loc="upper left", frameon=False)
@@ -224,6 +228,7 @@ def convergence(m: "Migration") -> Figure | None:
     if len(ys) and ys.max() / ys.min() > 100:
         ax.set_yscale("symlog", linthresh=max(1.0, float(ys.min())))
     _title(fig, ax, "Convergence: remaining bytes per iteration")
+    ax.yaxis.set_major_formatter(_BYTES)
     ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     ax.set_xlabel("pre-copy iteration", fontsize="small")
     ax.set_ylabel("bytes", fontsize="small")
@@ -253,6 +258,7 @@ def record_sizes(m: "Migration") -> Figure | None:
             ax.plot(t["index"].astype("int64"), t["record_size_bytes"].astype("int64"), ls="none", marker="x",
                     color="k", ms=6, label="8-byte trailer (kernel bug)")
     _title(fig, ax, "Record sizes")
+    ax.yaxis.set_major_formatter(_BYTES)
     ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
     ax.set_xlabel("record index", fontsize="small")
     ax.set_ylabel("bytes", fontsize="small")
