@@ -21,7 +21,7 @@ from fuzz.targets import Target, targets
 #: executions per family: about 3,500 in all, ~20-30 s on one core
 BUDGET = {"pcap": 300, "pcapng": 300, "tcp": 60, "qemu-stream": 150, "vfio-records": 500,
           "admin-commands": 800, "admin-captures": 80, "dev-parts": 150, "trace-dat": 60, "ftrace-text": 50,
-          "trace-cmd-report": 50, "qemu-log": 50, "run-json": 1000, "qmp-series": 300}
+          "trace-cmd-report": 50, "qemu-log": 50, "run-json": 1000, "qmp-series": 150}
 TARGETS = targets()
 
 
