@@ -171,6 +171,24 @@ def test_status_and_feature_bits_equal_the_spec() -> None:
     assert N.VIRTIO_F_VERSION_1 == 32 and N.STATUS_BIT["DRIVER_OK"] == 4  # by hand (§9.1, §10)
 
 
+# --- trace.dat options / sections (trace-dat.md §4) ---------------------------------------
+
+def test_trace_dat_option_ids_equal_the_spec() -> None:
+    from dissect.ftrace import headers as H
+
+    text = spec_text("trace-dat.md")
+    sec = text[text.index("| 0 | DONE |"):]
+    sec = sec[:sec.index("\n\n")]
+    want = {int(v): n for v, n in re.findall(r"^\| (\d+) \| ([A-Z0-9_]+) \|", sec, re.M)}
+    m = re.search(r"^\| (\d+)–(\d+) \| ([A-Z_, ]+) \|", sec, re.M)  # the metadata sections 16–21
+    first, last, names = int(m.group(1)), int(m.group(2)), m.group(3).split(", ")
+    assert last - first + 1 == len(names)
+    want.update({first + i: n for i, n in enumerate(names)})
+    assert want == H.OPTION_NAMES
+    assert {o.value: o.name for o in H.OptionId} == H.OPTION_NAMES
+    assert (H.OptionId.TSC2NSEC, H.OptionId.STRINGS, H.OptionId.CMDLINES) == (14, 15, 21)  # by hand
+
+
 # --- tables derived from another ----------------------------------------------------------
 
 def test_simulator_lookups_derive_from_the_tables() -> None:

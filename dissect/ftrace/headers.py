@@ -13,6 +13,7 @@ hold equal to them.
 """
 from __future__ import annotations
 
+from enum import IntEnum
 from functools import lru_cache
 
 from construct import (Array, BitsInteger, BitStruct, ByteSwapped, Const, CString, Int8ub, Int16sb,
@@ -30,6 +31,8 @@ OPTION_NAMES: dict[int, str] = {
     23: "BTF_FILE", 24: "LAST_BOOT_INFO", 25: "MODULES_FILE",
 }
 OPTION_IDS: dict[str, int] = {v: k for k, v in OPTION_NAMES.items()}
+#: The same ids as names (``OptionId.DATE == 1``), for the reader and the writer.
+OptionId = IntEnum("OptionId", OPTION_IDS)
 
 SECTION_FL_COMPRESS = 1
 

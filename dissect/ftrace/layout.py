@@ -29,6 +29,13 @@ __all__ = ["TraceDatLayout", "Option", "Instance", "CpuStream"]
 
 _COMPRESSORS = ("none", "zlib", "zstd")
 
+O = H.OptionId
+# options whose value is a NUL-terminated string / a u64 (trace-dat.md §4)
+_STRING_OPTIONS = frozenset((O.DATE, O.CPUSTAT, O.TRACECLOCK, O.UNAME, O.HOOK, O.OFFSET, O.VERSION, O.PROCMAPS,
+                             O.LAST_BOOT_INFO))
+_U64_OPTIONS = frozenset((O.TRACEID, O.HEADER_INFO, O.FTRACE_EVENTS, O.EVENT_FORMATS, O.KALLSYMS, O.PRINTK,
+                          O.CMDLINES))
+
 
 class TraceDatLayout:
     """Metadata parsing of trace.dat; :class:`~dissect.ftrace.tracedat.TraceDat` builds on it."""
@@ -208,20 +215,20 @@ class TraceDatLayout:
         big = self.big_endian
         value: Any = data
         try:
-            if oid in (1, 2, 4, 5, 6, 7, 9, 10, 24):
+            if oid in _STRING_OPTIONS:
                 value = data.split(b"\0", 1)[0].decode("utf-8", "replace")
-            elif oid == 8 and len(data) >= 4:
+            elif oid == O.CPUCOUNT and len(data) >= 4:
                 value = int.from_bytes(data[:4], "big" if big else "little")
-            elif oid in (11, 16, 17, 18, 19, 20, 21) and len(data) >= 8:
+            elif oid in _U64_OPTIONS and len(data) >= 8:
                 value = int.from_bytes(data[:8], "big" if big else "little")
-            elif oid == 14 and len(data) >= 16:
+            elif oid == O.TSC2NSEC and len(data) >= 16:
                 v = H.tsc2nsec_option(big).parse(data)
                 value = {"mult": v.mult, "shift": v.shift, "offset": v.offset}
-            elif oid == 12 and len(data) >= 16:  # trace-cmd ignores a shorter one
+            elif oid == O.TIME_SHIFT and len(data) >= 16:  # trace-cmd ignores a shorter one
                 value = parse_time_shift(data, big)
-            elif oid == 13:
+            elif oid == O.GUEST:
                 value = parse_guest(data, big)
-            elif oid == 3:
+            elif oid == O.BUFFER:
                 if self.version and self.version >= 7:
                     v = H.buffer_option_v7(big).parse(data)
                     value = {"offset": v.offset, "name": v.name, "clock": v.clock, "page_size": v.page_size,
@@ -237,26 +244,26 @@ class TraceDatLayout:
 
     def _apply_option(self, opt: Option) -> None:
         v = opt.value
-        if opt.id == 1 and isinstance(v, str):
+        if opt.id == O.DATE and isinstance(v, str):
             if v.strip():
                 try:
                     self.ts_offset += int(v.strip(), 0) * 1000  # µs, "0x…" ASCII
                 except ValueError:
                     self._finding("warning", "bad_option", f"DATE {v!r} is not a number", opt.offset)
-        elif opt.id == 7 and isinstance(v, str):
+        elif opt.id == O.OFFSET and isinstance(v, str):
             try:
                 self.ts_offset += int(v.strip(), 0)
             except ValueError:
                 self._finding("warning", "bad_option", f"OFFSET {v!r} is not a number", opt.offset)
-        elif opt.id == 14 and isinstance(v, dict):
+        elif opt.id == O.TSC2NSEC and isinstance(v, dict):
             self.tsc2nsec = (v["mult"], v["shift"], v["offset"])
-        elif opt.id == 12 and isinstance(v, TimeShift):
+        elif opt.id == O.TIME_SHIFT and isinstance(v, TimeShift):
             self.time_shift = v  # a later one replaces it, as in trace-cmd
-        elif opt.id == 13 and isinstance(v, Guest):
+        elif opt.id == O.GUEST and isinstance(v, Guest):
             self.guests.append(v)
-        elif opt.id == 8 and isinstance(v, int):
+        elif opt.id == O.CPUCOUNT and isinstance(v, int):
             self.cpus = self.cpus or v
-        elif opt.id == 4 and isinstance(v, str):
+        elif opt.id == O.TRACECLOCK and isinstance(v, str):
             self.trace_clock_text = v
             self.clock = _selected_clock(v) or self.clock
 
@@ -265,7 +272,7 @@ class TraceDatLayout:
         while True:
             at = cur.file_offset
             oid = cur.num(2)
-            if oid == 0:
+            if oid == O.DONE:
                 break
             size = cur.num(4)
             if size > cur.remaining():
@@ -323,7 +330,7 @@ class TraceDatLayout:
             self._finding("error", "truncated_metadata", f"file ends inside the {step} block", cur.file_offset)
             return
         for opt in self.options:
-            if opt.id == 3 and isinstance(opt.value, dict):
+            if opt.id == O.BUFFER and isinstance(opt.value, dict):
                 self._v6_instance(opt.value["name"], opt.value["offset"], opt.offset)
 
     def _read_cpu_table_v6(self, cur: _Cursor, cpus: int) -> list[CpuStream]:
@@ -385,7 +392,7 @@ class TraceDatLayout:
                 self._finding("error", "options_loop", f"OPTIONS chain returns to {off}", off)
                 break
             seen.add(off)
-            body = self._section(off, expect=0)
+            body = self._section(off, expect=O.DONE)  # an OPTIONS section has the id of DONE
             if body is None:
                 break
             data, base = body
@@ -400,28 +407,29 @@ class TraceDatLayout:
                                       f"option {oid} size {size} exceeds its section", at)
                         break
                     raw = cur.take(size)
-                    if oid == 0:
+                    if oid == O.DONE:
                         nxt = int.from_bytes(raw[:8], "big" if big else "little") if len(raw) >= 8 else 0
                         break
                     opt = self._option(oid, raw, at)
                     self.options.append(opt)
                     self._apply_option(opt)
-                    if oid == 3 and isinstance(opt.value, dict):
+                    if oid == O.BUFFER and isinstance(opt.value, dict):
                         buffers.append(opt)
-                    elif 16 <= oid <= 21 and isinstance(opt.value, int):
+                    elif O.HEADER_INFO <= oid <= O.CMDLINES and isinstance(opt.value, int):
                         meta[oid] = opt.value
             except _Short:
                 self._finding("error", "truncated_options", "OPTIONS section ends without DONE", cur.file_offset)
             off = nxt
         # Metadata sections: by the offsets in the options, else the first of that id.
-        readers = {16: self._read_headers, 17: self._read_ftrace_formats, 18: self._read_event_formats,
-                   19: self._read_kallsyms, 20: self._read_printk, 21: self._read_cmdlines}
+        readers = {O.HEADER_INFO: self._read_headers, O.FTRACE_EVENTS: self._read_ftrace_formats,
+                   O.EVENT_FORMATS: self._read_event_formats, O.KALLSYMS: self._read_kallsyms,
+                   O.PRINTK: self._read_printk, O.CMDLINES: self._read_cmdlines}
         for sid, reader in readers.items():
             soff = meta.get(sid)
             if soff is None:
                 soff = next((o for o, s in sections.items() if s == sid), None)
             if soff is None:
-                if sid in (16, 17, 18):
+                if sid in (O.HEADER_INFO, O.FTRACE_EVENTS, O.EVENT_FORMATS):
                     self._finding("warning", "missing_section", f"no {H.OPTION_NAMES[sid]} section", None)
                 continue
             body = self._section(soff, expect=sid)

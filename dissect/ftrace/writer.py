@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from dissect.ftrace.event import Event
+from dissect.ftrace.headers import OptionId as O
 from dissect.ftrace.formats import EventFormat, parse_format
 from dissect.ftrace.tsync import Guest, TimeShift, encode_guest, encode_time_shift
 
@@ -378,15 +379,15 @@ def write_trace_dat(path: str | os.PathLike, events: Iterable[Event], *, version
     def opt(oid: int, data: bytes) -> bytes:
         return u16(oid) + u32(len(data)) + data
 
-    common_opts = [opt(4, clock_text), opt(5, uname.encode() + b"\0"),
-                   opt(9, b"3.1.6 migtrace\0"), opt(11, u64(trace_id))]
+    common_opts = [opt(O.TRACECLOCK, clock_text), opt(O.UNAME, uname.encode() + b"\0"),
+                   opt(O.VERSION, b"3.1.6 migtrace\0"), opt(O.TRACEID, u64(trace_id))]
     if offset_ns:
-        common_opts.append(opt(7, f"{offset_ns}".encode() + b"\0"))
-    common_opts.extend(opt(13, encode_guest(g, big)) for g in guests)
+        common_opts.append(opt(O.OFFSET, f"{offset_ns}".encode() + b"\0"))
+    common_opts.extend(opt(O.GUEST, encode_guest(g, big)) for g in guests)
     if time_shift is not None:
-        common_opts.append(opt(12, encode_time_shift(time_shift, big)))
+        common_opts.append(opt(O.TIME_SHIFT, encode_time_shift(time_shift, big)))
     common_opts.extend(opt(i, d) for i, d in extra_options)
-    common_opts.append(opt(8, u32(ncpu)))
+    common_opts.append(opt(O.CPUCOUNT, u32(ncpu)))
 
     head = b"\x17\x08\x44tracing" + str(version).encode() + b"\0" + bytes([1 if big else 0, long_size]) + u32(page_size)
     if version == 6:
@@ -414,10 +415,10 @@ def _write_v6(path, head, header_info, ftrace_blk, ev_blk, ks_blk, pk_blk, cl_bl
     for o in common_opts:
         out += o
     for name in insts:
-        out += u16(3) + u32(8 + len(name.encode()) + 1)
+        out += u16(O.BUFFER) + u32(8 + len(name.encode()) + 1)
         patch[name] = len(out)
         out += u64(0) + name.encode() + b"\0"
-    out += u16(0)
+    out += u16(O.DONE)
     out += b"flyrecord\0"
     table_at = len(out)
     out += bytes(16 * ncpu) + u64(len(clock_text)) + clock_text
@@ -465,14 +466,14 @@ def _write_v7(path, head, compression, meta_blocks, ncpu, common_opts, pages, cl
     descs = ["headers", "ftrace events", "events format", "kallsyms", "printk", "command lines"]
     for i, (blk, desc) in enumerate(zip(meta_blocks, descs)):
         meta_offsets.append(len(out))
-        out += section(16 + i, desc, blk, True)
+        out += section(O.HEADER_INFO + i, desc, blk, True)
     # first OPTIONS section: metadata offsets + common options, DONE → second OPTIONS section
     first_opts = len(out)
     out[opts_ptr:opts_ptr + 8] = u64(first_opts)
-    body = b"".join(opt(16 + i, u64(o)) for i, o in enumerate(meta_offsets)) + b"".join(common_opts)
+    body = b"".join(opt(O.HEADER_INFO + i, u64(o)) for i, o in enumerate(meta_offsets)) + b"".join(common_opts)
     # DONE's payload (next OPTIONS offset) is patched below; OPTIONS stays uncompressed here so
     # the patch is a plain overwrite.
-    sec = section(0, "options", body + u16(0) + u32(8) + u64(0), False)
+    sec = section(O.DONE, "options", body + u16(O.DONE) + u32(8) + u64(0), False)
     out += sec
     done_at = len(out) - 8
     # BUFFER sections
@@ -504,15 +505,15 @@ def _write_v7(path, head, compression, meta_blocks, ncpu, common_opts, pages, cl
                 # trace-cmd 3.1.6 records Σ(8 + compressed size), without the chunk count
                 cpu_entries.append((cpu, at, total))
         flags = 1 if comp is not None else 0
-        out[hdr_at:hdr_at + 16] = (u16(3) + u16(flags) + u32(sid(f"buffer flyrecord {name}"))
+        out[hdr_at:hdr_at + 16] = (u16(O.BUFFER) + u16(flags) + u32(sid(f"buffer flyrecord {name}"))
                                    + u64(len(out) - body_start))
         data = (u64(sec_at) + name.encode() + b"\0" + clock.encode() + b"\0" + u32(page_size)
                 + u32(len(cpu_entries)) + b"".join(u32(c) + u64(o) + u64(s) for c, o, s in cpu_entries))
-        buf_opts.append(opt(3, data))
+        buf_opts.append(opt(O.BUFFER, data))
     second = len(out)
     out[done_at:done_at + 8] = u64(second)
-    out += section(0, "options", b"".join(buf_opts) + u16(0) + u32(8) + u64(0), False)
+    out += section(O.DONE, "options", b"".join(buf_opts) + u16(O.DONE) + u32(8) + u64(0), False)
     sid("strings")
-    out += u16(15) + u16(0) + u32(string_ids["strings"]) + u64(len(strings)) + bytes(strings)
+    out += u16(O.STRINGS) + u16(0) + u32(string_ids["strings"]) + u64(len(strings)) + bytes(strings)
     Path(path).write_bytes(bytes(out))
     return Path(path)
