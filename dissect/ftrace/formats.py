@@ -165,7 +165,7 @@ def _cstr(b: bytes) -> str:
     end = b.find(b"\0")
     if end >= 0:
         b = b[:end]
-    return b.decode("utf-8", "replace")
+    return b.decode("utf-8", "backslashreplace")
 
 
 #: Largest record any ring buffer holds: a record lives in one sub-buffer page, and Linux's
@@ -326,7 +326,7 @@ class Kallsyms:
         self._cache: dict[int, str | None] = {}
 
     def _load(self) -> None:
-        text = self._text.decode("utf-8", "replace") if isinstance(self._text, bytes) else self._text
+        text = self._text.decode("utf-8", "backslashreplace") if isinstance(self._text, bytes) else self._text
         pairs = []
         for line in text.splitlines():
             parts = line.split()
@@ -382,7 +382,7 @@ def c_unescape(s: str) -> str:
 def parse_printk(text: bytes | str) -> dict[int, str]:
     """``0x<addr> : "<string>"`` lines → {addr: string} (C escapes resolved)."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
+        text = text.decode("utf-8", "backslashreplace")
     out: dict[int, str] = {}
     for line in text.splitlines():
         addr, sep, rest = line.partition(":")
@@ -404,7 +404,7 @@ def parse_printk(text: bytes | str) -> dict[int, str]:
 def parse_cmdlines(text: bytes | str) -> dict[int, str]:
     """``<pid> <comm>`` lines → {pid: comm}."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
+        text = text.decode("utf-8", "backslashreplace")
     out: dict[int, str] = {}
     for line in text.splitlines():
         pid, sep, comm = line.partition(" ")
@@ -464,7 +464,7 @@ def render_printf(fmt: str, args: bytes, long_size: int, big: bool,
             end = args.find(b"\0", pos)
             if end < 0:
                 end = n
-            s = args[pos:end].decode("utf-8", "replace")
+            s = args[pos:end].decode("utf-8", "backslashreplace")
             pos = min(n, end + 1)
             out.append((spec + "s") % s)
             continue

@@ -57,7 +57,7 @@ def _arrow_slices(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
 
 def _arrow_strings(region: np.ndarray, starts: np.ndarray, ends: np.ndarray):
     """:func:`_arrow_slices` as strings; None when a slice is not valid UTF-8 (the caller then
-    decodes with replacement characters, as the per-record decoder does)."""
+    decodes bytes that are not UTF-8 as ``\\xNN``, as the per-record decoder does)."""
     # large_string (64-bit offsets) is what pandas' str columns store: no conversion later
     arr = _arrow_slices(region, starts, ends).view(pa.large_string())
     try:

@@ -135,7 +135,7 @@ def _fixed_bulk(td: "TraceDat", fmt: EventFormat, words: _Words, offs: np.ndarra
         mat = np.ascontiguousarray(words.u8[idx])
         if f.kind == "string":
             raw = mat.view(f"S{f.size}").reshape(-1).tolist()  # trailing NULs already stripped
-            out[f.name] = [(b.split(b"\0", 1)[0] if b"\0" in b else b).decode("utf-8", "replace")
+            out[f.name] = [(b.split(b"\0", 1)[0] if b"\0" in b else b).decode("utf-8", "backslashreplace")
                            for b in raw]
         else:
             kind = ("i" if f.signed and not f.is_pointer else "u") + str(f.elem_size)

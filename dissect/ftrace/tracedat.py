@@ -476,5 +476,5 @@ def _str(v: Any) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, (bytes, bytearray)):
-        return bytes(v).split(b"\0", 1)[0].decode("utf-8", "replace")
+        return bytes(v).split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
     return ""
