@@ -351,3 +351,18 @@ def test_zero_fill_after_eof_split_across_feeds():
     tr = [u for u in units if isinstance(u, Finding) and u.code == "trailing_data"]
     assert [f.offset for f in tr] == [9]
     assert sum(1 for u in units if not isinstance(u, Finding)) == 2  # header, eof
+
+
+def test_non_utf8_marker_same_text_in_trace_dat_and_report_text(tmp_path):
+    """The same marker bytes read from a trace.dat and from trace-cmd report text give the same text."""
+    evs = [Event("trace-dat", 1000, 0, 7, "x", "ftrace", "print", {"buf": b"a\x80b \xff\n"}, None, None, None)]
+    p = write_trace_dat(tmp_path / "m.dat", evs, cpus=1)
+    td = read_trace_dat(p)
+    dat = [e.text for e in td.events()]
+    df = read_trace_dat(p).dataframe()
+    rep = tmp_path / "m.txt"
+    rep.write_bytes(b"cpus=1\n               x-7     [000]     0.000001: print:                "
+                    b"tracing_mark_write: a\x80b \xff\n")
+    txt = [e.text for e in _items(ReportText(rep))[0]]
+    assert dat == txt == ["tracing_mark_write: a\\x80b \\xff"]
+    assert df["text"].tolist() == dat
