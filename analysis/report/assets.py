@@ -11,9 +11,9 @@ table.t th,table.t td{border:1px solid #ddd;padding:2px 5px;text-align:right;whi
 table.t td:first-child,table.t th:first-child{text-align:left}
 table.t th{background:#f3f3f3;position:sticky;top:0}
 table.fleet{width:100%;table-layout:auto}
-table.fleet td.run{white-space:normal;overflow-wrap:anywhere;min-width:200px;max-width:260px;text-align:left}
+table.fleet td.run{white-space:normal;overflow-wrap:anywhere;min-width:180px;max-width:260px;text-align:left}
 table.fleet th.g{text-align:center;background:#e8eef6}
-table.fleet thead tr.h th{cursor:pointer;user-select:none}
+table.fleet thead tr.h th{cursor:pointer;user-select:none;white-space:normal;vertical-align:bottom}
 table.fleet th.asc::after{content:" \\25B2"} table.fleet th.desc::after{content:" \\25BC"}
 td.bad{color:#b00;font-weight:600} td.warn{color:#a60}
 .filter{margin:.4em 0;padding:3px 6px;width:320px;max-width:100%}
