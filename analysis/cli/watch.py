@@ -12,7 +12,7 @@ and device_summary as `summary --json` gives them (docs/json-lines.md).
 
 examples:
   migtrace watch traces/real/qemu-tcp-returnpath.pcap
-  tcpdump -i lo -w - -U tcp port 4444 | migtrace watch -
+  tcpdump -i lo -w - -U -B 32768 tcp port 4444 | migtrace watch -
   migtrace watch --interface eth0 --port 4444 --json | jq 'select(.kind=="watch_pass")'
   migtrace watch --follow --idle-timeout 60 /var/tmp/migration.pcap
 """

@@ -19,7 +19,8 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help="read CAPTURE while it is being written (as tail -f): end when the migration's "
                         "stream ended and the file stopped growing, after --idle-timeout, or on ^C")
     p.add_argument("--idle-timeout", type=_seconds, metavar="SECONDS",
-                   help="with --follow: end when the file has not grown for SECONDS (default: wait)")
+                   help="with --follow (and watch --interface): end when nothing new arrived for "
+                        "SECONDS (default: wait)")
 
 
 def is_live(capture: str, follow: bool) -> bool:
