@@ -256,3 +256,20 @@ def test_admin_capture_pipe_equals_file():
     assert (p.returncode, p.stdout) == (f.returncode, f.stdout)
     kinds = {o["kind"] for o in lines(p)}
     assert {"admin_cmd", "admin_result"} <= kinds and "flow" not in kinds
+
+
+def test_pipe_pcapng_cut_mid_block_is_a_finding(tmp_path: Path):
+    data = (TRACES / "generated/qemu-9x-vfio-rp.pcapng").read_bytes()
+    p, blocks = 0, []
+    while p + 8 <= len(data):
+        blocks.append(p)
+        p += struct.unpack_from("<I", data, p + 4)[0]
+    last = blocks[-3]
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[:last + 40])  # inside an enhanced packet block's data
+    f = run_cli("decode", "--json", str(cut))
+    pp = piped(cut, "decode", "--json", "-")
+    assert pp.returncode == f.returncode == 1, pp.stderr
+    assert_same_units(lines(f), lines(pp))
+    (fnd,) = [o for o in lines(pp) if o.get("code") == "pcapng_truncated_block"]
+    assert fnd["offset"] == last
