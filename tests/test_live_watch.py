@@ -216,3 +216,48 @@ def test_watch_interface_loopback(tmp_path: Path):
     (m,) = _kind(live, "migration_summary")
     assert m["captures"] == ["interface:lo"] and m["bytes_main"] == 739968
     assert (m["ram_zero_pages"], m["ram_normal_pages"]) == (4098, 144)
+
+
+def _log_line(ts_ns: int, text: str) -> str:
+    return f"4242@{ts_ns // 10**9}.{(ts_ns % 10**9) // 1000:06d}:{text}\n"
+
+
+def test_watch_qemu_log_device_precopy_sizes(tmp_path: Path):
+    """--qemu-log: each pass carries the last pre-copy sizes QEMU reported for each device
+    before the pass ended.  The log is generated here (rendered with the trace-events
+    catalogue at times inside the passes of a real capture), not recorded."""
+    from dissect.qemu.trace_events import format_event
+
+    path = TRACES / "real/qemu-tcp-returnpath.pcap"
+    p1, p2 = _kind(lines(run_cli("watch", "--json", str(path))), "watch_pass")
+    t1, t2 = p1["end_ts_ns"], p2["end_ts_ns"]
+    ms = 1_000_000
+
+    def it(init: int, dirty: int) -> str:
+        return format_event("vfio_save_iterate", "9.2-dec", name="0000:00:05.0", precopy_init_size=init,
+                            precopy_dirty_size=dirty)
+
+    log = tmp_path / "src.log"
+    log.write_text(
+        _log_line(p1["ts_ns"] + ms, format_event("vfio_state_pending_exact", "9.2-dec", name="0000:00:05.0",
+                                                 precopy=8192, postcopy=0, stopcopy_size=9000,
+                                                 precopy_init_size=8192, precopy_dirty_size=0))
+        + _log_line(p1["ts_ns"] + 2 * ms, "migrate_set_state new state active")
+        + _log_line(t1 - ms, it(4096, 100))
+        + _log_line(t1 + 100_000, it(0, 300))
+        + _log_line(t1 + 200_000, "vfio_save_iterate  (0000:00:05.0) data_size 77")  # 7.2: no sizes
+        + _log_line(t2 + 5 * ms, it(0, 999))
+        + "4242@17956323")  # a line still being written: not read
+    objs = lines(run_cli("watch", "--json", "--qemu-log", str(log), str(path)))
+    q1, q2 = _kind(objs, "watch_pass")
+    assert q1["device_precopy_bytes"] == {"0000:00:05.0": {"initial": 4096, "dirty": 100, "ts_ns": t1 - ms}}
+    assert q2["device_precopy_bytes"] == {"0000:00:05.0": {"initial": 0, "dirty": 300, "ts_ns": t1 + 100_000}}
+    # QEMU's VFIO device name is mapped to the capture's vmstate idstr when the capture has the device
+    vpath = TRACES / "generated/qemu-9x-vfio-rp.pcapng"
+    (v1,) = _kind(lines(run_cli("watch", "--json", str(vpath))), "watch_pass")
+    vlog = tmp_path / "v.log"
+    vlog.write_text(_log_line(v1["ts_ns"] + 1000, it(1212, 0)))
+    (w1,) = _kind(lines(run_cli("watch", "--json", "--qemu-log", str(vlog), str(vpath))), "watch_pass")
+    assert w1["device_precopy_bytes"] == {"0000:00:05.0/vfio": {"initial": 1212, "dirty": 0,
+                                                                "ts_ns": v1["ts_ns"] + 1000}}
+    assert run_cli("watch", "--qemu-log", str(tmp_path / "none.log"), str(path)).returncode == 2

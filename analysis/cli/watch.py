@@ -15,6 +15,7 @@ examples:
   tcpdump -i lo -w - -U -B 32768 tcp port 4444 | migtrace watch -
   migtrace watch --interface eth0 --port 4444 --json | jq 'select(.kind=="watch_pass")'
   migtrace watch --follow --idle-timeout 60 /var/tmp/migration.pcap
+  migtrace watch --interface eth0 --port 4444 --qemu-log /var/log/qemu-src-trace.log
 """
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, action="append", metavar="N",
                    help="with --interface: migration port(s) to capture (default: all TCP)")
     p.add_argument("--json", action="store_true", help="JSON Lines even on a terminal")
+    p.add_argument("--qemu-log", metavar="FILE",
+                   help="the source QEMU's log-backend file (-D FILE, vfio_* trace events on), read as it "
+                        "grows: each pass then shows the devices' pre-copy sizes QEMU reported")
     add_live_arguments(p)
 
 
@@ -200,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"migtrace watch: {args.capture}: {problem}", file=sys.stderr)
             return EXIT_USAGE
+    if args.qemu_log is not None and not os.path.isfile(args.qemu_log):
+        print(f"migtrace watch: {args.qemu_log}: no such file", file=sys.stderr)
+        return EXIT_USAGE
     tmpdir = None
     proc = None
     tee = None
@@ -228,11 +235,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"migtrace watch: {name}: {msg}", file=sys.stderr)
             return EXIT_USAGE
         display: Any = JsonDisplay() if args.json or not sys.stdout.isatty() else RichDisplay(name)
+        sizes = None
+        if args.qemu_log is not None:
+            from analysis.live.qemulog import QemuLogSizes
+
+            sizes = QemuLogSizes(args.qemu_log)
         try:
-            watch_capture(live, display.event)
+            watch_capture(live, display.event, sizes)
         finally:
             live.close()
             display.close()
+            if sizes is not None:
+                sizes.close()
         if proc is not None:
             proc.terminate()
             proc.wait(10)
@@ -252,14 +266,14 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def watch_capture(live: Any, emit: Callable[[dict[str, Any]], None]) -> Any:
+def watch_capture(live: Any, emit: Callable[[dict[str, Any]], None], sizes: Any = None) -> Any:
     """Decode ``live`` (a :class:`~analysis.live.source.LiveCapture`), feeding a
     :class:`~analysis.live.watch.Watch` that calls ``emit``; the Watch is returned."""
     from analysis.emit.migration import to_objects
     from analysis.live.watch import Watch
     from dissect.qemu.session import decode_capture
 
-    w = Watch(emit)
+    w = Watch(emit, sizes)
 
     def convert(item: Any) -> list[dict[str, Any]]:
         for obj in to_objects(item):

@@ -49,8 +49,10 @@ class Watch:
     (``unit``) in arrival order; it calls ``emit`` with ``watch_pass`` and
     ``watch_switchover`` objects."""
 
-    def __init__(self, emit: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, emit: Callable[[dict[str, Any]], None], sizes: Any = None) -> None:
         self.emit = emit
+        self.sizes = sizes  # analysis.live.qemulog.QemuLogSizes, or None
+        self.devices: set[str] = set()
         self.tracker = LivePasses(self._sent, self._report_certain)
         self.page_log = self.tracker
         self.passes: list[_Pass] = []  # started, not yet reported
@@ -97,6 +99,7 @@ class Watch:
             # the page data of a RAM packet (its header and offsets are not counted)
             self._bytes((o.get("normal_pages") or 0) * self.page_size)
         elif kind == "vfio_chunk" and o.get("phase") in ("precopy", "stopcopy", "config"):
+            self.devices.add(o["device"])
             vfio = self._vfio_target(o.get("phase"))
             if vfio is not None:
                 _vfio_add(vfio, o["device"], "chunks", 1)
@@ -178,7 +181,8 @@ class Watch:
                    "ts": None if p.ts_ns is None else p.ts_ns / 1e9, "duration_ms": dur,
                    "pages": p.pages, "bytes": p.bytes,
                    "rate_bytes_per_s": round(p.bytes / (dur / 1e3), 1) if dur else None,
-                   "vfio": p.vfio, "device_precopy_bytes": None})
+                   "vfio": p.vfio,
+                   "device_precopy_bytes": self.sizes.upto(end_ns, self.devices) if self.sizes is not None else None})
 
     def _switchover(self, end_ns: int | None, method: str | None) -> None:
         if self.switchover_done:
