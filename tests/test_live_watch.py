@@ -115,17 +115,19 @@ def test_watch_rich_display_renders_passes():
 
     from analysis.cli.watch import RichDisplay
 
-    console = Console(record=True, force_terminal=True, width=160)
+    console = Console(record=True, force_terminal=True, width=250)
     d = RichDisplay("x.pcap", console=console)
     d.event({"kind": "watch_pass", "pass": 1, "ts_ns": 10**9, "duration_ms": 500.0, "pages": 4226,
              "bytes": 562386, "rate_bytes_per_s": 1123367.8, "vfio": {"dev0": {"chunks": 2, "bytes": 2048,
-                                                                            "records": 2}}})
+                                                                            "records": 2}},
+             "device_precopy_bytes": {"dev0": {"initial": 4096, "dirty": 1_500_000, "ts_ns": 1}}})
     d.event({"kind": "watch_switchover", "ts_ns": 2 * 10**9, "downtime_wire_ms": 2.641, "stopcopy_pages": 0,
              "stopcopy_bytes": 12906, "method": "return-path SHUT"})
     d.summary([{"kind": "finding", "severity": "error", "code": "tcp_gap", "message": "m"},
                {"kind": "finding", "severity": "info", "code": "metric_unavailable", "message": "i"}], "TABLE")
     text = console.export_text()
     assert "4226" in text and "0.56" in text and "dev0: 2 / 0.00" in text
+    assert "[dev0 QEMU: init 0.00 dirty 1.50]" in text
     assert "2.641" in text and "wire downtime (return-path SHUT)" in text and "1.000" in text
     assert "TABLE" in text and "ERROR tcp_gap: m" in text and "metric_unavailable" not in text
 

@@ -103,7 +103,11 @@ class RichDisplay:
             t.add_column(c, justify="right" if c != "VFIO records / MB per device" else "left")
         for r in self.rows:
             rate = r["rate_bytes_per_s"]
-            vfio = ", ".join(f"{d}: {v['records']} / {_mb(v['bytes'])}" for d, v in r["vfio"].items()) or "-"
+            sizes = r.get("device_precopy_bytes") or {}
+            vfio = ", ".join(f"{d}: {v['records']} / {_mb(v['bytes'])}" for d, v in r["vfio"].items())
+            vfio += "".join(f" [{d} QEMU: init {_mb(v['initial'])} dirty {_mb(v['dirty'])}]"
+                            for d, v in sizes.items()) if sizes else ""
+            vfio = vfio.strip() or "-"
             t.add_row(str(r["pass"]), self._t(r["ts_ns"]), f"{r['duration_ms'] or 0:.1f}", str(r["pages"]),
                       _mb(r["bytes"]), _mb(rate and int(rate)), vfio)
         if self.switchover is not None:
