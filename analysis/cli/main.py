@@ -14,7 +14,7 @@ from typing import Sequence
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = ("decode", "flows", "extract", "summary", "report", "plot",
-               "simulate", "corpus", "compare", "record", "watch")
+               "simulate", "corpus", "compare", "export", "record", "watch")
 
 EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE, EXIT_REGRESSED = 0, 1, 2, 3
 
