@@ -97,8 +97,9 @@ class RichDisplay:
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
-        t = Table(title=f"migtrace watch {self.title}", title_justify="left")
+        t = Table(title=Text(f"migtrace watch {self.title}"), title_justify="left")
         for c in ("pass", "t (s)", "duration ms", "pages", "MB", "MB/s", "VFIO records / MB per device"):
             t.add_column(c, justify="right" if c != "VFIO records / MB per device" else "left")
         for r in self.rows:
@@ -109,7 +110,7 @@ class RichDisplay:
                             for d, v in sizes.items()) if sizes else ""
             vfio = vfio.strip() or "-"
             t.add_row(str(r["pass"]), self._t(r["ts_ns"]), f"{r['duration_ms'] or 0:.1f}", str(r["pages"]),
-                      _mb(r["bytes"]), _mb(rate and int(rate)), vfio)
+                      _mb(r["bytes"]), _mb(rate and int(rate)), Text(vfio))  # not markup: [..] is text
         if self.switchover is not None:
             s = self.switchover
             t.add_row("switchover", self._t(s["ts_ns"]), f"{s['downtime_wire_ms'] or 0:.3f}", str(s["stopcopy_pages"]),
