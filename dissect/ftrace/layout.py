@@ -153,14 +153,18 @@ class TraceDatLayout:
                 raise _Short(0)
             setattr(self, attr, self._sized_text(cur, 8, attr))
 
-    def _sized_text(self, cur: _Cursor, width: int, what: str) -> str:
+    def _sized(self, cur: _Cursor, width: int, what: str) -> bytes:
+        """A ``width``-byte size, then that many bytes (what is there when the size runs past the end)."""
         at = cur.file_offset
         n = cur.num(width)
         if n > cur.remaining():
             self._finding("error", "bad_size", f"{what}: size {n} but only {cur.remaining()} bytes remain; "
                           "reading what is there", at)
             n = cur.remaining()
-        return cur.take(n).decode("utf-8", "replace")
+        return cur.take(n)
+
+    def _sized_text(self, cur: _Cursor, width: int, what: str) -> str:
+        return self._sized(cur, width, what).decode("utf-8", "replace")
 
     def _read_ftrace_formats(self, cur: _Cursor) -> None:
         count = cur.num(4)
@@ -191,20 +195,10 @@ class TraceDatLayout:
         self.formats_by_id[fmt.id] = fmt
 
     def _read_kallsyms(self, cur: _Cursor) -> None:
-        at = cur.file_offset
-        n = cur.num(4)
-        if n > cur.remaining():
-            self._finding("error", "bad_size", f"kallsyms size {n} exceeds the {cur.remaining()} bytes left", at)
-            n = cur.remaining()
-        self._kallsyms_text = cur.take(n)
+        self._kallsyms_text = self._sized(cur, 4, "kallsyms")
 
     def _read_printk(self, cur: _Cursor) -> None:
-        at = cur.file_offset
-        n = cur.num(4)
-        if n > cur.remaining():
-            self._finding("error", "bad_size", f"printk size {n} exceeds the {cur.remaining()} bytes left", at)
-            n = cur.remaining()
-        self.printk = parse_printk(cur.take(n))
+        self.printk = parse_printk(self._sized(cur, 4, "printk"))
 
     def _read_cmdlines(self, cur: _Cursor) -> None:
         self.cmdlines = parse_cmdlines(self._sized_text(cur, 8, "cmdlines"))
