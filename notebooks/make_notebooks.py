@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Write the notebooks of this folder (nbformat, no outputs): ``python3 notebooks/make_notebooks.py``.
+"""Write the notebooks of this folder and run them, so they are committed with their outputs
+(small PNG figures) and read on a forge without running: ``python3 notebooks/make_notebooks.py``
+(``--no-execute``: cells only).
 
 Keeping the cells here keeps the committed .ipynb files reviewable and
-regenerable; tests/test_notebooks.py executes the .ipynb files.
+regenerable; tests/test_notebooks.py executes the .ipynb files again.  Outputs
+never show this machine's paths (``scrub``).
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ SETUP = '''\
 from pathlib import Path
 import matplotlib
 %matplotlib inline
+%config InlineBackend.figure_formats = ["png"]
+matplotlib.rcParams["figure.dpi"] = 56  # small PNGs in the committed outputs
 import pandas as pd
 import analysis
 
@@ -175,13 +180,44 @@ NOTEBOOKS = {
 }
 
 
-def build() -> list[Path]:
+def scrub(nb: "nbf.NotebookNode") -> None:
+    """Outputs name files relative to the repository (never this machine's absolute paths) and
+    carry no timing metadata, so a regeneration differs only where the results do."""
+    import re
+    import tempfile
+
+    root = str(HERE.parent)
+    tmp = re.compile(re.escape(tempfile.gettempdir()) + r"/[^\s'\")]*")
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            for key in ("text", "data"):
+                if key not in out:
+                    continue
+                items = out[key].items() if key == "data" else [("text", out[key])]
+                for mime, val in list(items):
+                    if not isinstance(val, str) or mime.startswith("image/"):
+                        continue
+                    val = tmp.sub("<tmp>", val.replace(root + "/", "").replace(root, "."))
+                    if key == "data":
+                        out[key][mime] = val
+                    else:
+                        out[key] = val
+
+
+def build(execute: bool = True) -> list[Path]:
     paths = []
     for name, cells in NOTEBOOKS.items():
         nb = nbf.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src)
                     for kind, src in cells]
+        if execute:
+            from nbclient import NotebookClient
+
+            NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                           resources={"metadata": {"path": str(HERE)}}).execute()
+            scrub(nb)
         path = HERE / name
         nbf.write(nb, path)
         paths.append(path)
@@ -189,5 +225,7 @@ def build() -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in build():
-        print(p)
+    import sys
+
+    for p in build(execute="--no-execute" not in sys.argv[1:]):
+        print(p, p.stat().st_size)
