@@ -11,6 +11,7 @@ tables the layers, decoders, simulator and docs use are that declaration.
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -187,6 +188,64 @@ def test_trace_dat_option_ids_equal_the_spec() -> None:
     assert want == H.OPTION_NAMES
     assert {o.value: o.name for o in H.OptionId} == H.OPTION_NAMES
     assert (H.OptionId.TSC2NSEC, H.OptionId.STRINGS, H.OptionId.CMDLINES) == (14, 15, 21)  # by hand
+
+
+# --- QEMU trace event names (the catalogue, dissect/qemu/trace-events-catalogue) ----------
+
+def _strings(node, consts: dict) -> list[str]:
+    """The string constants of ``node`` (a string, a tuple/list/set of them, or the name of
+    a module-level one)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [x for e in node.elts for x in _strings(e, consts)]
+    if isinstance(node, ast.Name) and node.id in consts:
+        return _strings(consts[node.id], consts)
+    return []
+
+
+def _is_event_column(node) -> bool:
+    return (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+            and node.slice.value == "qemu_event")
+
+
+def event_names_used(path: Path) -> set[str]:
+    """Event names ``path`` selects by: ``qemu_events(m, NAMES)``, ``ev["qemu_event"] == NAME``
+    and ``ev["qemu_event"].isin(NAMES)``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    consts = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name)}
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if (isinstance(f, ast.Name) and f.id == "qemu_events") or \
+                    (isinstance(f, ast.Attribute) and f.attr == "qemu_events"):
+                if len(n.args) >= 2:
+                    out.update(_strings(n.args[1], consts))
+            elif isinstance(f, ast.Attribute) and f.attr == "isin" and _is_event_column(f.value) and n.args:
+                out.update(_strings(n.args[0], consts))
+        elif isinstance(n, ast.Compare) and _is_event_column(n.left):
+            for c in n.comparators:
+                out.update(_strings(c, consts))
+    return out
+
+
+def test_event_names_analysis_selects_by_are_catalogue_events(tmp_path) -> None:
+    from dissect.qemu.trace_events import Catalogue
+
+    names = set(Catalogue.default().names())
+    used: dict[str, list[str]] = {}
+    for p in sorted((ROOT / "analysis").rglob("*.py")):
+        for name in event_names_used(p):
+            used.setdefault(name, []).append(str(p.relative_to(ROOT)))
+    assert {"vfio_save_iterate", "vfio_save_block", "vfio_save_complete_precopy_thread_start"} <= set(used)
+    assert {n: w for n, w in used.items() if n not in names} == {}
+    # the collector itself, on a hand-written module
+    (tmp_path / "m.py").write_text('_P = ("a_x", "b_y")\nqemu_events(m, "c_z")\nM.qemu_events(m, _P)\n'
+                                   'ev[ev["qemu_event"] == "d_w"]\nev["qemu_event"].isin(["e_v"])\n'
+                                   'ev["other"] == "no"\n')
+    assert event_names_used(tmp_path / "m.py") == {"a_x", "b_y", "c_z", "d_w", "e_v"}
 
 
 # --- tables derived from another ----------------------------------------------------------
