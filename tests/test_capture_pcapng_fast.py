@@ -21,6 +21,7 @@ from dissect.capture.synth import SynthFlow, write_tcp_capture
 from dissect.capture.tcp import Reassembler
 from tests.conftest import TRACES, require_tool
 from tests.test_capture_loopback import Collect
+from tests.test_capture_reassembly import mutations
 from tests.test_capture_tshark import assert_same_as_tshark
 
 RND = random.Random(29)
@@ -357,21 +358,10 @@ def test_spb_before_any_interface_and_short_idb_hand_over(tmp_path: Path) -> Non
 def test_mutations_equal_generic_path(tmp_path: Path) -> None:
     """Cut, overwritten and inserted bytes anywhere: never a traceback, and
     the fused loop's results are the generic path's."""
-    rnd = random.Random(5)
     path, _ = mixed(tmp_path)
-    data = path.read_bytes()
-    for k in range(36):
-        b = bytearray(data)
-        if k % 3 == 0:
-            del b[rnd.randrange(0, len(b)):]
-        elif k % 3 == 1:
-            for _ in range(4):
-                b[rnd.randrange(0, len(b))] = rnd.randrange(256)
-        else:
-            a = rnd.randrange(0, len(b))
-            b[a:a] = rnd.randbytes(rnd.randint(1, 40))
+    for k, b in mutations(path.read_bytes(), 36, seed=5):
         p = tmp_path / f"m{k}.pcapng"
-        p.write_bytes(bytes(b))
+        p.write_bytes(b)
         if b[:4] == b"\x0a\x0d\x0d\x0a":
             both(p)
 

@@ -288,21 +288,28 @@ def test_fused_pcap_loop_equals_generic_path(path: Path) -> None:
     _same(path)
 
 
-def test_fused_pcap_loop_hands_over_on_bad_input(tmp_path: Path) -> None:
-    rnd = random.Random(3)
-    data = (TRACES / "real" / "loopback-ipv4.pcap").read_bytes()
-    for k in range(30):
+def mutations(data: bytes, count: int, seed: int, first: int = 0):
+    """``(k, bytes)`` of ``count`` damaged copies of ``data``, in turn cut, with 4 bytes
+    overwritten, or with 1..40 random bytes inserted, at random offsets from ``first`` on."""
+    rnd = random.Random(seed)
+    for k in range(count):
         b = bytearray(data)
         if k % 3 == 0:
-            del b[rnd.randrange(24, len(b)):]
+            del b[rnd.randrange(first, len(b)):]
         elif k % 3 == 1:
             for _ in range(4):
-                b[rnd.randrange(24, len(b))] = rnd.randrange(256)
+                b[rnd.randrange(first, len(b))] = rnd.randrange(256)
         else:
-            a = rnd.randrange(24, len(b))
+            a = rnd.randrange(first, len(b))
             b[a:a] = rnd.randbytes(rnd.randint(1, 40))
+        yield k, bytes(b)
+
+
+def test_fused_pcap_loop_hands_over_on_bad_input(tmp_path: Path) -> None:
+    data = (TRACES / "real" / "loopback-ipv4.pcap").read_bytes()
+    for k, b in mutations(data, 30, seed=3, first=24):
         path = tmp_path / f"m{k}.pcap"
-        path.write_bytes(bytes(b))
+        path.write_bytes(b)
         _same(path)
 
 
