@@ -21,6 +21,19 @@ if TYPE_CHECKING:  # pragma: no cover
 # --- downtime window ---------------------------------------------------------------------------
 
 def downtime_window(m: "Migration") -> dict[str, Any]:
+    """:func:`_downtime_window`, computed once per migration (the summary, the plots, the
+    report and the exports ask for it several times; the frames do not change after load)."""
+    cached = getattr(m, "_downtime_window_cache", None)
+    if cached is None:
+        cached = _downtime_window(m)
+        try:
+            m._downtime_window_cache = cached  # type: ignore[attr-defined]
+        except AttributeError:  # a stand-in object without a __dict__
+            pass
+    return dict(cached)
+
+
+def _downtime_window(m: "Migration") -> dict[str, Any]:
     """Wire view of the switchover (qemu-migration-stream.md §14, issue §2 (b)).
 
     ``start_ns``: first section after the last PART (the first END when there

@@ -182,6 +182,15 @@ def _work(task: tuple[str, list[Path], str, Path, str, bool, str | None]) -> Run
         return RunOutcome(label, None, [{"run_id": label, "slug": None, "load_error": err}], None, err)
 
 
+def _input_bytes(paths: list[Path]) -> int:
+    from analysis.load import expand_inputs
+
+    try:
+        return sum(os.stat(p).st_size for p, _ in expand_inputs(paths)[0])
+    except Exception:  # missing file, malformed run.json: the worker reports it
+        return 0
+
+
 def _index(outcomes: list[RunOutcome], out_dir: Path, title: str) -> Path:
     from analysis import __version__
     from analysis.report.fleet import index_page
@@ -220,8 +229,15 @@ def build_report(groups: list[tuple[str, list[Path]]], out_dir: Path | str, titl
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        if ctx is not None:  # imported once here, shared by the forked workers instead of once per worker
+            import analysis.load  # noqa: F401
+            import analysis.report.figures  # noqa: F401
+            import analysis.report.page  # noqa: F401
+            import analysis.summary  # noqa: F401
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futs = {pool.submit(_work, t): i for i, t in enumerate(tasks)}
+            # the biggest inputs first, so no worker is left with a long one at the end
+            order = sorted(range(len(tasks)), key=lambda i: -_input_bytes(tasks[i][1]))
+            futs = {pool.submit(_work, tasks[i]): i for i in order}
             for f in as_completed(futs):
                 results[futs[f]] = f.result()
                 bar.update()
