@@ -26,7 +26,12 @@ td.bad{color:#b00;font-weight:600} td.warn{color:#a60}
 .bar span{display:block;height:100%}
 .legend{font-size:11px;color:#444} .legend i{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}
 .sev-error{color:#b00;font-weight:600} .sev-warning{color:#a60} .sev-info{color:#555}
-.panels{display:flex;flex-wrap:wrap;gap:8px} .panels img{display:block;max-width:100%;height:auto;border:1px solid #eee}
+.panels{display:flex;flex-wrap:wrap;gap:8px} .panels figure{margin:0;max-width:100%}
+.panels img{display:block;max-width:100%;height:auto;border:1px solid #eee}
+.panels figcaption{max-width:768px;font-size:11px;color:#333}
+.panels figcaption span{display:inline-block;margin-right:10px}
+.panels figcaption i{display:inline-block;width:12px;height:9px;margin-right:3px;vertical-align:middle}
+.panels figcaption i.l{height:3px} .panels figcaption i.d{width:7px;height:7px;border-radius:50%}
 details{margin:.3em 0;border:1px solid #e4e4e4;border-radius:4px;padding:.2em .6em;overflow-x:auto}
 summary{cursor:pointer;font-weight:600}
 """

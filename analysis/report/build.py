@@ -34,6 +34,8 @@ class RunOutcome:
     error: str | None = None             # could not be loaded (malformed run.json)
     error_findings: int = 0
     panels: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0          # CPU time spent on this migration (benchmarks/report.py)
+    worker: int = 0             # the process that did it
 
 
 def slugs(labels: Sequence[str]) -> list[str]:
@@ -52,7 +54,7 @@ def slugs(labels: Sequence[str]) -> list[str]:
 def render_run(label: str, slug: str, m: "Migration", out_dir: Path, title: str, plots_on: bool = True
                ) -> RunOutcome:
     """Write ``out_dir/<slug>.html`` (and its panels under ``img/``) for one loaded migration."""
-    from analysis.report.figures import PANELS, save_png
+    from analysis.report.figures import PANELS, legend_items, save_png
     from analysis.report.fleet import fleet_rows
     from analysis.report.inputs import summary_frame
     from analysis.report.page import _finding_counts, migration_page
@@ -60,7 +62,7 @@ def render_run(label: str, slug: str, m: "Migration", out_dir: Path, title: str,
     from analysis.summary import summary_objects
 
     objs = summary_objects(m)
-    panels: dict[str, str] = {}
+    panels: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
     if plots_on:
         (out_dir / "img").mkdir(parents=True, exist_ok=True)
         for name, fn in PANELS.items():
@@ -72,7 +74,7 @@ def render_run(label: str, slug: str, m: "Migration", out_dir: Path, title: str,
             if fig is not None:
                 rel = f"img/{slug}-{name}.png"
                 save_png(fig, out_dir / rel)
-                panels[name] = rel
+                panels[name] = (rel, legend_items(fig))
     truth = truth_rows(m, objs)
     (out_dir / f"{slug}.html").write_text(migration_page(label, m, objs, panels, truth, title), encoding="utf-8")
     counts = _finding_counts(m)
@@ -161,6 +163,15 @@ def _to_cache(key: str, slug: str, out_dir: Path, outcome: RunOutcome) -> None:
 
 
 def _work(task: tuple[str, list[Path], str, Path, str, bool, str | None]) -> RunOutcome:
+    import time
+
+    t = time.process_time()
+    out = _do(task)
+    out.cpu_s, out.worker = time.process_time() - t, os.getpid()
+    return out
+
+
+def _do(task: tuple[str, list[Path], str, Path, str, bool, str | None]) -> RunOutcome:
     from analysis.report.inputs import load_one
 
     label, paths, slug, out_dir, title, plots_on, code = task

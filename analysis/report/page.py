@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.load import Migration
 
 SEVERITIES = ("error", "warning", "info")
+#: pixel size of each panel's PNG (figures.py: figsize x DPI), so the page lays out before they load
+PANEL_PX = {"timeline": (768, 216), "convergence": (376, 208), "record-sizes": (376, 208)}
 
 
 def _kv(k: str, v: str, m: str = "", wide: bool = False) -> str:
@@ -168,9 +170,20 @@ def captures_table(m: "Migration") -> str:
     return table(["#", "file", "kind", "role", "side", "clock alignment", "offset", "residual", "error"], rows)
 
 
-def migration_page(label: str, m: "Migration", objs: list[dict[str, Any]], panels: dict[str, str],
+def legend_html(items: list[tuple[str, str, str]]) -> str:
+    """A panel's legend: a swatch per series (line, dot or box in its colour) and its label."""
+    if not items:
+        return ""
+    marks = {"line": "l", "dot": "d", "box": "b"}
+    return "<figcaption class='legend'>" + "".join(
+        f"<span><i class='{marks.get(mark, 'b')}' style='background:{html.escape(colour)}'></i>{html.escape(label)}</span>"
+        for label, colour, mark in items) + "</figcaption>"
+
+
+def migration_page(label: str, m: "Migration", objs: list[dict[str, Any]],
+                   panels: dict[str, tuple[str, list[tuple[str, str, str]]]],
                    truth: list[dict[str, Any]], title: str) -> str:
-    """The page's HTML. ``panels``: panel name → image file name (only panels that apply)."""
+    """The page's HTML. ``panels``: panel name → (image file, legend items), only panels that apply."""
     mig = objs[0]
     devs = [o for o in objs if o.get("kind") == "device_summary"]
     man = m.manifest
@@ -182,8 +195,13 @@ def migration_page(label: str, m: "Migration", objs: list[dict[str, Any]], panel
                 meta.append(f"{k} <b>{esc(v)}</b>")
     if not missing(mig.get("qemu_profile")):
         meta.append(f"QEMU profile <b>{esc(mig['qemu_profile'])}</b>")
-    imgs = "".join(f"<img src='{html.escape(f)}' alt='{html.escape(n)}' title='{html.escape(n)}'>"
-                   for n, f in panels.items())
+    imgs = ""
+    for n, (f, items) in panels.items():
+        w, h = PANEL_PX.get(n, (None, None))
+        size_attr = f" width='{w}' height='{h}'" if w else ""
+        style = f" style='width:{w}px'" if w else ""
+        imgs += (f"<figure{style}><img src='{html.escape(f)}' alt='{html.escape(n)}' title='{html.escape(n)}'"
+                 f"{size_attr}>{legend_html(items)}</figure>")
     body = [f"<p><a href='index.html'>← all migrations</a> · {html.escape(title)}</p>",
             f"<h1>{html.escape(label)}</h1>", f"<p class='meta'>{' · '.join(meta)}</p>",
             card(m, mig, devs)]
