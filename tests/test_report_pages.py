@@ -56,6 +56,7 @@ def test_pages_spell_values_once_and_never_as_python(report):
         tables = re.sub(r"<summary>Findings.*?</details>", "", page, flags=re.S)  # messages quote offsets
         assert not re.search(r"\b\d{16,}\b", re.sub(r"<[^>]+>", " ", tables)), name  # no epoch nanoseconds
         assert " - " not in text.replace(" - migtrace", "")  # the one missing mark is —
+        assert not re.search(r"\b\d+\.000\b", text), name  # an offset is an integer, not 641192.000
 
 
 def test_card_answers_at_a_glance(report):
@@ -161,3 +162,16 @@ def test_cached_pages_are_reused_unchanged(tmp_path, monkeypatch):
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert again[0].rows == first[0].rows and again[0].panels == first[0].panels
     assert again[0].summary.equals(first[0].summary)
+
+
+def test_progress_covers_every_stage(tmp_path):
+    """The bar counts migrations through loading, analysis and plotting, then names the index
+    stage (before: it reached 100 % after loading and then said nothing while plotting)."""
+    proc = run_cli("report", str(RUNS[0]), str(RUNS[2]), "-o", str(tmp_path / "r"), "--no-cache", "--progress",
+                   "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.replace("\r", "\n")
+    assert "load, analyse, plot:" in err and "2/2" in err
+    assert "write index" in err
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]
+    assert last.startswith("write index") and "2/2" in last
