@@ -126,8 +126,15 @@ def timeline(m: "Migration") -> Figure | None:
         ax_z.axvspan(0, (win[1] - win[0]) / 1e6, color="#c44e52", alpha=0.2, label="_switchover")
         if devices:
             _zoom_lanes(ax_z, ph, devices, win[0], lo, hi)
-        else:
-            ax_z.set_yticks([])
+        else:  # no device phases: what went on the wire during the switchover, at ms scale
+            for label, ts, cum in series:
+                i0, i1 = int(np.searchsorted(ts, lo)), int(np.searchsorted(ts, hi, side="right"))
+                before = cum[i0 - 1] if i0 > 0 else 0
+                xs = np.concatenate([[lo], ts[i0:i1], [hi]])
+                ys = np.concatenate([[before], cum[i0:i1], [cum[i1 - 1] if i1 > i0 else before]])
+                ax_z.step((xs - win[0]) / 1e6, ys, where="post", label=f"_{label}")
+            ax_z.yaxis.set_major_formatter(_BYTES)
+            ax_z.yaxis.set_major_locator(MaxNLocator(3))
         ax_z.set_xlim((lo - win[0]) / 1e6, (hi - win[0]) / 1e6)
         ax_z.set_xlabel("ms since switchover", fontsize="small")
         ax_z.tick_params(labelsize="x-small")
@@ -220,7 +227,7 @@ def convergence(m: "Migration") -> Figure | None:
     _title(fig, ax, "Convergence: remaining bytes per iteration")
     ax.yaxis.set_major_formatter(_BYTES)
     ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
-    ax.set_xlabel("pre-copy iteration", fontsize="small")
+    ax.set_xlabel("QEMU iterate round (savevm_state_iterate)", fontsize="small")
     ax.set_ylabel("bytes", fontsize="small")
     ax.tick_params(labelsize="x-small")
     return fig
