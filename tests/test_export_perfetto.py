@@ -38,7 +38,7 @@ def test_well_formed_trace_event_json(exported):
     trace, m = exported
     assert trace["displayTimeUnit"] == "ms" and trace["otherData"]["t0_ns"] == m.t0_ns
     for e in trace["traceEvents"]:
-        assert e["ph"] in ("X", "i", "M") and isinstance(e["pid"], int) and isinstance(e["tid"], int)
+        assert e["ph"] in ("X", "i", "M", "C") and isinstance(e["pid"], int) and isinstance(e["tid"], int)
         if e["ph"] != "M":
             assert isinstance(e["ts"], (int, float)) and e["ts"] >= 0 and isinstance(e["args"], dict)
         if e["ph"] == "X":
@@ -113,3 +113,19 @@ def test_export_takes_one_migration(tmp_path):
     proc = run_cli("export", "perfetto", str(TRACES / "sim" / "variants"), "-o", str(tmp_path / "x.json"))
     assert proc.returncode == 2 and proc.stdout == "" and "export takes one" in proc.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bytes_sent_counters_end_at_the_streams_totals(exported):
+    trace, m = exported
+    from analysis import metrics as M
+
+    counters = {}
+    for e in trace["traceEvents"]:
+        if e["ph"] == "C":
+            counters.setdefault(e["name"], []).append((e["ts"], e["args"]["bytes"]))
+    chunks = M._primary(m, m.chunks)
+    for dev in ("0000:00:05.0/vfio", "0000:00:06.0/vfio"):
+        series = counters[f"VFIO bytes {dev} sent"]
+        assert [v for _, v in series] == sorted(v for _, v in series)  # cumulative
+        assert series[-1][1] == int(chunks.loc[chunks["device"] == dev, "size_bytes"].sum())
+    assert counters["RAM bytes sent"][-1][1] > 0

@@ -11,6 +11,7 @@ Tracks (a process per kind, a thread per track):
 
 - ``migration``: the wire downtime window; pre-copy iterations (args: bytes, pages);
   one track per VFIO device with its phases (setup … resume, args: bytes, source);
+  counters of the cumulative bytes sent (RAM, each device's VFIO data);
 - ``device records``: a track per device, one instant per record (args: size, phase,
   tag, parts, trailer);
 - ``admin commands``: a slice per command from request to completion (its latency;
@@ -147,6 +148,16 @@ def _downtime(w: _Writer, m: "Migration") -> None:
              "breakdown_ms": d.get("downtime_breakdown_ms"), "method": d.get("downtime_wire_method")})
 
 
+def _bytes_counters(w: _Writer, m: "Migration") -> None:
+    """Cumulative bytes on the wire as counter tracks: RAM sections, each device's VFIO chunks."""
+    from analysis.report.figures import cumulative_bytes
+
+    for label, ts, cum in cumulative_bytes(m):
+        for t, v in zip(ts.tolist(), cum.tolist()):
+            w.events.append({"ph": "C", "name": f"{label} sent", "pid": PID_MIGRATION, "tid": 0, "ts": w.us(t),
+                             "args": {"bytes": int(v)}})
+
+
 def _records(w: _Writer, m: "Migration") -> None:
     r = m.records
     if not len(r):
@@ -222,6 +233,7 @@ def trace_events(m: "Migration") -> dict[str, Any]:
     _downtime(w, m)
     _iterations(w, m)
     _phases(w, m)
+    _bytes_counters(w, m)
     _records(w, m)
     _admin(w, m)
     _messages(w, m)

@@ -64,7 +64,7 @@ def switchover_window(m: "Migration") -> tuple[int, int] | None:
     return None
 
 
-def _cumulative(m: "Migration") -> list[tuple[str, np.ndarray, np.ndarray]]:
+def cumulative_bytes(m: "Migration") -> list[tuple[str, np.ndarray, np.ndarray]]:
     out = []
     s = M._primary(m, m.sections)
     ram = s[(s["idstr"] == "ram") & s["ts_ns"].notna()] if len(s) else s
@@ -87,7 +87,7 @@ def timeline(m: "Migration") -> Figure | None:
     t0 = m.t0_ns or 0
     ph = _phase_rows(m)
     devices = list(dict.fromkeys(ph["device"])) if len(ph) else []
-    series = _cumulative(m)
+    series = cumulative_bytes(m)
     if not devices and not series:
         return None
     win = switchover_window(m)
