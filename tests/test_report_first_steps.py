@@ -139,13 +139,14 @@ def test_examples_writing_files_work_in_a_fresh_folder(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for ex in _readme_examples() + list(_help_examples()):
         w = _words(ex)
-        if "-o" not in w or w[1] not in ("extract", "plot") or any(x in ex for x in _LIVE):
+        if "-o" not in w or w[1] not in ("extract", "plot", "export") or any(x in ex for x in _LIVE):
             continue
         proc = subprocess.run([sys.executable, "-m", "analysis.cli.main", *w[1:]], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (ex, proc.stderr)
         assert (tmp_path / w[w.index("-o") + 1]).stat().st_size > 0, ex
-    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"main.mig", "timeline.png", "downtime.svg"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"main.mig", "timeline.png", "downtime.svg",
+                                                             "two-vfs.json", "two-vfs"}
 
 
 def test_notebook_extra_brings_a_notebook_front_end():
