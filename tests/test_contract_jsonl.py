@@ -423,7 +423,8 @@ def _objs(lines: tuple[str, ...]) -> list[dict]:
     return [json.loads(x) for x in lines]
 
 
-_NOT_CAPTURES = {".py", ".md", ".json", ".toml", ".ipynb", ".parquet", ".html", ".png", ".svg"}
+_NOT_CAPTURES = {".py", ".md", ".json", ".toml", ".ipynb", ".parquet", ".html", ".png", ".svg",
+                 ".S", ".ld", ".sh"}  # the tiny guest's source and build script (traces/real/guest)
 
 
 def _sampled_sim_run(p: Path) -> bool:
