@@ -25,6 +25,10 @@ from analysis.cli.output import UnitWriter
 from analysis.emit import emitter_for
 from analysis.live.args import add_live_arguments, is_live
 
+#: Magic-less kinds for which zero bytes is a valid input (a DEV_PARTS_GET result with
+#: no parts, a vfio-virtio stream with no record); detection cannot name empty input.
+_EMPTY_IS_VALID = frozenset({"dev-parts", "vfio-stream"})
+
 NAME = "decode"
 HELP = "decode a capture down to device parts and typed trace events"
 
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return run_decode(args)
     path = Path(args.capture)
     problem = capture_file_problem(path)
+    if problem == "empty file" and args.as_kind in _EMPTY_IS_VALID:
+        problem = None  # zero parts / records: a valid (empty) input of a kind named by --as
     if problem:
         print(f"migtrace decode: {path}: {problem}", file=sys.stderr)
         return EXIT_USAGE
