@@ -6,7 +6,8 @@
 Each family runs in a forked worker (the input of execution ``i`` is rebuilt
 from ``(family, base, i)``, so nothing is sent per execution).  The worker
 publishes the number of the execution it is in; when that number does not
-move for ``HANG_S`` + 10 s (a soft timer could not interrupt the decoder)
+move while the worker burns ``HANG_S`` + 10 s of CPU time (a soft timer could
+not interrupt the decoder), or for ten minutes,
 the worker is killed, the input rebuilt and saved as a hang, and a new worker
 continues with the next execution.  The worker's address space is limited
 (``--as-limit-gb``) so a blow-up ends as a ``memory`` outcome instead of
@@ -40,6 +41,16 @@ def _worker(family: str, base: str, start: int, seconds: float, out: str, status
     run_family(t, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put)
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: float) -> dict:
     ctx = mp.get_context("fork")
     t_end = time.monotonic() + seconds
@@ -55,7 +66,7 @@ def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: fl
                                               as_gb), daemon=True)
         p.start()
         total["workers"] += 1
-        last_i, last_move = status.value, time.monotonic()
+        last_i, last_move, cpu_move = status.value, time.monotonic(), 0.0
         snap = None
         killed = False
         while True:
@@ -70,10 +81,12 @@ def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: fl
                 pass
             i = status.value
             if i != last_i:
-                last_i, last_move = i, time.monotonic()
+                last_i, last_move, cpu_move = i, time.monotonic(), _cpu(p.pid)
             if not p.is_alive() and q.empty():
                 break
-            if time.monotonic() - last_move > HANG_S + 10:
+            # stuck: HANG_S + 10 s of the worker's CPU time (it is niced: wall time says little)
+            # in one execution, or ten minutes without progress
+            if _cpu(p.pid) - cpu_move > HANG_S + 10 or time.monotonic() - last_move > 600:
                 p.kill()
                 p.join()
                 t = targets()[family]

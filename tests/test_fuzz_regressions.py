@@ -366,3 +366,24 @@ def test_non_utf8_marker_same_text_in_trace_dat_and_report_text(tmp_path):
     txt = [e.text for e in _items(ReportText(rep))[0]]
     assert dat == txt == ["tracing_mark_write: a\\x80b \\xff"]
     assert df["text"].tolist() == dat
+
+
+# -- trace.dat: page size 0 in the file header (campaign c202612071332, trace-dat #10198 and four
+# more: the page walk never advanced)
+
+@pytest.mark.parametrize("page_size", [0, 8, 16])
+def test_page_size_too_small_for_the_page_header_is_a_finding(tmp_path, page_size):
+    data = bytearray((TRACES / "real" / "ftrace" / "markers-v6.dat").read_bytes())
+    assert data[10:12] == b"6\0" and int.from_bytes(data[14:18], "little") == 4096
+    data[14:18] = page_size.to_bytes(4, "little")
+    p = tmp_path / "ps.dat"
+    p.write_bytes(bytes(data))
+    t0 = time.perf_counter()
+    td = read_trace_dat(p)
+    evs = list(td.events())
+    td.dataframe()
+    assert time.perf_counter() - t0 < 2
+    bad = [f for f in td.findings if f.code == "bad_page_size"]
+    assert evs == [] and len(bad) == sum(len(i.cpus) for i in td.instances) == 4
+    assert all(f.severity == "error" and f.offset == cs.offset for f, cs in
+               zip(bad, [c for i in td.instances for c in i.cpus]))

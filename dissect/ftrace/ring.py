@@ -112,6 +112,12 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
     swap = big != (sys.byteorder == "big")
     assert array("I").itemsize == 4
     end_all = min(start + size, len(buf))
+    if page_size <= data_off:
+        # (a page of 0 bytes never advanced the walk: a damaged header made it endless)
+        findings.append(Finding("error", "bad_page_size",
+                                f"page size {page_size} cannot hold the {data_off}-byte page header: "
+                                f"CPU {cpu} data not read", where(start), dict(ctx)))
+        return out
     if start + size > len(buf):
         findings.append(Finding("error", "cpu_data_truncated",
                                 f"CPU {cpu} data claims {size} bytes, {max(0, len(buf) - start)} present",
