@@ -112,8 +112,9 @@ def _qemu(data: bytes, path: Path) -> tuple[int, int]:
 
 def _qemu_seeds() -> list[bytes]:
     seeds = _files("generated/*.mig", "generated/qemu-10x-multifd.pcapng", "real/qemu-file.mig", limit=800_000)
-    # QEMU 10: file stream, multifd capture, and a mapped-ram file (the real one is 10 MB: the
-    # hand-written golden file of the mapped-ram tests, built from QEMU's layout, is ~2 MB of it)
+    # QEMU 10: file stream, multifd capture, and a mapped-ram file: the real one is 10 MB, too big
+    # to write per execution; the golden file of tests/test_qemu_mapped_ram.py (laid out by hand
+    # from QEMU's source, ~2 MB) has the same structure
     seeds += _files("real/qemu10/file.mig", "real/qemu10/multifd.pcap", limit=3_000_000)
     try:
         from tests.test_qemu_mapped_ram import golden
