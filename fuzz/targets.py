@@ -130,14 +130,15 @@ def _qemu_seeds() -> list[bytes]:
 def _parts_seeds() -> list[bytes]:
     from dissect.virtio.builders import virtio_net_vf_blob
 
-    return [virtio_net_vf_blob(1), virtio_net_vf_blob(4)]
+    return [virtio_net_vf_blob(1), virtio_net_vf_blob(4)] + _files("generated/vf0-parts.bin")
 
 
 def _vfio_seeds() -> list[bytes]:
     from dissect.vfio.stream import build_record
 
     blobs = _parts_seeds()
-    return [b"".join(build_record(b) for b in blobs), build_record(blobs[0]) + build_record(b"", 5, 1)]
+    return ([b"".join(build_record(b) for b in blobs[:2]), build_record(blobs[0]) + build_record(b"", 5, 1)]
+            + _files("generated/vf0-saved-device-data.bin"))
 
 
 def _vfio(data: bytes, path: Path) -> tuple[int, int]:
@@ -179,6 +180,8 @@ def _admin_seeds() -> list[bytes]:
             continue
         seen.add(key)
         out.append((b"\xff\x00" if d == 0 else bytes([op & 0xFF, sub & 0xFF])) + buf)
+    # the DEV_PARTS_GET(ALL) completion of traces/generated (opcode 0xf, subtype 1)
+    out += [b"\x0f\x01" + x for x in _files("generated/vf0-dev-parts-get-completion.bin")]
     return out
 
 
