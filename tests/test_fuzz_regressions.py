@@ -387,3 +387,19 @@ def test_page_size_too_small_for_the_page_header_is_a_finding(tmp_path, page_siz
     assert evs == [] and len(bad) == sum(len(i.cpus) for i in td.instances) == 4
     assert all(f.severity == "error" and f.offset == cs.offset for f, cs in
                zip(bad, [c for i in td.instances for c in i.cpus]))
+
+
+def test_non_utf8_text_through_load_and_the_parquet_export(tmp_path):
+    """The project's own Parquet export (analysis.export) of a text trace holding bytes that are
+    not UTF-8: the events frame keeps the \\xNN rendering, the file is valid."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from analysis.export import write_parquet
+    from analysis.load import load
+
+    p = _report_with_bad_bytes(tmp_path)
+    m = load(p, progress=False)
+    written = write_parquet(m, tmp_path / "pq")
+    ev = pq.read_table(next(w for w in written if w.name == "events.parquet")).to_pydict()
+    assert "qemu-\\x80ystem-x86" in ev["comm"]
+    assert any(t and "savevm\\xff_state \\x80 header" in t for t in ev["text"])
+    assert "text_invalid_utf8" in [f.get("code") for f in m.findings]
