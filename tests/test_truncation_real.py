@@ -13,7 +13,8 @@ What "a prefix of the full decode" means per family:
   the unit the cut went through;
 - trace.dat: per CPU, the events are the full file's first events of that CPU (the merged
   time line of several CPUs is not a prefix: CPU 1's data follows CPU 0's in the file);
-- text: the events are the full file's first events, the last one possibly cut.
+- text (trace-cmd report, tracefs, QEMU log): the events are the full file's first events, the
+  last one possibly cut.
 Explicit finding: whenever the prefix decodes to less than the whole file, an error or
 warning finding that the full decode does not have is there.  The one case nothing can
 tell apart: a text file cut right after a newline is a shorter, well-formed trace
@@ -30,7 +31,7 @@ from analysis.emit import emitter_for
 from dissect.capture.reader import CaptureReader
 from dissect.common.findings import Finding
 from dissect.ftrace.event import Event
-from dissect.ftrace.text import ReportText
+from dissect.ftrace.text import FtraceText, QemuLog, ReportText
 from dissect.ftrace.tracedat import read_trace_dat
 from tests.conftest import TRACES
 
@@ -188,26 +189,30 @@ def test_trace_dat_every_prefix(tmp_path, name):
 
 # -- text --------------------------------------------------------------------------------
 
-def _text(path: Path) -> tuple[list[Event], list[Finding]]:
-    items = list(ReportText(path))
+def _text(reader, path: Path) -> tuple[list[Event], list[Finding]]:
+    items = list(reader(path))
     return [x for x in items if isinstance(x, Event)], [x for x in items if isinstance(x, Finding)]
 
 
-def test_text_every_prefix(tmp_path):
-    src = REAL / "ftrace-text" / "report.txt"
+@pytest.mark.parametrize("reader,name,edge,stride", [
+    (ReportText, "ftrace-text/report.txt", 1 << 30, 1),      # every offset
+    (FtraceText, "ftrace-text/trace.txt", 400, 7),
+    (QemuLog, "qemu-file.src.log", 400, 7)])
+def test_text_every_prefix(tmp_path, reader, name, edge, stride):
+    src = REAL / name
     data = src.read_bytes()
-    full, ffind = _text(src)
+    full, ffind = _text(reader, src)
     fkeys = {(f.code, f.offset) for f in ffind}
     key = lambda e: (e.ts_ns, e.cpu, e.pid, e.comm, e.event, e.text, repr(e.fields), e.offset)  # noqa: E731
     fk = [key(e) for e in full]
     silent = 0
-    for cut in range(1, len(data)):  # (an empty file: nothing to tell)
-        evs, finds = _text(_cut(tmp_path, data, cut, "report.txt"))
+    for cut in offsets(len(data), edge, stride)[1:]:  # (an empty file: nothing to tell)
+        evs, finds = _text(reader, _cut(tmp_path, data, cut, src.name))
         got = [key(e) for e in evs]
         assert got[:-1] == fk[:max(0, len(got) - 1)], cut
         if got != fk:
             new = [f for f in finds if f.severity in ("error", "warning") and (f.code, f.offset) not in fkeys]
-            if cut > 0 and data[cut - 1:cut] == b"\n":
+            if data[cut - 1:cut] == b"\n":
                 silent += not new  # a cut right after a newline: a well-formed shorter trace
             else:
                 assert new, cut
