@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+# the repo before this folder: benchmarks/analysis.py would shadow the analysis package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from dissect.virtio import admin as A
 from dissect.virtio import admin_capture as C
 from dissect.virtio.admin_decode import decode_request, decode_result, request_subtype
