@@ -14,6 +14,11 @@ from dissect.qemu.states import MAX_SCAN, S_FOOTER, S_RECORD, S_SCAN, stamp
 from dissect.qemu.vmdesc import VmDesc
 
 
+# records that may follow a plausible QEMU_VM_EOF besides the vmdesc trailer (resync, _plausible)
+_AFTER_EOF = W.SECTION_NAMED + W.SECTION_BY_ID + (W.QEMU_VM_COMMAND,)
+_FOOTER_BYTE = bytes([W.QEMU_VM_SECTION_FOOTER])
+
+
 class RecordHandlers:
     """Handlers ``(b, p, end, base) -> pos | -(keep + 1)`` used by StreamParser._run."""
 
@@ -250,12 +255,12 @@ class RecordHandlers:
         if t == W.QEMU_VM_EOF:
             if p + 1 >= end:
                 return None
-            return b[p + 1] == W.QEMU_VM_VMDESCRIPTION or b[p + 1] in (1, 2, 3, 4, 8)
-        if t in (2, 3):
+            return b[p + 1] == W.QEMU_VM_VMDESCRIPTION or b[p + 1] in _AFTER_EOF
+        if t in W.SECTION_BY_ID:
             if end - p < 5:
                 return None
             return W.SECTION_ID.unpack_from(b, p + 1)[0] in self.sections
-        if t in (1, 4):
+        if t in W.SECTION_NAMED:
             if end - p < 6:
                 return None
             sid = W.SECTION_ID.unpack_from(b, p + 1)[0]
@@ -282,7 +287,7 @@ class RecordHandlers:
         q = p
         hb = bytes(b) if isinstance(b, memoryview) else b
         while True:
-            c = hb.find(b"\x7e", q)
+            c = hb.find(_FOOTER_BYTE, q)
             if c < 0:
                 return -max(p, end - 1) - 1 if end - p > 0 else -p - 1
             if end - c < 5:

@@ -42,7 +42,7 @@ class SectionHandlers:
                        off: int) -> None:
         sec = _Section(t, sid, idstr, inst, ver, off, self._ts_at(off), len(self._pkg_ends))
         self._sec = sec
-        hdr_len = 6 + len((idstr or "").encode()) + 8 if t in (1, 4) else 5
+        hdr_len = 6 + len((idstr or "").encode()) + 8 if t in W.SECTION_NAMED else 5
         sec.payload_start = off + hdr_len
         if idstr == "ram":
             if ver != 4:

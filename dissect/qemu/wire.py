@@ -45,6 +45,9 @@ RECORD_TYPES: dict[int, str] = {
     for v, n in _names("QEMU_VM_", {k: v for k, v in globals().items() if not k.startswith("QEMU_VM_FILE_")}).items()
 }
 SECTION_TYPES: dict[int, str] = {t: RECORD_TYPES[t] for t in _SECTIONS}
+#: Section records whose header names the section (id, idstr, instance, version) / gives only its id (§6).
+SECTION_NAMED = (QEMU_VM_SECTION_START, QEMU_VM_SECTION_FULL)
+SECTION_BY_ID = (QEMU_VM_SECTION_PART, QEMU_VM_SECTION_END)
 
 # §6 section headers: START/FULL = type, be32 id, idstr, be32 instance, be32 version
 SECTION_ID = struct.Struct(">I")
