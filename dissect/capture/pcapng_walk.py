@@ -116,6 +116,8 @@ class PcapngWalk:
                     continue
                 end = i + total
                 if end > n:
+                    # The header refill above, again for a body cut by the chunk (inline on purpose: hot loop);
+                    # tests/test_capture_reader_chunks.py::test_small_chunks_equal_one_read holds both equal to a read.
                     more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
                     if more:
                         buf = buf[i:] + more
