@@ -59,6 +59,9 @@ class FtraceText(TextTrace):
                 yield self._scanned(*starts)  # type: ignore[misc]
                 continue
             for line, here in zip(lines, starts):
+                # The thread-prefix cache and timestamp parse below stand in text_report.py too (inline on
+                # purpose: per-line loop); each reader's lines are held equal to its bulk twin (text_scan)
+                # by tests/test_ftrace_text_bulk.py::test_every_layout_same_frame_both_paths.
                 i = line.find("] ")
                 k = line.find(": ", i) if i > 0 else -1
                 if k > 0:
