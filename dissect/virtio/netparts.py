@@ -10,18 +10,9 @@ from __future__ import annotations
 
 from scapy.fields import (ByteField, FieldLenField, FieldListField, LEIntField,
                           LEShortField, MACField, StrFixedLenField, StrLenField)
-from scapy.packet import Packet, Raw
-
 from dissect.virtio import names as N
-
-#: List fields are bounded by the input bytes (every item takes >= 1 byte), not by
-#: scapy's default of 100 items: a 64-pair VF has 270 parts and a 128-entry RSS table.
-_MAX_ITEMS = 1 << 32
-
-
-class _NetValue(Packet):
-    def guess_payload_class(self, payload: bytes):
-        return Raw
+from dissect.virtio.value_layers import MAX_ITEMS as _MAX_ITEMS
+from dissect.virtio.value_layers import ValueLayer as _NetValue
 
 
 class NetRxValue(_NetValue):
