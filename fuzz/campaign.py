@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ from fuzz.engine import HANG_S, OUTCOMES, input_for, run_family
 from fuzz.targets import targets
 
 
-def _worker(family: str, base: str, start: int, seconds: float, out: str, status, q, as_gb: float) -> None:
+def _worker(family: str, base: str, start: int, seconds: float, n: int | None, out: str, status, q,
+            as_gb: float) -> None:
     os.nice(19) if os.nice(0) < 19 else None
     if as_gb > 0:
         with open("/proc/self/status") as f:
@@ -38,7 +40,7 @@ def _worker(family: str, base: str, start: int, seconds: float, out: str, status
         lim = vm + int(as_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     t = targets()[family]
-    run_family(t, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put)
+    run_family(t, n=n, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put)
 
 
 def _cpu(pid: int) -> float:
@@ -51,19 +53,21 @@ def _cpu(pid: int) -> float:
         return 0.0
 
 
-def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: float) -> dict:
+def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: float, execs: int | None = None) -> dict:
+    """Run ``family`` for ``seconds`` of wall time or ``execs`` executions, whichever ends first."""
     ctx = mp.get_context("fork")
     t_end = time.monotonic() + seconds
     start = 0
     total = {"family": family, "base": base, "execs": 0, "secs": 0.0, "outcomes": {k: 0 for k in OUTCOMES},
              "max_exec_secs": 0.0, "max_peak_growth_mb": 0.0, "problems": [], "workers": 0}
     done_before = {"execs": 0, "secs": 0.0, "outcomes": {k: 0 for k in OUTCOMES}}
-    t0 = time.monotonic()
-    while time.monotonic() < t_end - 1:
+    t0 = last_print = time.monotonic()
+    while time.monotonic() < t_end - 1 and (execs is None or done_before["execs"] < execs):
         status = ctx.Value("q", start)
+        left = None if execs is None else execs - done_before["execs"]
         q = ctx.Queue()
-        p = ctx.Process(target=_worker, args=(family, base, start, t_end - time.monotonic(), str(out), status, q,
-                                              as_gb), daemon=True)
+        p = ctx.Process(target=_worker, args=(family, base, start, t_end - time.monotonic(), left, str(out), status,
+                                              q, as_gb), daemon=True)
         p.start()
         total["workers"] += 1
         last_i, last_move, cpu_move = status.value, time.monotonic(), 0.0
@@ -74,6 +78,10 @@ def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: fl
                 kind, obj = q.get(timeout=1.0)
                 if kind == "stats":
                     snap = obj
+                    if time.monotonic() - last_print > 60:
+                        last_print = time.monotonic()
+                        print(f"  {family}: {done_before['execs'] + obj['execs']} execs, {time.monotonic() - t0:.0f} s",
+                              flush=True)
                 else:
                     total["problems"].append(obj)
                     print(f"  {family}: {obj['outcome']} at {obj['i']}: {obj['error']} @ {obj['where']}", flush=True)
@@ -130,7 +138,8 @@ def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: fl
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/fuzz-campaign", help="folder for results and reproducers")
-    ap.add_argument("--seconds", type=float, default=600, help="wall seconds per family")
+    ap.add_argument("--seconds", type=float, default=600, help="wall seconds per family (at most)")
+    ap.add_argument("--execs", type=int, default=0, help="executions per family (0: until --seconds)")
     ap.add_argument("--families", default="", help="comma-separated (default: all)")
     ap.add_argument("--base", default=time.strftime("c%Y%m%d%H%M"), help="campaign name (seeds the RNG)")
     ap.add_argument("--as-limit-gb", type=float, default=3.0, help="worker address-space headroom (0: none)")
@@ -139,9 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     fams = [f for f in a.families.split(",") if f] or list(targets())
     rows = []
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except OSError:
+        commit = None
     for fam in fams:
         print(f"{fam}: {a.seconds:.0f} s ...", flush=True)
-        r = campaign_family(fam, a.seconds, out, a.base, a.as_limit_gb)
+        r = campaign_family(fam, a.seconds, out, a.base, a.as_limit_gb, a.execs or None)
+        r["commit"] = commit
         rows.append(r)
         with open(out / "results.jsonl", "a") as f:
             f.write(json.dumps(r) + "\n")
