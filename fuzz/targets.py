@@ -269,7 +269,57 @@ def _qmp_series(data: bytes, path: Path) -> tuple[int, int]:
     return len(df), len(findings)
 
 
+# -- the command line: detection by content, then the family's decoder -------------
+
+class CliUsageError(Exception):
+    """``migtrace decode`` exited 2 (cli.md: usage error, e.g. unknown format): documented."""
+
+
+def _cli_seeds() -> list[bytes]:
+    # a small sample of every other family's seeds: detection picks the decoder
+    out: list[bytes] = []
+    for name, t in _family_targets().items():
+        if name in ("cli", "admin-commands"):  # admin buffers have no magic: --as only
+            continue
+        out += sorted((s for s in t.seeds() if len(s) <= 120_000), key=len)[:2]
+    return out
+
+
+def _cli(data: bytes, path: Path) -> tuple[int, int]:
+    import contextlib
+    import io
+
+    from analysis.cli.main import main
+
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["decode", "--json", str(path)])
+    if code == 2:
+        raise CliUsageError(err.getvalue().strip()[:200])
+    if code not in (0, 1) or err.getvalue():
+        raise AssertionError(f"exit {code}, stderr {err.getvalue()[:300]!r}")
+    n = f = 0
+    for line in out.getvalue().splitlines():
+        line.encode("utf-8")  # strict: a lone surrogate is not valid JSON text
+        o = json.loads(line)
+        n += 1
+        if o.get("kind") == "finding":
+            f += 1
+            if o.get("code") == "internal_error":
+                raise AssertionError(f"internal_error: {o.get('message')} at {o.get('where')}")
+    return n, f
+
+
 def targets() -> dict[str, Target]:
+    ts = _family_targets()
+    ts["cli"] = Target("cli", _cli_seeds, _cli, (CliUsageError,),
+                       [b"QEVM", b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b"\x17\x08\x44tracing", b"cpus=2\n",
+                        b"# tracer: nop\n", b"\n", b"\x80"])
+    return ts
+
+
+def _family_targets() -> dict[str, Target]:
     from analysis.manifest import ManifestError
     from dissect.common.findings import DecodeError
 

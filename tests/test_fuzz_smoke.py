@@ -21,13 +21,14 @@ from fuzz.targets import Target, targets
 #: executions per family: about 3,500 in all, ~20-30 s on one core
 BUDGET = {"pcap": 300, "pcapng": 300, "tcp": 60, "qemu-stream": 150, "vfio-records": 500,
           "admin-commands": 800, "admin-captures": 80, "dev-parts": 150, "trace-dat": 60, "ftrace-text": 50,
-          "trace-cmd-report": 50, "qemu-log": 50, "run-json": 1000, "qmp-series": 150}
+          "trace-cmd-report": 50, "qemu-log": 50, "run-json": 1000, "qmp-series": 150,
+          "cli": 80}
 TARGETS = targets()
 
 
 def test_every_family_has_a_target_and_a_budget():
     want = {"pcap", "pcapng", "tcp", "qemu-stream", "vfio-records", "admin-commands", "admin-captures",
-            "dev-parts", "trace-dat", "ftrace-text", "trace-cmd-report", "qemu-log", "run-json"}
+            "dev-parts", "trace-dat", "ftrace-text", "trace-cmd-report", "qemu-log", "run-json", "qmp-series", "cli"}
     assert want <= set(TARGETS)
     assert set(TARGETS) <= set(BUDGET)
 
