@@ -40,6 +40,9 @@ class _Encoder:
     def __init__(self, tl: Timeline) -> None:
         self.tl = tl
         self.multifd = tl.profile.qemu.multifd_channels
+        # since 9.2 a SYNC packet skips multifd_ram_fill_packet: pages_alloc 0, the 128 slots still sent
+        ver = tuple(int(x) for x in tl.profile.qemu.version.split(".")[:2])
+        self.sync_pages_alloc = 0 if ver >= (9, 2) else MULTIFD_PAGES_ALLOC
         self.packet_num = 0
         self.rr = 0
         self.ram = Q.RamWriter(PAGE)                   # the main channel's RAM records
@@ -62,7 +65,7 @@ class _Encoder:
         if pages:  # multifd_send_sync_main: a SYNC packet on every channel
             for ch in range(self.multifd):
                 self.extra.append((f"multifd{ch}", ts + 1, Q.multifd_ram_packet(
-                    packet_num=self.packet_num, flags=W.MULTIFD_FLAG_SYNC, pages_alloc=MULTIFD_PAGES_ALLOC)))
+                    packet_num=self.packet_num, flags=W.MULTIFD_FLAG_SYNC, pages_alloc=self.sync_pages_alloc)))
                 self.packet_num += 1
 
     def ram_payload(self, u: Unit) -> bytes:
