@@ -403,3 +403,77 @@ def test_non_utf8_text_through_load_and_the_parquet_export(tmp_path):
     assert "qemu-\\x80ystem-x86" in ev["comm"]
     assert any(t and "savevm\\xff_state \\x80 header" in t for t in ev["text"])
     assert "text_invalid_utf8" in [f.get("code") for f in m.findings]
+
+
+# -- trace.dat strings that are not UTF-8 (issue 14): the saved cmdlines decoded with "replace"
+# (comm "mig\ufffdx") while the same process's sched_switch prev_comm read "mig\xe9\x80x"; a BUFFER
+# option naming its instance with such bytes did not parse, and that instance's events were lost
+
+def _patched(tmp_path: Path, name: str, evs: list, repl: list[tuple[bytes, bytes]], **kw) -> Path:
+    p = write_trace_dat(tmp_path / name, evs, cpus=1, **kw)
+    data = p.read_bytes()
+    for a, b in repl:
+        assert len(a) == len(b) and a in data
+        data = data.replace(a, b)
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("version", [6, 7])
+def test_cmdlines_comm_not_utf8_is_kept_like_the_event_fields(tmp_path, version):
+    sw = {"prev_comm": b"mig\xe9\x80x\0", "prev_pid": 7, "prev_prio": 120, "prev_state": 1,
+          "next_comm": "swapper", "next_pid": 0, "next_prio": 120}
+    evs = [Event("trace-dat", 1000, 0, 7, "migQQx", "ftrace", "print", {"buf": "hello\n"}),
+           Event("trace-dat", 2000, 0, 7, "migQQx", "sched", "sched_switch", sw)]
+    p = _patched(tmp_path, f"c{version}.dat", evs, [(b"7 migQQx\n", b"7 mig\xe9\x80x\n")], version=version,
+                 compression="none", cmdlines={7: "migQQx"})
+    td = read_trace_dat(p)
+    got = list(td.events())
+    assert td.cmdlines[7] == "mig\\xe9\\x80x"
+    assert [e.comm for e in got] == ["mig\\xe9\\x80x"] * 2 and got[1].fields["prev_comm"] == "mig\\xe9\\x80x"
+    meta = [f for f in td.findings if f.code == "invalid_utf8_metadata"]
+    assert len(meta) == 1 and meta[0].severity == "warning"
+    assert (meta[0].context["section"], meta[0].context["column"], meta[0].context["count"]) == ("cmdlines", 5, 2)
+    assert meta[0].context["entries"] == [{"pid": 7, "raw": "6d6967e98078"}]
+    data = p.read_bytes()
+    size = int.from_bytes(data[meta[0].offset:meta[0].offset + 8], "little")  # the block's u64 size, then it
+    assert data[meta[0].offset + 8:meta[0].offset + 8 + size] == b"7 mig\xe9\x80x\n"
+    fr = read_trace_dat(p)
+    assert fr.dataframe()["comm"].tolist() == ["mig\\xe9\\x80x"] * 2
+    assert [f.to_json() for f in fr.findings] == [f.to_json() for f in td.findings]
+
+
+@pytest.mark.parametrize("version", [6, 7])
+def test_instance_name_not_utf8_keeps_its_events(tmp_path, version):
+    evs = [Event("trace-dat", 1000 + i, 0, 7, "x", "ftrace", "print", {"buf": f"m{i}\n"}, instance=inst)
+           for i, inst in enumerate([None, "inQQst", "inQQst"])]
+    p = _patched(tmp_path, f"i{version}.dat", evs, [(b"inQQst", b"in\xe9\x80st")], version=version,
+                 compression="none")
+    td = read_trace_dat(p)
+    assert [e.instance for e in td.events()] == [None, "in\\xe9\\x80st", "in\\xe9\\x80st"]
+    meta = [f for f in td.findings if f.code == "invalid_utf8_metadata"]
+    assert [f.context["section"] for f in meta] == ["option BUFFER name"]
+    assert "bad_option" not in [f.code for f in td.findings]
+
+
+def test_event_findings_for_bytes_not_utf8_are_capped_then_counted(tmp_path):
+    """250 markers with bytes that are not UTF-8: 100 invalid_utf8 findings, then one
+    invalid_utf8_events with the count, the same on the event and the DataFrame path."""
+    evs = [Event("trace-dat", 1000 + i, 0, 7, "x", "ftrace", "print", {"buf": b"m %03d \xff\n" % i})
+           for i in range(250)]
+    evs.insert(3, Event("trace-dat", 1003, 0, 7, "x", "ftrace", "print", {"buf": "plain \\xff\n"}))
+    p = write_trace_dat(tmp_path / "cap.dat", evs, version=7, compression="none", cpus=1)
+    td = read_trace_dat(p)
+    got = list(td.events())
+    assert got[3].text == "tracing_mark_write: plain \\xff"  # a literal backslash: no finding
+    ev = [f for f in td.findings if f.code == "invalid_utf8"]
+    assert len(ev) == 100 and [f.context["ts_ns"] for f in ev] == [1000 + i for i in range(100)]
+    bad = [e for e in got if e.fields["buf"].startswith("m ")]
+    assert [f.offset for f in ev] == [e.offset for e in bad[:100]] and None not in [f.offset for f in ev]
+    more = [f for f in td.findings if f.code == "invalid_utf8_events"]
+    assert len(more) == 1 and more[0].context["count"] == 150 and more[0].offset == bad[100].offset
+    for mode in ("columns", "dict"):
+        fr = read_trace_dat(p)
+        df = fr.dataframe(fields=mode)
+        assert [f.to_json() for f in fr.findings] == [f.to_json() for f in td.findings]
+        assert df["text"].tolist() == [e.text for e in got]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dissect.capture import formats as F
+from dissect.ftrace.utf8 import looks_binary
 
 #: Every kind ``--as`` accepts.
 KINDS = (
@@ -29,12 +30,11 @@ class UnknownFormat(Exception):
 
 
 def _text_kind(head: bytes) -> str | None:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = head.decode("utf-8", "replace")
-        if text.count("\ufffd") > 4:
-            return None
+    # Text vs binary by NUL and control bytes, not by UTF-8: real traces hold comms and
+    # marker texts of any bytes (read as \xNN, as the text readers do).
+    if looks_binary(head):
+        return None
+    text = head.decode("utf-8", "backslashreplace")
     lines = [ln for ln in text.splitlines()[:64] if ln.strip()]
     if not lines:
         return None

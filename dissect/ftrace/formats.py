@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from dissect.ftrace.utf8 import ERRORS
+
 _FIELD_RE = re.compile(
     r"^\s*field:\s*(?P<decl>[^;]*);\s*offset:\s*(?P<offset>\d+);\s*size:\s*(?P<size>\d+);"
     r"(?:\s*signed:\s*(?P<signed>-?\d+);)?")
@@ -165,7 +167,13 @@ def _cstr(b: bytes) -> str:
     end = b.find(b"\0")
     if end >= 0:
         b = b[:end]
-    return b.decode("utf-8", "backslashreplace")
+    return b.decode("utf-8", ERRORS)
+
+
+def _cbytes(b: bytes) -> bytes:
+    """:func:`_cstr` without the decode: the string's bytes as stored (what a finding shows)."""
+    end = b.find(b"\0")
+    return bytes(b[:end] if end >= 0 else b)
 
 
 #: Largest record any ring buffer holds: a record lives in one sub-buffer page, and Linux's
@@ -199,7 +207,7 @@ def _raw_decoder(buf: bytes, start: int, length: int) -> dict[str, Any]:
     return {"raw": bytes(buf[start:start + length])}
 
 
-def compile_decoder(fmt: EventFormat, big: bool, max_record: int = MAX_RECORD
+def compile_decoder(fmt: EventFormat, big: bool, max_record: int = MAX_RECORD, text: bool = True
                     ) -> Callable[[bytes, int, int], dict[str, Any]]:
     """A function ``(buf, start, length) -> fields`` for the event's own fields.
 
@@ -207,7 +215,9 @@ def compile_decoder(fmt: EventFormat, big: bool, max_record: int = MAX_RECORD
     strings, ``__data_loc``/``__rel_loc`` and flexible tails each get a small
     closure.  Fields that fall outside the record decode as None.  A format
     :func:`check_format` rejects (``fmt.bad`` is set to the reason) gets a
-    decoder that keeps the record's bytes: ``{"raw": bytes}``.
+    decoder that keeps the record's bytes: ``{"raw": bytes}``.  ``text=False``:
+    char fields give their bytes (cut at the NUL) instead of a str, so the
+    fields that hold bytes that are not UTF-8 can be named (:mod:`dissect.ftrace.utf8`).
     """
     if fmt.bad is None:
         fmt.bad = check_format(fmt, max_record)
@@ -235,10 +245,12 @@ def compile_decoder(fmt: EventFormat, big: bool, max_record: int = MAX_RECORD
         st = struct.Struct(e + _SCALAR[(f.size, f.signed and not f.is_pointer)])
         extras.append((f.name, _scalar_reader(st, f.offset)))
     loc_st = struct.Struct(e + "I")
+    cstr = _cstr if text else _cbytes
     for f in own:
         if f.kind == "scalar":
             continue
-        extras.append((f.name, _field_reader(f, e, loc_st, fmt.system == "ftrace" and fmt.name == "raw_data")))
+        extras.append((f.name, _field_reader(f, e, loc_st, fmt.system == "ftrace" and fmt.name == "raw_data",
+                                             cstr)))
     need = pos
 
     def decode(buf: bytes, start: int, length: int) -> dict[str, Any]:
@@ -267,22 +279,22 @@ def _scalar_reader(st: struct.Struct, off: int):
     return rd
 
 
-def _elements(raw: bytes, f: Field, e: str) -> Any:
+def _elements(raw: bytes, f: Field, e: str, cstr: Callable[[bytes], Any]) -> Any:
     if f.is_char:
-        return _cstr(raw)
+        return cstr(raw)
     code = _SCALAR.get((f.elem_size, f.signed and not f.is_pointer))
     if code is None or len(raw) % f.elem_size:
         return bytes(raw)
     return list(struct.unpack(e + code * (len(raw) // f.elem_size), raw))
 
 
-def _field_reader(f: Field, e: str, loc_st: struct.Struct, binary_tail: bool):
+def _field_reader(f: Field, e: str, loc_st: struct.Struct, binary_tail: bool, cstr: Callable[[bytes], Any]):
     off, size = f.offset, f.size
     if f.kind in ("array", "string"):
         def rd(buf, start, length):
             if off + size > length:
                 return None
-            return _elements(buf[start + off:start + off + size], f, e)
+            return _elements(buf[start + off:start + off + size], f, e, cstr)
         return rd
     if f.kind == "flex":
         def rd(buf, start, length):
@@ -291,7 +303,7 @@ def _field_reader(f: Field, e: str, loc_st: struct.Struct, binary_tail: bool):
             raw = buf[start + off:start + length]
             if binary_tail or not f.is_char:
                 return bytes(raw)
-            return _cstr(raw)
+            return cstr(raw)
         return rd
     rel = f.kind == "rel"
     two = size == 2
@@ -309,7 +321,7 @@ def _field_reader(f: Field, e: str, loc_st: struct.Struct, binary_tail: bool):
             loc_off += off + size
         if loc_off + loc_len > length:
             return None
-        return _elements(buf[start + loc_off:start + loc_off + loc_len], f, e)
+        return _elements(buf[start + loc_off:start + loc_off + loc_len], f, e, cstr)
     return rd
 
 
@@ -424,8 +436,9 @@ _CONV_RE = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\
 
 
 def render_printf(fmt: str, args: bytes, long_size: int, big: bool,
-                  ksyms: Kallsyms | None) -> str:
-    """Format ``fmt`` with arguments unpacked from ``args`` the way libtraceevent does."""
+                  ksyms: Kallsyms | None, errors: str = ERRORS) -> str:
+    """Format ``fmt`` with arguments unpacked from ``args`` the way libtraceevent does
+    (``%s`` arguments decoded with ``errors``)."""
     e = ">" if big else "<"
     out: list[str] = []
     pos = 0
@@ -464,7 +477,7 @@ def render_printf(fmt: str, args: bytes, long_size: int, big: bool,
             end = args.find(b"\0", pos)
             if end < 0:
                 end = n
-            s = args[pos:end].decode("utf-8", "backslashreplace")
+            s = args[pos:end].decode("utf-8", errors)
             pos = min(n, end + 1)
             out.append((spec + "s") % s)
             continue

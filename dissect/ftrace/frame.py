@@ -33,6 +33,7 @@ from dissect.ftrace.frame_bulk import _HEX3, _fixed_bulk, _print_bulk, _raw_data
 from dissect.ftrace.frame_columns import (_STR, _TAKE_ROWS, _add, _arrow_column, _categorical,  # noqa: F401
                                           _column, _int_array, _int_dtype, _kind, _pylist, _put,
                                           _spans_column)
+from dissect.ftrace.utf8 import BAD
 
 if TYPE_CHECKING:
     from dissect.ftrace.tracedat import TraceDat
@@ -104,6 +105,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     dicts: list[tuple[np.ndarray, list]] = []
     names: dict[int, tuple[str | None, str]] = {}
     sched_rows: list[tuple[np.ndarray, list]] = []
+    utf8: list[tuple] = []  # (row, key, file offset, cpu, instance, system, event, fields): invalid_utf8
+    bad = BAD
     for k, (inst, rec) in enumerate(streams):
         words, offs, lens, _, stypes, _ = per_stream[k]
         if len(offs) == 0:
@@ -128,6 +131,7 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                     dicts.append((dst, [{"raw": r} for r in raws]))
                 continue
             names[t] = (fmt.system, fmt.name)
+            moved = bad[0]
             bulk = None
             if fmt.system == "ftrace" and fmt.name == "print":
                 bulk = _print_bulk(td, fmt, rec.buf, words, offs[sel], lens[sel], lazy=fields_mode == "columns")
@@ -137,6 +141,10 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                 bulk = _fixed_bulk(td, fmt, words, offs[sel], lens[sel])
             if bulk is not None:
                 fcols, tx = bulk
+                if bad[0] != moved:  # a string held bytes that are not UTF-8: which rows
+                    cand = {j for col in fcols.values() if isinstance(col, list)
+                            for j, v in enumerate(col) if type(v) is str and "\\x" in v}
+                    _utf8_rows(td, fmt, k, inst, rec, sel, dst, offs[sel], lens[sel], sorted(cand), utf8)
                 for name, vals in fcols.items():
                     _add(cols, kinds, name, fmt.name, dst, vals)
                 if fields_mode == "dict":
@@ -151,6 +159,9 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
                 dec, render, buf = fmt.decoder, td.render, rec.buf
                 fl = [dec(buf, o, ln) for o, ln in zip(offs[sel].tolist(), lens[sel].tolist())]  # type: ignore[misc]
                 tx = [render(fmt, f) for f in fl]
+                if bad[0] != moved:
+                    cand = _candidates(fmt, fl, tx)
+                    _utf8_rows(td, fmt, k, inst, rec, sel, dst, offs[sel], lens[sel], cand, utf8)
                 for f in fmt.own_fields:
                     _add(cols, kinds, f.name, fmt.name, dst, [d.get(f.name) for d in fl])
                 if fields_mode == "dict":
@@ -170,6 +181,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
     system = _categorical([names[t][0] for t in utypes.tolist()], inv)
     event = _categorical([names[t][1] for t in utypes.tolist()], inv)
     ts_ns = ts[order]
+    for row, key, off, c, iname, sysname, ev, fl in sorted(utf8, key=lambda u: u[0]):
+        td._utf8.add(key, off, c, iname, sysname, ev, int(ts_ns[row]), fl)
     inst_names = [(streams[k][0].name or None) for k in range(len(streams))]
     instance = _categorical(inst_names, ks[order])
     del ks
@@ -192,6 +205,31 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             col = name if name not in FIXED and name != "fields" else f"field_{name}"
             data[col] = _column(cols.pop(name), n)
     return pd.DataFrame(data, copy=False)
+
+
+def _candidates(fmt: Any, fl: list[dict], tx: list) -> list[int]:
+    """Rows whose strings hold ``\\x`` (the rendering of a byte that is not UTF-8, or a literal
+    one: :func:`_utf8_rows` asks the record's bytes): print/bprint by their rendered text (it
+    holds buf and the %s arguments), other events by their char fields."""
+    if fmt.system == "ftrace" and fmt.name in ("print", "bprint"):
+        return [j for j, x in enumerate(tx) if x and "\\x" in x]
+    rows: set[int] = set()
+    for name in [f.name for f in fmt.own_fields if f.is_char]:
+        col = [d.get(name) for d in fl]
+        rows.update(j for j, v in enumerate(col) if type(v) is str and "\\x" in v)
+    return sorted(rows)
+
+
+def _utf8_rows(td: "TraceDat", fmt: Any, k: int, inst: Any, rec: Any, sel: np.ndarray, dst: np.ndarray,
+               offs: np.ndarray, lens: np.ndarray, cand: list[int], out: list[tuple]) -> None:
+    """Of the candidate rows ``cand`` (their strings hold ``\\x``), those whose record's own bytes
+    are not UTF-8 (:meth:`TraceDat._utf8_fields`, as the event path): into ``out``."""
+    for j in cand:
+        off = int(offs[j])
+        fl = td._utf8_fields(fmt, rec.buf, off, int(lens[j]))
+        if fl:
+            out.append((int(dst[j]), (k, int(sel[j])), None if inst.compressed else off, rec.cpu,
+                        inst.name or None, fmt.system, fmt.name, fl))
 
 
 def _comm_pairs(name: str, cols: dict[str, Any]) -> list[tuple[Any, Any]]:

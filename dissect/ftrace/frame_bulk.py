@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from dissect.ftrace.formats import EventFormat
 from dissect.ftrace.frame_arrow import (_arrow_slices, _arrow_strings, _has_nul, _Spans, _utf8_without_nul,
                                         _values, _Words)
+from dissect.ftrace.utf8 import ERRORS
 
 if TYPE_CHECKING:
     from dissect.ftrace.tracedat import TraceDat
@@ -135,7 +136,7 @@ def _fixed_bulk(td: "TraceDat", fmt: EventFormat, words: _Words, offs: np.ndarra
         mat = np.ascontiguousarray(words.u8[idx])
         if f.kind == "string":
             raw = mat.view(f"S{f.size}").reshape(-1).tolist()  # trailing NULs already stripped
-            out[f.name] = [(b.split(b"\0", 1)[0] if b"\0" in b else b).decode("utf-8", "backslashreplace")
+            out[f.name] = [(b.split(b"\0", 1)[0] if b"\0" in b else b).decode("utf-8", ERRORS)
                            for b in raw]
         else:
             kind = ("i" if f.signed and not f.is_pointer else "u") + str(f.elem_size)

@@ -16,11 +16,15 @@ from __future__ import annotations
 from enum import IntEnum
 from functools import lru_cache
 
-from construct import (Array, BitsInteger, BitStruct, ByteSwapped, Const, CString, Int8ub, Int16sb,
+from construct import (Array, BitsInteger, BitStruct, ByteSwapped, Const, GreedyBytes, Int8ub, Int16sb,
                        Int16sl, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul, Int64sb,
-                       Int64sl, Int64ub, Int64ul, Struct, this)
+                       Int64sl, Int64ub, Int64ul, NullTerminated, Struct, this)
 
 MAGIC = b"\x17\x08\x44tracing"
+
+#: A NUL-terminated string kept as bytes: the reader decodes it, so bytes that are not
+#: UTF-8 are kept (``\\xNN``) and reported, never a parse error (``TraceDatLayout._text``).
+CBytes = NullTerminated(GreedyBytes)
 
 # Option / section ids (trace-dat.md §4).
 OPTION_NAMES: dict[int, str] = {
@@ -58,7 +62,7 @@ def _ints(big: bool):
 initial_header = Struct(
     "magic" / Const(b"\x17\x08\x44"),
     "tracing" / Const(b"tracing"),
-    "version" / CString("ascii"),
+    "version" / CBytes,
     "endian" / Int8ub,
     "long_size" / Int8ub,
 )
@@ -73,7 +77,7 @@ def page_size_field(big: bool):
 def v7_preamble(big: bool) -> Struct:
     """Compression name and version, then the offset of the first OPTIONS section (§3)."""
     _, _, u64, *_ = _ints(big)
-    return Struct("compression" / CString("ascii"), "compression_version" / CString("ascii"),
+    return Struct("compression" / CBytes, "compression_version" / CBytes,
                   "options_offset" / u64)
 
 
@@ -104,8 +108,8 @@ def buffer_option_v7(big: bool) -> Struct:
     _, u32, u64, *_ = _ints(big)
     return Struct(
         "offset" / u64,
-        "name" / CString("utf8"),
-        "clock" / CString("utf8"),
+        "name" / CBytes,
+        "clock" / CBytes,
         "page_size" / u32,
         "cpu_count" / u32,
         # parsed from the option's own bytes, so a lying count runs out of data
@@ -117,7 +121,7 @@ def buffer_option_v7(big: bool) -> Struct:
 def buffer_option_v6(big: bool) -> Struct:
     """BUFFER option (id 3) of a v6 file: offset of the instance's flyrecord + name."""
     _, _, u64, *_ = _ints(big)
-    return Struct("offset" / u64, "name" / CString("utf8"))
+    return Struct("offset" / u64, "name" / CBytes)
 
 
 @lru_cache(maxsize=None)

@@ -23,6 +23,7 @@ from dissect.ftrace.formats import compile_decoder, parse_cmdlines, parse_format
 from dissect.ftrace.layout_types import CpuStream, Instance, Option, _Cursor, _Short
 from dissect.ftrace.ring import PageLayout
 from dissect.ftrace.tsync import Guest, TimeShift, parse_guest, parse_time_shift
+from dissect.ftrace.utf8 import bad_count, metadata_text
 
 __all__ = ["TraceDatLayout", "Option", "Instance", "CpuStream"]
 
@@ -78,6 +79,9 @@ class TraceDatLayout:
     def _finding(self, sev: str, code: str, msg: str, off: int | None, **ctx: Any) -> None:
         self.findings.append(Finding(sev, code, msg, off, ctx))  # type: ignore[arg-type]
 
+    def _text(self, data: bytes, what: str, at: int | None, **ctx: Any) -> str:
+        return metadata_text(self.findings, data, what, at, **ctx)
+
     def _parse(self) -> None:
         buf = self._buf
         head = bytes(buf[:64])
@@ -93,7 +97,8 @@ class TraceDatLayout:
         try:
             self.version = int(ih.version)
         except ValueError:
-            self._finding("error", "unknown_version", f"version {ih.version!r} is not a number", 10)
+            self._finding("error", "unknown_version",
+                          f"version {ih.version.decode('ascii', 'backslashreplace')!r} is not a number", 10)
             return
         self.big_endian = ih.endian == 1
         if ih.endian not in (0, 1):
@@ -164,7 +169,8 @@ class TraceDatLayout:
         return cur.take(n)
 
     def _sized_text(self, cur: _Cursor, width: int, what: str) -> str:
-        return self._sized(cur, width, what).decode("utf-8", "replace")
+        at = cur.file_offset
+        return self._text(self._sized(cur, width, what), what, at)
 
     def _read_ftrace_formats(self, cur: _Cursor) -> None:
         count = cur.num(4)
@@ -175,7 +181,8 @@ class TraceDatLayout:
     def _read_event_formats(self, cur: _Cursor) -> None:
         nsys = cur.num(4)
         for _ in range(nsys):
-            system = cur.cstr()
+            at = cur.file_offset
+            system = self._text(cur.cstr(), "event system name", at)
             count = cur.num(4)
             for _ in range(count):
                 at = cur.file_offset
@@ -195,13 +202,27 @@ class TraceDatLayout:
         self.formats_by_id[fmt.id] = fmt
 
     def _read_kallsyms(self, cur: _Cursor) -> None:
-        self._kallsyms_text = self._sized(cur, 4, "kallsyms")
+        at = cur.file_offset
+        self._kallsyms_text = data = self._sized(cur, 4, "kallsyms")
+        if not data.isascii():  # parsed lazily (Kallsyms), checked now: the finding belongs here
+            self._text(data, "kallsyms", at)
 
     def _read_printk(self, cur: _Cursor) -> None:
-        self.printk = parse_printk(self._sized(cur, 4, "printk"))
+        at = cur.file_offset
+        data = self._sized(cur, 4, "printk")
+        self.printk = parse_printk(self._text(data, "printk", at) if not data.isascii() else data)
 
     def _read_cmdlines(self, cur: _Cursor) -> None:
-        self.cmdlines = parse_cmdlines(self._sized_text(cur, 8, "cmdlines"))
+        at = cur.file_offset
+        data = self._sized(cur, 8, "cmdlines")
+        if data.isascii():
+            self.cmdlines = parse_cmdlines(data)
+            return
+        # the entries (pid, comm bytes) whose comm is not UTF-8, rather than the whole section's bytes
+        bad = [{"pid": int(p), "raw": c.hex()} for p, _, c in (ln.partition(b" ") for ln in data.split(b"\n"))
+               if p.isdigit() and not c.isascii() and bad_count(c)[0]]
+        self.cmdlines = parse_cmdlines(self._text(data, "cmdlines", at, raw=None, entries=bad[:100],
+                                                  entry_count=len(bad)))
 
     # ---------- options (§4)
     def _option(self, oid: int, data: bytes, at: int | None) -> Option:
@@ -210,7 +231,7 @@ class TraceDatLayout:
         value: Any = data
         try:
             if oid in _STRING_OPTIONS:
-                value = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+                value = self._text(data.split(b"\0", 1)[0], f"option {name}", at)
             elif oid == O.CPUCOUNT and len(data) >= 4:
                 value = int.from_bytes(data[:4], "big" if big else "little")
             elif oid in _U64_OPTIONS and len(data) >= 8:
@@ -222,14 +243,16 @@ class TraceDatLayout:
                 value = parse_time_shift(data, big)
             elif oid == O.GUEST:
                 value = parse_guest(data, big)
+                self._text(data.split(b"\0", 1)[0], "option GUEST name", at)  # for its finding
             elif oid == O.BUFFER:
                 if self.version and self.version >= 7:
                     v = H.buffer_option_v7(big).parse(data)
-                    value = {"offset": v.offset, "name": v.name, "clock": v.clock, "page_size": v.page_size,
+                    value = {"offset": v.offset, "name": self._text(v.name, "option BUFFER name", at),
+                             "clock": self._text(v.clock, "option BUFFER clock", at), "page_size": v.page_size,
                              "cpus": [(c.cpu, c.offset, c.size) for c in v.cpus]}
                 else:
                     v = H.buffer_option_v6(big).parse(data)
-                    value = {"offset": v.offset, "name": v.name}
+                    value = {"offset": v.offset, "name": self._text(v.name, "option BUFFER name", at)}
         except (ConstructError, UnicodeDecodeError, ValueError, struct.error):
             self._finding("warning", "bad_option", f"option {name} ({len(data)} bytes) does not parse; kept raw",
                           at, option=oid)
@@ -303,7 +326,7 @@ class TraceDatLayout:
                 step = "data tag"
                 tag = cur.take(10)
             if tag == b"latency  \0":
-                self.latency_text = bytes(self._buf[cur.pos:]).decode("utf-8", "replace")
+                self.latency_text = self._text(bytes(self._buf[cur.pos:]), "latency data", cur.file_offset)
                 self._finding("info", "latency_data", "file holds latency (text) data, no ring buffers",
                               cur.file_offset)
                 return
@@ -354,7 +377,7 @@ class TraceDatLayout:
                 at2 = cur.file_offset
                 n = cur.num(8)
                 if 0 < n <= min(cur.remaining(), 4096):
-                    inst.clock = _selected_clock(cur.take(n).decode("utf-8", "replace"))
+                    inst.clock = _selected_clock(self._text(cur.take(n), f"instance {name!r} trace clock", at2))
                 else:
                     cur.pos = at2 - cur.base
             self.instances.append(inst)
@@ -369,7 +392,8 @@ class TraceDatLayout:
         except ConstructError:
             self._finding("error", "truncated_header", "v7 compression header is incomplete", pos)
             return
-        self.compression, self.compression_version = pre.compression, pre.compression_version
+        self.compression = self._text(pre.compression, "compression name", pos)
+        self.compression_version = self._text(pre.compression_version, "compression version", pos)
         if self.compression not in _COMPRESSORS:
             self._finding("error", "unknown_compression",
                           f"compression {self.compression!r} is not supported; compressed sections are skipped",

@@ -38,12 +38,13 @@ class _Cursor:
     def num(self, size: int) -> int:
         return int.from_bytes(self.take(size), "big" if self.e == ">" else "little")
 
-    def cstr(self) -> str:
+    def cstr(self) -> bytes:
+        """A NUL-terminated string's bytes (the reader decodes them: ``TraceDatLayout._text``)."""
         buf = self.buf
         idx = buf.find(b"\0", self.pos, self.end)
         if idx < 0:
             raise _Short(0)
-        s = bytes(buf[self.pos:idx]).decode("utf-8", "replace")
+        s = bytes(buf[self.pos:idx])
         self.pos = idx + 1
         return s
 

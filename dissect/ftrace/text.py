@@ -41,9 +41,10 @@ from dissect.ftrace.text_base import MAX_LINE_FINDINGS, TextTrace
 from dissect.ftrace.text_qemu import _QEMU_RE, QemuLog
 from dissect.ftrace.text_report import _REPORT_RE, ReportText
 from dissect.ftrace.text_tracefs import _FTRACE_RE, FtraceText
+from dissect.ftrace.utf8 import looks_binary
 
 __all__ = ["read_ftrace_text", "read_report_text", "read_qemu_log", "read_text", "TextTrace",
-           "FtraceText", "ReportText", "QemuLog", "sniff_text_kind", "events_for_writer",
+           "FtraceText", "ReportText", "QemuLog", "sniff_text_kind", "looks_binary", "events_for_writer",
            "MAX_LINE_FINDINGS"]
 
 
@@ -66,8 +67,11 @@ _READERS = {"ftrace-text": FtraceText, "trace-cmd-report": ReportText, "qemu-log
 
 
 def sniff_text_kind(head: bytes) -> str | None:
-    """Which text form ``head`` (the first KB of a file) is, or None."""
-    text = head.decode("utf-8", "replace")
+    """Which text form ``head`` (the first KB of a file) is, or None (also for binary data,
+    :func:`looks_binary`)."""
+    if looks_binary(head):
+        return None
+    text = head.decode("utf-8", "backslashreplace")
     lines = [ln for ln in text.splitlines()[:64] if ln.strip()]
     if not lines:
         return None

@@ -25,11 +25,12 @@ from typing import Any, Iterator
 
 from dissect.common.findings import Finding
 from dissect.ftrace.event import Event
-from dissect.ftrace.formats import (EventFormat, Kallsyms, render_printf, render_raw_data,
-                                    render_sched_switch, strip_nl)
+from dissect.ftrace.formats import (MAX_RECORD, EventFormat, Kallsyms, compile_decoder, render_printf,
+                                    render_raw_data, render_sched_switch, strip_nl)
 from dissect.ftrace.layout import CpuStream, Instance, Option, TraceDatLayout, _Cursor, _Short
 from dissect.ftrace.ring import CpuRecords, PageLayout, walk_cpu
 from dissect.ftrace.tsync import Guest, TimeShift, host_sync, tsc2nsec
+from dissect.ftrace.utf8 import BAD, ERRORS, Utf8Report, bad_count
 
 __all__ = ["TraceDat", "read_trace_dat", "Option", "Instance", "CpuStream"]
 
@@ -89,6 +90,8 @@ class TraceDat(TraceDatLayout):
         self._ksyms: Kallsyms | None = None
         self._records: list[tuple[Instance, CpuRecords]] | None = None
         self._unknown_ids: set[int] = set()
+        self._utf8 = Utf8Report(self.findings)  # invalid_utf8 findings of events, shared by both paths
+        self._raw_decoders: dict[int, Any] = {}
         with open(self.path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             self._buf: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -172,11 +175,16 @@ class TraceDat(TraceDatLayout):
         streams = self._cpu_records()
         iters = [self._stream_keys(k, rec, self.timestamp_ns) for k, (_, rec) in enumerate(streams)]
         comms = dict(self.cmdlines)
+        bad = BAD
         # merged on the converted time, as trace-cmd merges its CPUs (a TimeShift can
         # shift each CPU differently)
         for ts, _, k, i in heapq.merge(*iters):
             inst, rec = streams[k]
-            yield self._event(inst, rec, i, ts, comms)
+            n = bad[0]
+            ev = self._event(inst, rec, i, ts, comms)
+            if bad[0] != n:  # a string held bytes that are not UTF-8 (or another thread decoded some)
+                self._utf8_event(k, rec, i, ev)
+            yield ev
 
     def dataframe(self, fields: str = "columns"):
         """A pandas DataFrame with one row per event, in :meth:`events` order.
@@ -411,6 +419,48 @@ class TraceDat(TraceDatLayout):
         return Event("trace-dat", ts_ns, rec.cpu, pid, comm, fmt.system, fmt.name, fields, text,
                      fileoff, inst.name or None)
 
+    def _utf8_event(self, k: int, rec: CpuRecords, i: int, ev: Event) -> None:
+        """Report event ``i`` of stream ``k`` if its own bytes hold strings that are not UTF-8."""
+        _, offsets, lengths = rec.lists()
+        off, ln = offsets[i], lengths[i]
+        if ln < 8:
+            return
+        fmt = self.formats_by_id.get(struct.unpack_from(">H" if self.big_endian else "<H", rec.buf, off)[0])
+        if fmt is not None:
+            self._utf8.add((k, i), ev.offset, rec.cpu, ev.instance, ev.system, ev.event, ev.ts_ns,
+                           self._utf8_fields(fmt, rec.buf, off, ln))
+
+    def _utf8_fields(self, fmt: EventFormat, buf: Any, off: int, ln: int) -> dict[str, bytes]:
+        """The fields of one record whose strings hold bytes that are not UTF-8: {name: bytes as
+        stored}, in format order.  Read again from the record (char fields as bytes), so only the
+        record's own bytes decide; bprint's ``%s`` arguments count as its ``buf``."""
+        if fmt.bad is not None or ln < 8:
+            return {}
+        dec = self._raw_decoders.get(id(fmt))
+        if dec is None:
+            dec = self._raw_decoders[id(fmt)] = compile_decoder(fmt, self.big_endian, MAX_RECORD, text=False)
+        raw = dec(buf, off, ln)
+        out: dict[str, bytes] = {}
+        binary = fmt.system == "ftrace" and fmt.name == "raw_data"
+        for f in fmt.own_fields:
+            v = raw.get(f.name)
+            if f.is_char and not binary and isinstance(v, bytes) and bad_count(v)[0]:
+                out[f.name] = v
+        if fmt.system == "ftrace" and fmt.name in ("print", "bprint"):
+            v = raw.get("buf")
+            if isinstance(v, (bytes, bytearray)) and "buf" not in out:
+                v = bytes(v)
+                if fmt.name == "print":  # a buf that is not char (damaged format): _str decodes it
+                    if bad_count(v.split(b"\0", 1)[0])[0]:
+                        out["buf"] = v
+                else:
+                    pf = self.printk.get(_int(raw.get("fmt")))
+                    text = "" if pf is None else render_printf(pf, v, self.kernel_long, self.big_endian, None,
+                                                               "surrogateescape")
+                    if any("\udc80" <= ch <= "\udcff" for ch in text):
+                        out["buf"] = v
+        return out
+
     @staticmethod
     def _register_comms(name: str, f: dict[str, Any], comms: dict[int, str]) -> None:
         # libtraceevent's sched plugins register comms they print, without
@@ -476,5 +526,5 @@ def _str(v: Any) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, (bytes, bytearray)):
-        return bytes(v).split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+        return bytes(v).split(b"\0", 1)[0].decode("utf-8", ERRORS)
     return ""

@@ -159,7 +159,7 @@ def parse_guest(data: bytes, big: bool = False) -> Guest:
     end = data.find(b"\0")
     if end < 0:
         raise ValueError("GUEST name is not NUL-terminated")
-    name = data[:end].decode("utf-8", "replace")
+    name = data[:end].decode("utf-8", "backslashreplace")  # as every trace.dat string; layout reports it
     pos = end + 1
     if pos + 12 > len(data):
         raise ValueError("GUEST option ends before its trace id and vCPU count")
