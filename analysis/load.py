@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -50,6 +51,14 @@ class Capture:
     side: str | None = None     # source | destination | None (a stream is seen by both)
     units: int = 0
     error: str | None = None
+    compression: str | None = None  # zstd | gzip | xz | bzip2 when the file is compressed
+    #: the decompressed copy of a compressed file, while load() runs (a temporary file)
+    read_path: Path | None = field(default=None, repr=False)
+
+    @property
+    def data_path(self) -> Path:
+        """The file the readers open: the decompressed copy, or :attr:`path` itself."""
+        return self.read_path or self.path
 
 
 @dataclass
@@ -130,11 +139,12 @@ def _emit_args(page_log: Any = None) -> argparse.Namespace:
 
 def detect_kind(path: Path) -> str:
     """cli.md detection, plus QEMU's own statistics text (checked first: HMP
-    ``info migrate`` lines would otherwise pass for bare QEMU log lines)."""
+    ``info migrate`` lines would otherwise pass for bare QEMU log lines); of the
+    decompressed bytes for a zstd/gzip/xz/bzip2 file."""
     from analysis.cli.detect import detect
+    from dissect.capture.compressed import head as read_head
 
-    with open(path, "rb") as f:
-        head = f.read(8192)
+    head = read_head(path)
     try:
         if looks_like_series(head.decode("utf-8", "replace")):
             return "qmp-series"
@@ -229,8 +239,20 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
 
     Never raises on bad input: an unreadable or unknown capture becomes an
     error finding (``capture_unreadable`` / ``capture_unknown_format`` /
-    ``capture_decode_failed``) and the rest is still analysed.
+    ``capture_decode_failed``) and the rest is still analysed.  A zstd, gzip,
+    xz or bzip2 capture is decoded from a temporary decompressed copy
+    (dissect/capture/compressed.py; removed before this returns), its
+    ``compressed_*`` findings kept with ``capture`` and ``path``.
     """
+    with ExitStack() as stack:
+        m = _load(stack, captures, manifest, progress, units)
+        for cap in m.captures:
+            cap.read_path = None
+        return m
+
+
+def _load(stack: ExitStack, captures: tuple[Path | str, ...], manifest: RunManifest | None, progress: bool | None,
+          units: dict[int, list[dict[str, Any]]] | None) -> Migration:
     inputs, found_manifest = expand_inputs(captures)
     manifest = manifest or found_manifest
     caps: list[Capture] = []
@@ -260,6 +282,7 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
             # the manifest's qmp roles name the kind: a series whose first lines are all damaged
             # is still read (each bad line a finding)
             cap.kind = "qmp-series" if cap.role in QMP_ROLES else detect_kind(cap.path)
+            _decompress(stack, cap, early)
         except OSError as e:
             err("capture_unreadable", f"{cap.path}: {e.strerror or e}", cap)
             continue
@@ -267,14 +290,14 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
             err("capture_unknown_format", str(e), cap)
             continue
         if cap.kind == "qemu-stats":
-            st = read_stats(cap.path)
+            st = read_stats(cap.data_path)
             side = cap.side or _stats_side(cap.path, st)
             cap.side = side
             stats[side or "source"] = _merge_stats(stats.get(side or "source"), st)
             continue
         if cap.kind == "qmp-series":
-            df, bad = read_series(cap.path, cap.index, cap.side)
-            early.extend(bad)
+            df, bad = read_series(cap.data_path, cap.index, cap.side)
+            early.extend(dict(f, path=str(cap.path)) for f in bad)
             final = final_stats(df)
             cap.side = cap.side or _stats_side(cap.path, final)
             df["side"] = pd.array([cap.side] * len(df), dtype="string")
@@ -289,7 +312,7 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
 
             tracker = passes[cap.index] = PageLog()
         try:
-            for u in iter_units(cap.path, cap.kind, page_log=tracker):
+            for u in iter_units(cap.data_path, cap.kind, page_log=tracker):
                 u["_capture"] = cap.index
                 got.append(u)
         except Exception as e:  # a missing decoder or a decoder bug must not lose the other captures
@@ -299,7 +322,7 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
         got = per_cap.get(cap.index, [])
         if cap.kind != "qmp-series":
             cap.units = len(got)
-        if cap.side is None and cap.kind == "trace-dat" and trace_ids(cap.path)[1] is not None:
+        if cap.side is None and cap.kind == "trace-dat" and trace_ids(cap.data_path)[1] is not None:
             cap.side = "guest"  # a TimeShift option: recorded in a guest (trace-cmd record -A)
         if cap.side is None and cap.kind in TRACE_KINDS:
             cap.side = _side_of_events(got)
@@ -338,6 +361,17 @@ def load(*captures: Path | str, manifest: RunManifest | None = None, progress: b
     m.iterations = metrics.iterations_frame(m)
     metrics.consistency_checks(m)
     return m
+
+
+def _decompress(stack: ExitStack, cap: Capture, findings: list[dict[str, Any]]) -> None:
+    """Give a compressed capture its decompressed copy (kept until ``stack`` closes)."""
+    from dissect.capture.compressed import decompressed
+
+    data = stack.enter_context(decompressed(cap.path))
+    if data.compression is None:
+        return
+    cap.compression, cap.read_path = data.compression, data.path
+    findings.extend(dict(f.to_json(), capture=cap.index, path=str(cap.path)) for f in data.findings)
 
 
 def _kind_of_units(units: list[dict[str, Any]]) -> str:

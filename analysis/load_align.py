@@ -92,7 +92,7 @@ def _has_date_option(cap: Capture) -> bool:
     except ImportError:
         return False
     try:
-        opts = read_trace_dat(cap.path).options
+        opts = read_trace_dat(cap.data_path).options
     except Exception:
         return False
     return any(getattr(o, "id", None) == 1 or str(getattr(o, "name", "")).upper() == "DATE" for o in opts or [])
@@ -190,7 +190,7 @@ def _align(caps: list[Capture], per_cap: dict[int, list[dict[str, Any]]]) -> lis
     stream_ix = {c.index for c in timed if c.kind in STREAM_KINDS
                  and any(u.get("kind") in ("section", "vfio_chunk", "flow") for u in per_cap[c.index][:5000])}
     # guest trace.dat files whose TimeShift names a host trace.dat of this load: already on its clock
-    ids = {c.index: trace_ids(c.path) for c in timed if c.kind == "trace-dat"}
+    ids = {c.index: trace_ids(c.data_path) for c in timed if c.kind == "trace-dat"}
     host_of = {}
     for c in timed:
         peer = ids.get(c.index, (None, None))[1]

@@ -23,6 +23,7 @@ _KNOWN = {"schema", "run_id", "kind", "firmware", "kernel", "qemu", "driver_prec
           "vm", "link", "labels", "captures", "truth"}
 #: Files a run folder without run.json never treats as captures.
 _SKIP_SUFFIXES = {".md", ".json", ".py", ".ipynb", ".html", ".png", ".svg", ".csv", ".parquet"}
+_COMPRESSION_SUFFIXES = {".zst", ".zstd", ".gz", ".xz", ".bz2"}
 
 
 class ManifestError(ValueError):
@@ -195,11 +196,20 @@ def read_manifest(path: Path | str) -> RunManifest:
     return parse_manifest(obj, path)
 
 
+def _inner_suffix(p: Path) -> str:
+    """The suffix that names what a file is: ``notes.md.gz`` is a ``.md``, not a capture
+    (a compressed capture itself is recognised by content, dissect/capture/compressed.py)."""
+    suffixes = [x.lower() for x in p.suffixes]
+    while len(suffixes) > 1 and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
 def implicit_manifest(folder: Path | str) -> RunManifest:
     """The manifest of a folder without ``run.json``: its files, unknown metadata."""
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in _SKIP_SUFFIXES)
+                   if p.is_file() and not p.name.startswith(".") and _inner_suffix(p) not in _SKIP_SUFFIXES)
     return RunManifest(run_id=folder.name or str(folder), kind=None, folder=folder,
                        captures=[CaptureRef(p, "other") for p in files])
 

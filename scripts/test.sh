@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tool -> Debian package: the oracles (tshark, trace-cmd), real migrations
-# (QEMU, tcpdump, and gcc/ld to build the tiny dirtying guest), the browser tests
+# (QEMU, tcpdump, and gcc/ld to build the tiny dirtying guest), the browser tests,
+# the compressors that make the compressed golden captures (zstd, gzip, xz, bzip2)
 declare -A pkg=([tshark]=tshark [trace-cmd]=trace-cmd [tcpdump]=tcpdump
                 [qemu-system-x86_64]=qemu-system-x86 [chromium]=chromium
-                [gcc]=gcc [ld]=binutils)
+                [gcc]=gcc [ld]=binutils [zstd]=zstd [gzip]=gzip [xz]=xz-utils [bzip2]=bzip2)
 need=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || need+=("${pkg[$tool]}")

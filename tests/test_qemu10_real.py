@@ -16,12 +16,44 @@ import pytest
 from analysis.emit.migration import emit_capture, emit_stream_file
 
 QEMU10 = Path(__file__).resolve().parent.parent / "traces" / "real" / "qemu10"
-CAPTURES = ["returnpath.pcap", "multifd.pcap", "multipass.pcap", "multipass-rp.pcap", "file.mig", "mappedram.mig"]
+# mappedram.mig is shipped zstd-compressed: 10.6 MB apparent, 0.86 MB of data
+CAPTURES = ["returnpath.pcap", "multifd.pcap", "multipass.pcap", "multipass-rp.pcap", "file.mig", "mappedram.mig.zst"]
 SECTION_CODE = {"START": 1, "PART": 2, "END": 3, "FULL": 4}
 
 
 def _stem(name: str) -> str:
-    return name.rsplit(".", 1)[0]
+    return name.removesuffix(".zst").rsplit(".", 1)[0]
+
+
+_raw: dict[str, Path] = {}
+_tmp: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unpack_dir(tmp_path_factory):
+    """Where :func:`raw` puts decompressed captures."""
+    _tmp.append(tmp_path_factory.mktemp("qemu10"))
+    yield
+    _tmp.clear()
+    _raw.clear()
+
+
+def raw(name: str) -> Path:
+    """The capture's own bytes: the file itself, or a .zst decompressed by the zstandard library
+    (not by the project's reader, dissect/capture/compressed.py, which the last test checks)."""
+    path = QEMU10 / name
+    if not path.exists():
+        pytest.skip(f"{name} not in traces/real/qemu10")
+    if not name.endswith(".zst"):
+        return path
+    if name not in _raw:
+        import zstandard
+
+        out = _tmp[0] / name.removesuffix(".zst")
+        with open(path, "rb") as f, open(out, "wb") as o:
+            zstandard.ZstdDecompressor().copy_stream(f, o)
+        _raw[name] = out
+    return _raw[name]
 
 
 def query_migrate(name: str) -> dict:
@@ -39,10 +71,8 @@ _cache: dict[str, list[dict]] = {}
 
 def decode(name: str) -> list[dict]:
     if name not in _cache:
-        path = QEMU10 / name
-        if not path.exists():
-            pytest.skip(f"{name} not in traces/real/qemu10")
-        emit = emit_stream_file if name.endswith(".mig") else emit_capture
+        path = raw(name)
+        emit = emit_stream_file if path.suffix == ".mig" else emit_capture
         _cache[name] = list(emit(path))
     return _cache[name]
 
@@ -153,11 +183,11 @@ def test_bytes_equal_query_migrate(name):
 def test_mapped_ram_pages_located_in_the_file():
     """Each run of present pages points at non-zero page data in the file; every page QEMU left
     out (bit clear) is zero there; the headers follow QEMU's layout."""
-    objs = decode("mappedram.mig")
-    data = (QEMU10 / "mappedram.mig").read_bytes()
+    objs = decode("mappedram.mig.zst")
+    data = raw("mappedram.mig.zst").read_bytes()
     (start,) = [o for o in objs if o["kind"] == "ram" and o["section_type"] == "START"]
     runs = [o for o in objs if o["kind"] == "mapped_ram_pages"]
-    assert sum(r["pages"] for r in runs) == start["normal_pages"] == query_migrate("mappedram.mig")["normal"]
+    assert sum(r["pages"] for r in runs) == start["normal_pages"] == query_migrate("mappedram.mig.zst")["normal"]
     present = defaultdict(set)
     for r in runs:
         for k in range(r["pages"]):
@@ -175,7 +205,8 @@ def test_mapped_ram_pages_located_in_the_file():
                 assert not any(data[fo:fo + 4096])
         assert start["blocks"][blk["idstr"]] == {"normal_pages": mr["pages"],
                                                  "zero_pages": blk["used_length"] // 4096 - mr["pages"]}
-    assert sum(b["used_length"] for b in start["ram_blocks"]) == start["mem_size"] == query_migrate("mappedram.mig")["total"]
+    assert sum(b["used_length"] for b in start["ram_blocks"]) == start["mem_size"] == \
+        query_migrate("mappedram.mig.zst")["total"]
 
 
 def test_mapped_ram_summary():
@@ -186,9 +217,9 @@ def test_mapped_ram_summary():
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        main(["summary", str(QEMU10 / "mappedram.mig"), "--json"])
+        main(["summary", str(QEMU10 / "mappedram.mig.zst"), "--json"])
     (s,) = [json.loads(x) for x in buf.getvalue().splitlines() if '"migration_summary"' in x]
-    ram = query_migrate("mappedram.mig")
+    ram = query_migrate("mappedram.mig.zst")
     assert (s["ram_normal_pages"], s["ram_zero_pages"]) == (ram["normal"], ram["duplicate"])
 
 
@@ -199,10 +230,28 @@ def test_file_transferred_equals_the_file():
 def test_mapped_ram_transferred_equals_stream_pages_and_bitmaps():
     """QEMU counts the sequentially written stream, each page written in place and each bitmap:
     file size − the mapped regions (bitmap + padding + page area) + present pages + bitmaps."""
-    objs = decode("mappedram.mig")
+    objs = decode("mappedram.mig.zst")
     (start,) = [o for o in objs if o["kind"] == "ram" and o["section_type"] == "START"]
     regions = sum(b["mapped_ram"]["pages_offset"] + b["used_length"] - b["mapped_ram"]["bitmap_offset"]
                   for b in start["ram_blocks"])
     bitmaps = sum(b["mapped_ram"]["bitmap_size"] for b in start["ram_blocks"])
-    stream = (QEMU10 / "mappedram.mig").stat().st_size - regions
-    assert stream + start["normal_pages"] * 4096 + bitmaps == query_migrate("mappedram.mig")["transferred"]
+    # the size of the file QEMU wrote: the decompressed size (10602741, traces/README.md)
+    size = raw("mappedram.mig.zst").stat().st_size
+    assert size == 10602741
+    stream = size - regions
+    assert stream + start["normal_pages"] * 4096 + bitmaps == query_migrate("mappedram.mig.zst")["transferred"]
+
+
+def test_compressed_capture_decodes_as_its_bytes():
+    """`migtrace decode` of the shipped .zst (the project's decompression) gives exactly the units of
+    the bytes zstandard decompresses, and says how it read them in the summary."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "analysis.cli.main", "decode", "--json",
+                          str(QEMU10 / "mappedram.mig.zst")], capture_output=True, text=True, check=True)
+    objs = [json.loads(x) for x in out.stdout.splitlines()]
+    assert objs[:-1] == json.loads(json.dumps(decode("mappedram.mig.zst")))
+    zst = (QEMU10 / "mappedram.mig.zst").stat().st_size
+    assert {k: objs[-1][k] for k in ("format", "compression", "compressed_bytes", "decompressed_bytes")} == \
+        {"format": "qemu-stream", "compression": "zstd", "compressed_bytes": zst, "decompressed_bytes": 10602741}

@@ -5,6 +5,7 @@ examples:
   migtrace decode traces/real/qemu-tcp-returnpath.pcap
   migtrace decode --json traces/generated/qemu-9x-vfio-rp.pcapng | jq 'select(.kind=="dev_part")'
   migtrace decode --json traces/real/ftrace/markers-v7-zstd.dat | jq 'select(.kind=="event")'
+  migtrace decode --json traces/real/qemu10/mappedram.mig.zst   # zstd/gzip/xz/bzip2: detected by content
   migtrace decode --as dev-parts traces/generated/vf0-parts.bin
   tcpdump -i lo -w - -U port 4444 | migtrace decode --json -
   migtrace decode --follow --idle-timeout 30 capture-being-written.pcap
@@ -16,14 +17,20 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.cli.detect import KINDS, UnknownFormat, detect
-from analysis.cli.paths import capture_file_problem
+from analysis.cli.paths import (capture_file_problem, compression_fields, follow_problem, open_capture_file,
+                                write_compression)
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.emit import emitter_for
 from analysis.live.args import add_live_arguments, is_live
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dissect.capture.compressed import Decompressed
 
 #: Magic-less kinds for which zero bytes is a valid input (a DEV_PARTS_GET result with
 #: no parts, a vfio-virtio stream with no record); detection cannot name empty input.
@@ -39,7 +46,8 @@ def _int(s: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("capture", metavar="CAPTURE",
-                   help="file to decode (kind detected by content); - reads a pcap/pcapng from standard input")
+                   help="file to decode (kind detected by content, also inside zstd/gzip/xz/bzip2 data); "
+                        "- reads a pcap/pcapng from standard input")
     add_live_arguments(p)
     p.add_argument("--as", dest="as_kind", choices=KINDS, metavar="KIND",
                    help="decode as KIND instead of detecting it: " + ", ".join(KINDS))
@@ -68,6 +76,10 @@ def _where(e: BaseException) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    why = follow_problem(args.capture, args.follow)
+    if why:
+        print(f"migtrace decode: {args.capture}: {why}", file=sys.stderr)
+        return EXIT_USAGE
     if is_live(args.capture, args.follow):
         from analysis.live.decode import run_decode
 
@@ -80,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"migtrace decode: {path}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        kind = args.as_kind or detect(path)
+        kind = args.as_kind or detect(path)  # from the first (decompressed) bytes only
     except UnknownFormat as e:
         print(f"migtrace decode: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -90,9 +102,18 @@ def run(args: argparse.Namespace) -> int:
     if kind == "admin-completion" and args.opcode is None:
         print("migtrace decode: --as admin-completion needs --opcode N", file=sys.stderr)
         return EXIT_USAGE
+    with ExitStack() as stack:
+        data = open_capture_file(stack, path, NAME)
+        if data is None:
+            return EXIT_USAGE
+        return _decode(args, path, kind, data)
+
+
+def _decode(args: argparse.Namespace, path: Path, kind: str, data: Decompressed) -> int:
+    """Decode ``data.path``, the readable form of ``path`` (decompressed when it was compressed)."""
     out = UnitWriter(as_json=args.json)
     try:
-        out.write_all(emitter_for(kind)(path, args))
+        out.write_all(emitter_for(kind)(data.path, args))
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -109,5 +130,6 @@ def run(args: argparse.Namespace) -> int:
         out.write({"kind": "finding", "severity": "error", "code": "internal_error",
                    "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
                    "offset": None, "exception": type(e).__name__, "where": where})
-    out.write(out.summary(kind))
+    write_compression(out, data)
+    out.write(out.summary(kind) | compression_fields(data))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from analysis.cli.flows import open_input, reassemble_input
+from analysis.cli.flows import open_input, readable, reassemble_input
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
-from analysis.cli.paths import make_parent
+from analysis.cli.paths import compression_fields, make_parent, write_compression
 from analysis.cli.output import UnitWriter
 from analysis.live.args import add_live_arguments
 from dissect.capture.tcp import FlowInfo
 from dissect.common.findings import Finding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dissect.capture.compressed import Decompressed
 
 NAME = "extract"
 HELP = "write the reassembled bytes of one flow direction to a file"
@@ -36,7 +40,8 @@ _ZEROS = bytes(1 << 20)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file; - reads one from standard input")
+    p.add_argument("capture", metavar="CAPTURE",
+                   help="pcap or pcapng file (also zstd/gzip/xz/bzip2 compressed); - reads one from standard input")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--main", action="store_true", help="the (first) QEMU main channel")
     which.add_argument("--flow", type=int, metavar="N", help="flow N as numbered by 'migtrace flows'")
@@ -91,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     if args.flow is not None and args.flow < 0:
         print("migtrace extract: --flow N must be >= 0", file=sys.stderr)
         return EXIT_USAGE
+    with ExitStack() as stack:
+        data = readable(stack, path, live, NAME)
+        return EXIT_USAGE if data is None else _extract(args, path, kind, live, data)
+
+
+def _extract(args: argparse.Namespace, path: Path, kind: str, live: Any, data: Decompressed) -> int:
     sink: list[_FileSink] = []
     try:
         make_parent(args.output)
@@ -112,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     with f:
         try:
-            res = reassemble_input(path, live, factory)
+            res = reassemble_input(data.path, live, factory)
         except OSError as e:
             print(f"migtrace extract: {path}: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE
@@ -151,5 +162,6 @@ def run(args: argparse.Namespace) -> int:
                   f"({chosen.client} -> {chosen.server}, role {chosen.role}) to {args.output}")
     for fnd in findings:
         out.write(fnd.to_json())
-    out.write(out.summary(kind))
+    write_compression(out, data)
+    out.write(out.summary(kind) | compression_fields(data))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

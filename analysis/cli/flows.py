@@ -10,28 +10,35 @@ direction, retransmitted/overlapping bytes, and gaps as exact byte ranges.
 examples:
   migtrace flows traces/real/qemu-tcp-multifd.pcap
   migtrace flows --json traces/generated/qemu-10x-multifd.pcapng | jq 'select(.kind=="flow" and .role=="main")'
+  migtrace flows capture.pcap.zst               # zstd/gzip/xz/bzip2 pcaps: detected by content
   tcpdump -i eth0 -w - -U port 4444 | migtrace flows -
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.cli.detect import UnknownFormat, detect
-from analysis.cli.paths import capture_file_problem
+from analysis.cli.paths import (capture_file_problem, compression_fields, follow_problem, open_capture_file,
+                                write_compression)
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.live.args import add_live_arguments, is_live
 from dissect.capture.tcp import ReassemblyResult, reassemble
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dissect.capture.compressed import Decompressed
 
 NAME = "flows"
 HELP = "list TCP flows with role, byte counts, retransmissions and gaps"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file; - reads one from standard input")
+    p.add_argument("capture", metavar="CAPTURE",
+                   help="pcap or pcapng file (also zstd/gzip/xz/bzip2 compressed); - reads one from standard input")
     p.add_argument("--json", action="store_true", help="JSON Lines on stdout (flow objects, findings, summary)")
     add_live_arguments(p)
 
@@ -60,12 +67,26 @@ def open_input(command: str, args: argparse.Namespace) -> tuple[str | None, Any]
     """``(kind, live)`` of ``args.capture``: for ``-`` or ``--follow`` the live source
     (analysis/live, imported only then) and its format, else the file's kind and None;
     kind is None after a usage error on stderr (``flows`` and ``extract``)."""
+    why = follow_problem(args.capture, args.follow)
+    if why:
+        print(f"migtrace {command}: {args.capture}: {why}", file=sys.stderr)
+        return None, None
     if is_live(args.capture, args.follow):
         from analysis.live.decode import open_live
 
         live = open_live(command, args)
         return (live.format if live is not None else None), live
     return open_capture(Path(args.capture), command), None
+
+
+def readable(stack: ExitStack, path: Path, live: Any, command: str) -> Decompressed | None:
+    """The readable form of the capture file (decompressed while ``stack`` is open; see
+    :func:`analysis.cli.paths.open_capture_file`); for a live source, ``path`` as it is."""
+    if live is not None:
+        from dissect.capture.compressed import Decompressed
+
+        return Decompressed(path)
+    return open_capture_file(stack, path, command)
 
 
 def reassemble_input(path: Path, live: Any, factory: Any = None) -> ReassemblyResult:
@@ -88,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
     kind, live = open_input(NAME, args)
     if kind is None:
         return EXIT_USAGE
+    with ExitStack() as stack:
+        data = readable(stack, path, live, NAME)
+        return EXIT_USAGE if data is None else _flows(args, path, kind, live, data)
+
+
+def _flows(args: argparse.Namespace, path: Path, kind: str, live: Any, data: Decompressed) -> int:
     try:
-        res = reassemble_input(path, live)
+        res = reassemble_input(data.path, live)
     except OSError as e:
         print(f"migtrace flows: {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
@@ -109,5 +136,6 @@ def run(args: argparse.Namespace) -> int:
                   f"{fl.s2c_bytes:>10} {fl.retransmitted_bytes:>8}  {_gaps(fl.gaps)}")
     for f in res.findings:
         out.write(f.to_json())
-    out.write(out.summary(kind))
+    write_compression(out, data)
+    out.write(out.summary(kind) | compression_fields(data))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

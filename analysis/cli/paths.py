@@ -1,14 +1,24 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Why a path named on the command line cannot be read as one capture file.
+"""Why a path named on the command line cannot be read as one capture file, and its
+readable form.
 
 One wording for every subcommand, so that a gate's log says what is wrong
 (issue 11 §5): a missing path, a directory, an empty file (``/dev/null``
-included) and anything that is not a regular file are told apart.
+included) and anything that is not a regular file are told apart.  A zstd,
+gzip, xz or bzip2 capture is read through its decompressed bytes
+(dissect/capture/compressed.py); its findings and sizes go into the output.
 """
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.cli.output import UnitWriter
+    from dissect.capture.compressed import Decompressed
 
 
 def capture_file_problem(path: Path | str) -> str | None:
@@ -41,3 +51,44 @@ def make_parent(path: Path | str) -> None:
 
     Raises OSError (the caller reports it as a usage error) when that is impossible."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_capture_file(stack: ExitStack, path: Path, command: str) -> Decompressed | None:
+    """The readable form of the capture ``path`` (its decompressed bytes in a temporary file
+    when it is zstd/gzip/xz/bzip2 data, removed when ``stack`` closes), or None after a usage
+    error on stderr (the file cannot be read)."""
+    from dissect.capture.compressed import decompressed
+
+    try:
+        return stack.enter_context(decompressed(path))
+    except OSError as e:
+        print(f"migtrace {command}: {path}: {e.strerror or e}", file=sys.stderr)
+        return None
+
+
+def follow_problem(path: str, follow: bool) -> str | None:
+    """Why ``--follow`` cannot read ``path``: a compressed file is read whole, not followed."""
+    if not follow or path == "-":
+        return None
+    from dissect.capture.compressed import sniff
+
+    try:
+        comp = sniff(path)
+    except OSError:
+        return None  # the live reader reports it
+    return None if comp is None else f"is {comp} data; --follow reads a growing uncompressed capture"
+
+
+def write_compression(out: UnitWriter, data: Decompressed) -> None:
+    """The findings of decompression, after the units: where it stopped (compressed offset),
+    and ``decompressed_offset``, where the decoded bytes end."""
+    for f in data.findings:
+        out.write(f.to_json())
+
+
+def compression_fields(data: Decompressed | None) -> dict[str, Any]:
+    """Extra ``summary`` fields of a compressed capture: ``compression`` and both sizes."""
+    if data is None or data.compression is None:
+        return {}
+    return {"compression": data.compression, "compressed_bytes": data.compressed_size,
+            "decompressed_bytes": data.size}

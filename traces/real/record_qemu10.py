@@ -34,12 +34,14 @@ records each scenario with the tiny multiboot guest of traces/real/guest/
   multipass-rp  as multipass, with the return-path capability
   file        file: URI, no mapped-ram (guest running), then loaded back
   mappedram   file: URI with the mapped-ram capability (guest stopped
-              first, as for a save), then loaded back
+              first, as for a save), then loaded back; saved as
+              mappedram.mig.zst (zstd -19: QEMU's file is 10.6 MB, mostly
+              holes; migtrace reads compressed captures by content)
 
 The destination always starts with -incoming defer and gets
 migrate-incoming after its capabilities and parameters are set (multifd is
 refused once a tcp: listener exists).  tcpdump captures the migration port
-on lo.  Saved per scenario NAME: NAME.pcap (or NAME.mig), NAME.src.log and
+on lo.  Saved per scenario NAME: NAME.pcap (or NAME.mig, NAME.mig.zst), NAME.src.log and
 NAME.dst.log (the log trace backend, -msg timestamp=on), NAME.src-query-migrate.json
 (final), NAME.src-qmp.jsonl and NAME.dst-qmp.jsonl (query-migrate polled at
 ~10 Hz, each object with ts_ns = CLOCK_REALTIME in ns added: the qmp-source /
@@ -222,7 +224,7 @@ SCENARIOS: dict[str, dict] = {
     # the mapped-ram file holds every RAMBlock at its full size (holes for
     # pages not sent), each region 1 MiB aligned: -m 4 keeps it ~10 MB
     "mappedram": dict(mem=4, pages=64, caps={"mapped-ram": True}, params={}, file=True,
-                      stop_first=True),
+                      stop_first=True, compress=True),
 }
 
 
@@ -317,7 +319,11 @@ def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
             tcpdump.wait(timeout=10)
     out.mkdir(parents=True, exist_ok=True)
     cap = work / (f"{name}.mig" if is_file else f"{name}.pcap")
-    subprocess.run(["cp", "--sparse=always", str(cap), str(out / cap.name)], check=True)
+    if sc.get("compress"):
+        # the committed file stays small; zstd is the independent tool (apt package zstd)
+        subprocess.run(["zstd", "-19", "-q", "-f", str(cap), "-o", str(out / f"{cap.name}.zst")], check=True)
+    else:
+        subprocess.run(["cp", "--sparse=always", str(cap), str(out / cap.name)], check=True)
     for role in ("src", "dst"):
         shutil.copyfile(work / f"{role}.log", out / f"{name}.{role}.log")
         shutil.copyfile(work / f"{role}-qmp.jsonl", out / f"{name}.{role}-qmp.jsonl")
@@ -338,6 +344,14 @@ def count_events(log: Path) -> dict[str, int]:
     return counts
 
 
+def capture_of(out: Path, name: str) -> Path:
+    """NAME.pcap, NAME.mig or NAME.mig.zst, whichever was recorded."""
+    for cap in (f"{name}.pcap", f"{name}.mig", f"{name}.mig.zst"):
+        if (out / cap).exists():
+            return out / cap
+    return out / f"{name}.mig"
+
+
 def summary(out: Path) -> None:
     """Print QEMU's own counters of every capture in OUT (for traces/README.md)."""
     for cfg in sorted(out.glob("*.config.json")):
@@ -346,9 +360,10 @@ def summary(out: Path) -> None:
         ram = final["ram"]
         src = count_events(out / f"{name}.src.log")
         dst = count_events(out / f"{name}.dst.log")
-        cap = out / f"{name}.pcap"
-        cap = cap if cap.exists() else out / f"{name}.mig"
+        cap = capture_of(out, name)
         size = cap.stat().st_size
+        if cap.suffix == ".zst":  # the size of the file QEMU wrote
+            size = len(subprocess.run(["zstd", "-dc", str(cap)], check=True, capture_output=True).stdout)
         print(f"- `{name}`: {cap.name} {size} bytes; normal {ram['normal']}, duplicate (zero) "
               f"{ram['duplicate']}, transferred {ram['transferred']}, multifd-bytes "
               f"{ram['multifd-bytes']}, precopy-bytes {ram['precopy-bytes']}, downtime-bytes "
@@ -373,7 +388,7 @@ def manifests(out: Path) -> None:
         name = cfg_path.name[: -len(".config.json")]
         cfg = json.loads(cfg_path.read_text())
         final = json.loads((out / f"{name}.src-query-migrate.json").read_text())
-        cap = f"{name}.pcap" if (out / f"{name}.pcap").exists() else f"{name}.mig"
+        cap = capture_of(out, name).name
         argv = cfg["source"]["argv"]
         roles = [(cap, "source-stream"), (f"{name}.src.log", "qemu-log-source"),
                  (f"{name}.dst.log", "qemu-log-destination"), (f"{name}.src-qmp.jsonl", "qmp-source"),
