@@ -8,6 +8,8 @@ from typing import BinaryIO
 
 from dissect.capture import formats as F
 from dissect.ftrace.utf8 import looks_binary
+from dissect.capture.compressed import head as read_head
+from dissect.capture.compressed import sniff
 
 #: Every kind ``--as`` accepts.
 KINDS = (
@@ -53,9 +55,12 @@ def _text_kind(head: bytes) -> str | None:
 
 
 def detect(path: str | Path) -> str:
-    """Return the capture kind of ``path`` or raise :class:`UnknownFormat`."""
-    with open(path, "rb") as f:
-        head = f.read(8192)
+    """Return the capture kind of ``path`` or raise :class:`UnknownFormat`.
+
+    A zstd, gzip, xz or bzip2 file is detected by what it holds (the kind inside;
+    dissect/capture/compressed.py reads its first decompressed bytes)."""
+    problems: list = []
+    head = read_head(path, findings=problems)
     if head[:4] in _PCAP_MAGICS:
         return "pcap"
     if head[:4] == b"\x0a\x0d\x0d\x0a":
@@ -67,8 +72,12 @@ def detect(path: str | Path) -> str:
     kind = _text_kind(head)
     if kind:
         return kind
+    comp = sniff(path)
+    what = "unknown format" if comp is None else \
+        f"{comp} data that decompresses to nothing readable" + "".join(f" ({f.message})" for f in problems[:1]) \
+        if not head else f"unknown format inside {comp} data"
     raise UnknownFormat(
-        f"{path}: unknown format (tried pcap, pcapng, QEMU stream 'QEVM', trace.dat, "
+        f"{path}: {what} (tried pcap, pcapng, QEMU stream 'QEVM', trace.dat, "
         "ftrace text, trace-cmd report text, QEMU log text); name the kind with --as "
         "vfio-stream|dev-parts|admin-request|admin-completion")
 
