@@ -146,7 +146,7 @@ def test_extractor_finds_the_codes_of_every_family() -> None:
                            ("part_order", "error", "dissect/virtio/validate.py"),
                            ("tcp_gap", "error", "dissect/capture/tcp.py"),
                            ("lost_events", "warning", "dissect/ftrace/ring.py"),
-                           ("internal_error", "error", "analysis/cli/decode.py")]:
+                           ("internal_error", "error", "analysis/cli/internal.py")]:
         assert sev in STATIC[code]["severities"] and mod in STATIC[code]["modules"], code
 
 

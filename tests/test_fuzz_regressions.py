@@ -301,12 +301,12 @@ def pd_na():
 def test_internal_error_names_the_exception_and_goes_to_stderr(tmp_path, monkeypatch, capsys):
     import argparse
 
-    from analysis.cli import decode
+    from analysis.cli import decode, decode_file
 
     def boom(path, args):
         yield {"kind": "finding", "severity": "warning", "code": "x", "message": "before", "offset": 0}
         raise OverflowError("synthetic")
-    monkeypatch.setattr(decode, "emitter_for", lambda kind: boom)
+    monkeypatch.setattr(decode_file, "emitter_for", lambda kind: boom)
     p = tmp_path / "x.bin"
     p.write_bytes(b"\0" * 32)
     ap = argparse.ArgumentParser()
@@ -320,6 +320,34 @@ def test_internal_error_names_the_exception_and_goes_to_stderr(tmp_path, monkeyp
     assert ie["code"] == "internal_error" and ie["exception"] == "OverflowError"
     assert ie["where"].startswith("tests/test_fuzz_regressions.py:")
     assert "internal error (a decoder bug, not bad input): OverflowError" in err
+
+
+def test_internal_error_on_the_live_path_names_it_the_same_way(tmp_path, monkeypatch, capsys):
+    """A pipe or ``--follow`` decode reports a decoder exception as the file path does."""
+    import argparse
+    import shutil
+
+    from analysis.cli import decode
+    from analysis.live import decode as live_decode
+
+    def boom(live, emit):
+        emit({"kind": "finding", "severity": "warning", "code": "x", "message": "before", "offset": 0})
+        raise ZeroDivisionError("synthetic")
+    monkeypatch.setattr(live_decode, "decode_live", boom)
+    p = tmp_path / "x.pcap"
+    shutil.copy(ROOT / "traces" / "real" / "loopback-ipv4.pcap", p)
+    ap = argparse.ArgumentParser()
+    decode.add_arguments(ap)
+    args = ap.parse_args([str(p), "--follow", "--idle-timeout", "0.2", "--json"])
+    assert decode.run(args) == 1
+    out, err = capsys.readouterr()
+    objs = [json.loads(x) for x in out.splitlines()]
+    assert objs[0]["message"] == "before"
+    ie = objs[1]
+    assert (ie["code"], ie["exception"]) == ("internal_error", "ZeroDivisionError")
+    assert ie["where"].startswith("tests/test_fuzz_regressions.py:")
+    assert "migtrace decode: internal error (a decoder bug, not bad input): ZeroDivisionError" in err
+    assert objs[-1]["kind"] == "summary"
 
 
 # -- QEMU stream: zero fill after QEMU_VM_EOF (campaign "probe", qemu-stream #105: a mutated

@@ -16,27 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
-from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from analysis.cli.detect import KINDS, UnknownFormat, detect
-from analysis.cli.paths import (capture_file_problem, compression_fields, follow_problem, open_capture_file,
-                                write_compression)
-from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
-from analysis.cli.output import UnitWriter
-from analysis.emit import emitter_for
+from analysis.cli.decode_file import NAME, decode_file
+from analysis.cli.detect import KINDS
+from analysis.cli.main import EXIT_USAGE
+from analysis.cli.paths import follow_problem
 from analysis.live.args import add_live_arguments, is_live
 
-if TYPE_CHECKING:  # pragma: no cover
-    from dissect.capture.compressed import Decompressed
-
-#: Magic-less kinds for which zero bytes is a valid input (a DEV_PARTS_GET result with
-#: no parts, a vfio-virtio stream with no record); detection cannot name empty input.
-_EMPTY_IS_VALID = frozenset({"dev-parts", "vfio-stream"})
-
-NAME = "decode"
 HELP = "decode a capture down to device parts and typed trace events"
 
 
@@ -63,18 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show a traceback for internal errors")
 
 
-def _where(e: BaseException) -> str:
-    """``path:line`` (relative to the source tree) of the innermost frame of ours that raised ``e``."""
-    root = Path(__file__).resolve().parents[2]
-    frames = traceback.extract_tb(e.__traceback__)
-    mine = [f for f in frames if Path(f.filename).resolve().is_relative_to(root)] or frames
-    if not mine:
-        return "?"
-    f = mine[-1]
-    p = Path(f.filename).resolve()
-    return f"{p.relative_to(root) if p.is_relative_to(root) else p.name}:{f.lineno}"
-
-
 def run(args: argparse.Namespace) -> int:
     why = follow_problem(args.capture, args.follow)
     if why:
@@ -84,52 +59,4 @@ def run(args: argparse.Namespace) -> int:
         from analysis.live.decode import run_decode
 
         return run_decode(args)
-    path = Path(args.capture)
-    problem = capture_file_problem(path)
-    if problem == "empty file" and args.as_kind in _EMPTY_IS_VALID:
-        problem = None  # zero parts / records: a valid (empty) input of a kind named by --as
-    if problem:
-        print(f"migtrace decode: {path}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        kind = args.as_kind or detect(path)  # from the first (decompressed) bytes only
-    except UnknownFormat as e:
-        print(f"migtrace decode: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"migtrace decode: {path}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    if kind == "admin-completion" and args.opcode is None:
-        print("migtrace decode: --as admin-completion needs --opcode N", file=sys.stderr)
-        return EXIT_USAGE
-    with ExitStack() as stack:
-        data = open_capture_file(stack, path, NAME)
-        if data is None:
-            return EXIT_USAGE
-        return _decode(args, path, kind, data)
-
-
-def _decode(args: argparse.Namespace, path: Path, kind: str, data: Decompressed) -> int:
-    """Decode ``data.path``, the readable form of ``path`` (decompressed when it was compressed)."""
-    out = UnitWriter(as_json=args.json)
-    try:
-        out.write_all(emitter_for(kind)(data.path, args))
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        print(f"migtrace decode: {path}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as e:  # a decoder bug must still not look like a traceback on bad input
-        if args.debug:
-            traceback.print_exc()
-        where = _where(e)
-        # the user still gets the units decoded so far and a finding; stderr and the finding's
-        # ``exception``/``where`` tell a decoder bug apart from bad input (a crash, for a fuzzer)
-        print(f"migtrace decode: internal error (a decoder bug, not bad input): {type(e).__name__} at {where}; "
-              "please report", file=sys.stderr)
-        out.write({"kind": "finding", "severity": "error", "code": "internal_error",
-                   "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
-                   "offset": None, "exception": type(e).__name__, "where": where})
-    write_compression(out, data)
-    out.write(out.summary(kind) | compression_fields(data))
-    return EXIT_INPUT_ERRORS if out.errors else EXIT_OK
+    return decode_file(args, Path(args.capture))

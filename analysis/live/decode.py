@@ -16,9 +16,11 @@ import io
 import os
 import sys
 import tempfile
-import traceback
+from pathlib import Path
 from typing import Any, Callable
 
+from analysis.cli.decode_file import decode_file
+from analysis.cli.internal import internal_error
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
 from analysis.emit.migration import to_objects
@@ -85,11 +87,7 @@ def run_decode(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise
     except Exception as e:  # as for files: a decoder bug is a finding, not a traceback
-        if args.debug:
-            traceback.print_exc()
-        out.write({"kind": "finding", "severity": "error", "code": "internal_error",
-                   "message": f"decoder failed: {type(e).__name__}: {e} (please report; --debug shows where)",
-                   "offset": None})
+        out.write(internal_error(e, "decode", args.debug))
     out.write(out.summary(live.format))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK
 
@@ -113,8 +111,6 @@ def _is_admin(live: LiveCapture, args: argparse.Namespace) -> bool:
 def _decode_spooled(live: LiveCapture, args: argparse.Namespace) -> int:
     """Admin captures are small and decoded from a file (their emitter reads the file):
     the input is copied to a temporary file first."""
-    from analysis.cli.decode import run as run_file
-
     with tempfile.TemporaryDirectory(prefix="migtrace-stdin-") as d:
         path = os.path.join(d, "capture")
         with live.sigint_ends_input(), open(path, "wb") as f:
@@ -125,7 +121,7 @@ def _decode_spooled(live: LiveCapture, args: argparse.Namespace) -> int:
                 f.write(b)
         live.close()
         file_args = argparse.Namespace(**{**vars(args), "capture": path, "follow": False})
-        return run_file(file_args)
+        return decode_file(file_args, Path(path))
 
 
 def reassemble_live(live: LiveCapture, factory: Any = None) -> ReassemblyResult:
