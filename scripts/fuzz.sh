@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Long fuzz campaign (docs/robustness.md): one family at a time, one process, low priority.
 #   scripts/fuzz.sh [SECONDS_PER_FAMILY] [OUT_DIR] [FAMILIES(comma-separated)]
+#   FUZZ_EXECS=1000000 scripts/fuzz.sh 36000 ...   stops each family at that many executions
+#   python3 -m fuzz.tally --add OUT_DIR/results.jsonl --machine "..."   keeps the figures in git
 # Default engine: the project's measured mutation loop (python3 -m fuzz.campaign), which prints
 # per-family executions and outcomes (decoded/finding/documented/crash/hang/memory) and exits 1
 # on any crash, hang or memory blow-up.
@@ -27,4 +29,5 @@ if [ "${FUZZ_ENGINE:-loop}" = atheris ]; then
     done
     exit $status
 fi
-exec nice -n 19 python3 -m fuzz.campaign --seconds "$secs" --out "$out" --families "$fams"
+exec nice -n 19 python3 -m fuzz.campaign --seconds "$secs" --out "$out" --families "$fams" \
+    --execs "${FUZZ_EXECS:-0}"
