@@ -128,13 +128,22 @@ def test_recorded_run_equals_qemu_counters(lab, tmp_path, mode):
     # the pcap, decoded by migtrace, against QEMU's own counters
     m = analysis.load(out / "source.pcap")
     mig = analysis.summary_objects(m)[0]
-    assert (mig["ram_zero_pages"], mig["ram_normal_pages"]) == (ram["duplicate"], ram["normal"])
+    assert mig["ram_zero_pages"] == ram["duplicate"]
     # QEMU counts RAM payload; the sections' headers (type byte, ids, EOS flags) are a few hundred
     # bytes more on the wire in 7.2
     assert 0 <= mig["ram_transferred_bytes"] - ram["transferred"] < 1024
     if mode == "multifd":
         assert ram["multifd-bytes"] > 0
         assert 0 <= mig["bytes_multifd"] - 64 * 2 - ram["multifd-bytes"] < 1024
+        # QEMU 7.2's `normal` can trail the pages it sent by one (seen in 1 run of 3 on a loaded
+        # machine: 244 counted, 245 on the wire). Its own multifd-bytes then holds the extra page
+        # and packet: it is a whole number of 1344-byte packets (7.2 header + 128 slots) plus 4 KiB
+        # pages only with the wire's page count, which pins that count (a page more or less moves
+        # the remainder by 64)
+        assert (ram["multifd-bytes"] - mig["ram_normal_pages"] * 4096) % 1344 == 0
+        assert ram["normal"] <= mig["ram_normal_pages"] <= ram["normal"] + 1
+    else:
+        assert mig["ram_normal_pages"] == ram["normal"]
     # QEMU's downtime starts when it stops the vCPUs, before the first switchover byte: the wire
     # window (first byte after the last pre-copy section → return-path SHUT / end of data) sits inside it
     assert 0 < mig["downtime_wire_ms"] <= counters["downtime"] + 1.0
@@ -156,7 +165,7 @@ def test_recorded_run_equals_qemu_counters(lab, tmp_path, mode):
     # the run folder as a whole (pcap + query-migrate series + logs) loads and summarises
     whole = analysis.summary_objects(analysis.load(out))[0]
     assert whole["downtime_qemu_ms"] == counters["downtime"]
-    assert (whole["ram_zero_pages"], whole["ram_normal_pages"]) == (ram["duplicate"], ram["normal"])
+    assert (whole["ram_zero_pages"], whole["ram_normal_pages"]) == (mig["ram_zero_pages"], mig["ram_normal_pages"])
 
 
 def test_record_runs_back_and_forth_then_corpus_and_compare(guest, tmp_path):
