@@ -25,6 +25,15 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# QEMU 10.0.2 from bookworm-backports, unpacked beside the system QEMU (never installed): its
+# trace-events-all is the oracle of the committed subset (tests/test_qemu10_trace_events.py)
+q10=/opt/qemu10
+if [ ! -f "$q10/usr/share/qemu/trace-events-all" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "unpacking QEMU 10.0.2 into $q10" >&2
+  python3 traces/real/record_qemu10.py unpack --root "$q10" >&2 \
+    || echo "warning: QEMU 10.0.2 could not be unpacked; the tests that need it skip" >&2
+fi
+
 bash scripts/setup.sh test
 export PATH="$PWD/.venv/bin:$PATH"
 
