@@ -25,7 +25,7 @@ from analysis.cli.detect import detect
 from dissect.ftrace.text import read_report_text, read_text, sniff_text_kind
 from dissect.ftrace.tracedat import read_trace_dat
 from tests.conftest import TRACES, require_tool, run_cli
-from tests.test_ftrace_dat_real import T, _tracefs_usable, parse_report
+from tests.test_ftrace_dat_real import parse_report, tracefs_instance
 
 REAL = TRACES / "real" / "ftrace"
 DATS = ["nonutf8.dat", "nonutf8-v6.dat"]
@@ -275,17 +275,9 @@ def test_bprint_string_argument_not_utf8(tmp_path):
 def test_fresh_recording_with_non_utf8_comm_and_markers(tmp_path):
     """Record now: a child named mig\\xe9\\x80x writes markers; trace-cmd's report of the file is the oracle."""
     tool = require_tool("trace-cmd")
-    why = _tracefs_usable()
-    if why:
-        pytest.skip(why)
-    name = f"migtrace_u8_{os.getpid()}"
-    inst = T / "instances" / name
-    try:
-        inst.mkdir()
-    except OSError as exc:
-        pytest.skip(f"cannot create a tracefs instance: {exc}")
     out = tmp_path / "fresh.dat"
-    try:
+    with tracefs_instance("migtrace_u8") as inst:
+        name = inst.name
         (inst / "events/sched/sched_switch/enable").write_text("1\n")
         rd, wr = os.pipe()
         pid = os.fork()
@@ -314,15 +306,6 @@ def test_fresh_recording_with_non_utf8_comm_and_markers(tmp_path):
                               timeout=120)
         if proc.returncode != 0 or not out.exists():
             pytest.skip(f"trace-cmd extract failed here: {proc.stderr[-300:]}")
-    finally:
-        for _ in range(50):  # trace-cmd extract may already have removed the instance
-            try:
-                if inst.exists():
-                    (inst / "events/sched/sched_switch/enable").write_text("0\n")
-                    inst.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
     report = subprocess.run([tool, "report", "-t", str(out)], capture_output=True, check=True, timeout=120).stdout
     evs = assert_equals_report(out, report)
     prints = [e for e in evs if e.event == "print"]

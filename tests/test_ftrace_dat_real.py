@@ -8,12 +8,14 @@ when tracefs is usable and we are root.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -240,20 +242,40 @@ def _tracefs_usable() -> str | None:
     return None
 
 
-@pytest.mark.needs_tool
-def test_fresh_recording_equals_trace_cmd(tmp_path):
-    """Record markers now, in a private instance, extract with trace-cmd and compare."""
-    tool = require_tool("trace-cmd")
+@contextlib.contextmanager
+def tracefs_instance(prefix: str) -> Iterator[Path]:
+    """A private tracefs instance ``<prefix>_<pid>`` (the test skips when tracefs is not usable),
+    removed afterwards with every event enabled in it switched off first (``trace-cmd extract
+    -B`` may already have removed it)."""
     why = _tracefs_usable()
     if why:
         pytest.skip(why)
-    name = f"migtrace_test_{os.getpid()}"
-    inst = T / "instances" / name
+    inst = T / "instances" / f"{prefix}_{os.getpid()}"
     try:
         inst.mkdir()
     except OSError as exc:
         pytest.skip(f"cannot create a tracefs instance: {exc}")
     try:
+        yield inst
+    finally:
+        for _ in range(50):
+            try:
+                if inst.exists():
+                    for enable in inst.glob("events/*/*/enable"):
+                        if enable.read_text().strip() == "1":
+                            enable.write_text("0\n")
+                    inst.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+@pytest.mark.needs_tool
+def test_fresh_recording_equals_trace_cmd(tmp_path):
+    """Record markers now, in a private instance, extract with trace-cmd and compare."""
+    tool = require_tool("trace-cmd")
+    with tracefs_instance("migtrace_test") as inst:
+        name = inst.name
         (inst / "tracing_on").write_text("1\n")
         lines = [f"vfio_save_block  (0000:00:05.0) data_size {4096 * i}\n" for i in range(20)]
         lines.append("vmstate_downtime_checkpoint src-downtime-end\n")
@@ -270,13 +292,6 @@ def test_fresh_recording_equals_trace_cmd(tmp_path):
                               timeout=120)
         if proc.returncode != 0 or not out.exists():
             pytest.skip(f"trace-cmd extract failed here: {proc.stderr[-300:]}")
-    finally:
-        for _ in range(50):
-            try:
-                inst.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
     n = assert_same_as_trace_cmd(out)
     assert n == len(lines) + 1
     td = read_trace_dat(out)
