@@ -253,3 +253,16 @@ def test_deeply_nested_line_is_a_finding(tmp_path):
     p.write_text("[" * 200_000 + "\n" + LINES[1] + "\n")
     df, findings = read_series(p)
     assert len(df) == 1 and [(f["line"], f["offset"]) for f in findings] == [(1, 0)]
+
+
+def test_counters_past_2_53_stay_exact_when_a_poll_lacks_them(tmp_path):
+    """A column with a missing value never goes through float64: 2**60 + 1 stays 2**60 + 1."""
+    big = (1 << 60) + 1
+    p = tmp_path / "s.jsonl"
+    p.write_text(json.dumps({"ts_ns": 1, "status": "active", "ram": {"transferred": big, "total": big}}) + "\n"
+                 + json.dumps({"ts_ns": 2, "status": "active", "ram": {"total": big + 2}}) + "\n")
+    df, findings = read_series(p, capture=0, side="source")
+    assert findings == []
+    assert df["transferred_bytes"].tolist() == [big, pd.NA]
+    assert df["total_bytes"].tolist() == [big, big + 2]
+    assert str(df["transferred_bytes"].dtype) == "Int64" and df["throughput_mbps"].dtype == "float64"
