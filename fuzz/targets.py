@@ -282,6 +282,14 @@ def _cli_seeds() -> list[bytes]:
         if name in ("cli", "admin-commands"):  # admin buffers have no magic: --as only
             continue
         out += sorted((s for s in t.seeds() if len(s) <= 120_000), key=len)[:2]
+    # compressed captures are read by content too (dissect/capture/compressed.py): a gzip and a
+    # zstd seed, whose damaged frames reach the compressed_* findings
+    import gzip
+
+    import zstandard
+
+    small = sorted(out, key=len)
+    out += [gzip.compress(small[-1], mtime=0), zstandard.ZstdCompressor(level=3).compress(small[len(small) // 2])]
     return out
 
 
@@ -315,7 +323,7 @@ def targets() -> dict[str, Target]:
     ts = _family_targets()
     ts["cli"] = Target("cli", _cli_seeds, _cli, (CliUsageError,),
                        [b"QEVM", b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b"\x17\x08\x44tracing", b"cpus=2\n",
-                        b"# tracer: nop\n", b"\n", b"\x80"])
+                        b"# tracer: nop\n", b"\n", b"\x80", b"\x1f\x8b\x08", b"\x28\xb5\x2f\xfd"])
     return ts
 
 
