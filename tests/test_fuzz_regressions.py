@@ -505,3 +505,39 @@ def test_event_findings_for_bytes_not_utf8_are_capped_then_counted(tmp_path):
         df = fr.dataframe(fields=mode)
         assert [f.to_json() for f in fr.findings] == [f.to_json() for f in td.findings]
         assert df["text"].tolist() == [e.text for e in got]
+
+
+# -- trace.dat: a cmdlines pid past int64 (campaign m202612071540, trace-dat #11236: the DataFrame
+# path raised OverflowError building its pid array from the saved cmdlines)
+
+@pytest.mark.parametrize("version", [6, 7])
+def test_cmdlines_pid_outside_pid_t_is_skipped_with_a_finding(tmp_path, version):
+    sw = {"prev_comm": "keep", "prev_pid": 8, "prev_prio": 120, "prev_state": 1,
+          "next_comm": "swapper", "next_pid": 0, "next_prio": 120}
+    evs = [Event("trace-dat", 1000, 0, 8, "keep", "ftrace", "print", {"buf": "hello\n"}),
+           Event("trace-dat", 2000, 0, 8, "keep", "sched", "sched_switch", sw)]
+    line = b"7 " + b"a" * 25 + b"\n"
+    huge = b"99999999999999999999 " + b"a" * 6 + b"\n"  # 10**20 - 1: past int64, let alone pid_t
+    p = _patched(tmp_path, f"p{version}.dat", evs, [(line, huge)], version=version, compression="none",
+                 cmdlines={7: "a" * 25, 8: "keep"})
+    td = read_trace_dat(p)
+    assert td.cmdlines == {8: "keep"}
+    bad = [f for f in td.findings if f.code == "bad_cmdline"]
+    assert len(bad) == 1 and bad[0].severity == "warning"
+    assert "1 line(s)" in bad[0].message and "first: line 1" in bad[0].message
+    data = p.read_bytes()
+    size = int.from_bytes(data[bad[0].offset:bad[0].offset + 8], "little")  # the section's u64 size
+    assert huge in data[bad[0].offset + 8:bad[0].offset + 8 + size]
+    assert [e.comm for e in td.events()] == ["keep", "keep"]
+    fr = read_trace_dat(p)
+    assert fr.dataframe()["comm"].tolist() == ["keep", "keep"]
+    assert [f.to_json() for f in fr.findings] == [f.to_json() for f in td.findings]
+
+
+def test_parse_cmdlines_keeps_pid_t_range_and_lists_what_it_skips():
+    from dissect.ftrace.formats import parse_cmdlines
+
+    skipped: list[int] = []
+    got = parse_cmdlines("1 init\n-1 neg\n2147483647 max\n2147483648 over\nnopid\n\nx y\n3 a b\n", skipped)
+    assert got == {1: "init", -1: "neg", 2147483647: "max", 3: "a b"}
+    assert skipped == [4, 5, 7]

@@ -413,18 +413,26 @@ def parse_printk(text: bytes | str) -> dict[int, str]:
     return out
 
 
-def parse_cmdlines(text: bytes | str) -> dict[int, str]:
-    """``<pid> <comm>`` lines → {pid: comm}."""
+def parse_cmdlines(text: bytes | str, skipped: list[int] | None = None) -> dict[int, str]:
+    """``<pid> <comm>`` lines → {pid: comm}.
+
+    A pid is a ``pid_t`` (events carry it as the s32 ``common_pid``): a line whose pid is not an
+    integer in that range cannot name any event's process and is skipped, its 1-based number
+    appended to ``skipped`` (empty lines are not counted).
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "backslashreplace")
     out: dict[int, str] = {}
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         pid, sep, comm = line.partition(" ")
-        if sep:
-            try:
-                out[int(pid)] = comm
-            except ValueError:
-                continue
+        try:
+            v = int(pid) if sep else None
+        except ValueError:
+            v = None
+        if v is not None and -(1 << 31) <= v < (1 << 31):
+            out[v] = comm
+        elif line.strip() and skipped is not None:
+            skipped.append(n)
     return out
 
 

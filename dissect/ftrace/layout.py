@@ -215,14 +215,19 @@ class TraceDatLayout:
     def _read_cmdlines(self, cur: _Cursor) -> None:
         at = cur.file_offset
         data = self._sized(cur, 8, "cmdlines")
+        skipped: list[int] = []
         if data.isascii():
-            self.cmdlines = parse_cmdlines(data)
-            return
-        # the entries (pid, comm bytes) whose comm is not UTF-8, rather than the whole section's bytes
-        bad = [{"pid": int(p), "raw": c.hex()} for p, _, c in (ln.partition(b" ") for ln in data.split(b"\n"))
-               if p.isdigit() and not c.isascii() and bad_count(c)[0]]
-        self.cmdlines = parse_cmdlines(self._text(data, "cmdlines", at, raw=None, entries=bad[:100],
-                                                  entry_count=len(bad)))
+            self.cmdlines = parse_cmdlines(data, skipped)
+        else:
+            # the entries (pid, comm bytes) whose comm is not UTF-8, rather than the whole section's bytes
+            bad = [{"pid": int(p), "raw": c.hex()} for p, _, c in (ln.partition(b" ") for ln in data.split(b"\n"))
+                   if p.isdigit() and not c.isascii() and bad_count(c)[0]]
+            self.cmdlines = parse_cmdlines(self._text(data, "cmdlines", at, raw=None, entries=bad[:100],
+                                                      entry_count=len(bad)), skipped)
+        if skipped:
+            self._finding("warning", "bad_cmdline",
+                          f"cmdlines: {len(skipped)} line(s) without a pid_t pid and a comm skipped "
+                          f"(first: line {skipped[0]})", at)
 
     # ---------- options (§4)
     def _option(self, oid: int, data: bytes, at: int | None) -> Option:
