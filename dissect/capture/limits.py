@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 from dissect.capture.source import StreamSource
 
@@ -26,3 +27,19 @@ def _size(f, upto: int | None = None) -> int:
     if isinstance(f, StreamSource):
         return f.size(upto)
     return os.fstat(f.fileno()).st_size
+
+
+def refill(f: Any, buf: bytes, i: int, base: int, want: int,
+           keep: Callable[[int], None] | None) -> tuple[bytes, memoryview, int, int, int] | None:
+    """Read up to ``want`` more bytes after ``buf[i:]`` (the walk's unconsumed tail at file
+    offset ``base + i``): ``(buf, mv, base, i, n)`` of the new buffer, or None at the end.
+    Called once per read (``CHUNK``), never per record; ``keep`` tells a stream source where
+    the buffer now starts (:class:`~dissect.capture.source.StreamSource`)."""
+    more = f.read(want)
+    if not more:
+        return None
+    buf = buf[i:] + more
+    base += i
+    if keep is not None:
+        keep(base)
+    return buf, memoryview(buf), base, 0, len(buf)

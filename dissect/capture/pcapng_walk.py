@@ -9,7 +9,7 @@ import struct
 from typing import TYPE_CHECKING, BinaryIO, Iterator, NamedTuple
 
 from dissect.capture import formats as F
-from dissect.capture.limits import _NS, CHUNK, MAX_RECORD, MAX_RESYNC, _size
+from dissect.capture.limits import _NS, CHUNK, MAX_RECORD, MAX_RESYNC, _size, refill
 from dissect.capture.source import StreamSource
 
 if TYPE_CHECKING:
@@ -71,15 +71,9 @@ class PcapngWalk:
                 base = start
             while True:
                 if n - i < 12:
-                    more = f.read(CHUNK)
-                    if more:
-                        buf = buf[i:] + more
-                        base += i
-                        i = 0
-                        n = len(buf)
-                        mv = memoryview(buf)
-                        if keep is not None:
-                            keep(base)
+                    got = refill(f, buf, i, base, CHUNK, keep)
+                    if got:
+                        buf, mv, base, i, n = got
                         continue
                     if n - i:
                         self._finding("error", "pcapng_truncated_block",
@@ -116,17 +110,10 @@ class PcapngWalk:
                     continue
                 end = i + total
                 if end > n:
-                    # The header refill above, again for a body cut by the chunk (inline on purpose: hot loop);
-                    # tests/test_capture_reader_chunks.py::test_small_chunks_equal_one_read holds both equal to a read.
-                    more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
-                    if more:
-                        buf = buf[i:] + more
-                        base += i
-                        i = 0
-                        n = len(buf)
-                        mv = memoryview(buf)
-                        if keep is not None:
-                            keep(base)
+                    # a body cut by the chunk; tests/test_capture_reader_chunks.py holds small chunks equal to one read
+                    got = refill(f, buf, i, base, min(max(CHUNK, end - n), max(size - f.tell(), 0)), keep)
+                    if got:
+                        buf, mv, base, i, n = got
                         continue
                     # Cut inside this block.
                     self._finding("error", "pcapng_truncated_block",

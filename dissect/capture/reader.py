@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 from dissect.capture import formats as F
 # the limits and the pcapng walk live in limits.py and pcapng_walk.py; their names stay importable from here
-from dissect.capture.limits import _NS, _YEAR, CHUNK, MAX_RECORD, MAX_RESYNC, _size  # noqa: F401
+from dissect.capture.limits import _NS, _YEAR, CHUNK, MAX_RECORD, MAX_RESYNC, _size, refill  # noqa: F401
 from dissect.capture.pcapng_walk import (_KNOWN_SKIPPED, _RESYNC_TYPES, PcapngResume, PcapngWalk,  # noqa: F401
                                          _Interface)
 from dissect.capture.source import StreamSource
@@ -160,15 +160,9 @@ class CaptureReader(PcapngWalk):
             count = 0
             while True:
                 if n - i < 16:
-                    more = f.read(CHUNK)
-                    if more:
-                        buf = buf[i:] + more
-                        base += i
-                        i = 0
-                        n = len(buf)
-                        mv = memoryview(buf)
-                        if keep is not None:
-                            keep(base)
+                    got = refill(f, buf, i, base, CHUNK, keep)
+                    if got:
+                        buf, mv, base, i, n = got
                         if count and not resynced:  # sec: the last record parsed, a plausible one
                             prev_sec = sec
                             lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
@@ -195,18 +189,11 @@ class CaptureReader(PcapngWalk):
                     continue
                 end = i + 16 + incl
                 if end > n:
-                    # Never read more than the file holds: incl is untrusted.
-                    # The header refill above, again for a body cut by the chunk (inline on purpose: hot loop);
-                    # tests/test_capture_reader_chunks.py::test_small_chunks_equal_one_read holds both equal to a read.
-                    more = f.read(min(max(CHUNK, end - n), max(size - f.tell(), 0)))
-                    if more:
-                        buf = buf[i:] + more
-                        base += i
-                        i = 0
-                        n = len(buf)
-                        mv = memoryview(buf)
-                        if keep is not None:
-                            keep(base)
+                    # Never read more than the file holds: incl is untrusted. A body cut by the chunk;
+                    # tests/test_capture_reader_chunks.py holds small chunks equal to one read.
+                    got = refill(f, buf, i, base, min(max(CHUNK, end - n), max(size - f.tell(), 0)), keep)
+                    if got:
+                        buf, mv, base, i, n = got
                         if count and not resynced:  # sec: the last record parsed, a plausible one
                             prev_sec = sec
                             lo_sec, hi_sec = sec - _YEAR, sec + _YEAR
