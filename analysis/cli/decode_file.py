@@ -9,11 +9,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.cli.detect import UnknownFormat, detect
 from analysis.cli.internal import internal_error
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
-from analysis.cli.paths import capture_file_problem, compression_fields, open_capture_file, write_compression
+from analysis.cli.paths import capture_kind, compression_fields, open_capture_file, write_compression
 from analysis.emit import emitter_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,19 +26,9 @@ EMPTY_IS_VALID = frozenset({"dev-parts", "vfio-stream"})
 
 def decode_file(args: argparse.Namespace, path: Path) -> int:
     """Decode the file ``path`` as ``args`` say (``--as``, ``--json``, ...); the exit status."""
-    problem = capture_file_problem(path)
-    if problem == "empty file" and args.as_kind in EMPTY_IS_VALID:
-        problem = None  # zero parts / records: a valid (empty) input of a kind named by --as
-    if problem:
-        print(f"migtrace decode: {path}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        kind = args.as_kind or detect(path)  # from the first (decompressed) bytes only
-    except UnknownFormat as e:
-        print(f"migtrace decode: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"migtrace decode: {path}: {e.strerror or e}", file=sys.stderr)
+    # zero parts / records: a valid (empty) input of a kind named by --as
+    kind = capture_kind(path, NAME, args.as_kind, EMPTY_IS_VALID)
+    if kind is None:
         return EXIT_USAGE
     if kind == "admin-completion" and args.opcode is None:
         print("migtrace decode: --as admin-completion needs --opcode N", file=sys.stderr)

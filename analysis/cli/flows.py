@@ -21,8 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.cli.detect import UnknownFormat, detect
-from analysis.cli.paths import (capture_file_problem, compression_fields, follow_problem, open_capture_file,
+from analysis.cli.paths import (capture_kind, compression_fields, follow_problem, open_capture_file,
                                 write_compression)
 from analysis.cli.main import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE
 from analysis.cli.output import UnitWriter
@@ -45,17 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def open_capture(path: Path, command: str) -> str | None:
     """The capture kind, or None after printing why it cannot be read (usage error)."""
-    problem = capture_file_problem(path)
-    if problem:
-        print(f"migtrace {command}: {path}: {problem}", file=sys.stderr)
-        return None
-    try:
-        kind = detect(path)
-    except UnknownFormat as e:
-        print(f"migtrace {command}: {e}", file=sys.stderr)
-        return None
-    except OSError as e:
-        print(f"migtrace {command}: {path}: {e.strerror or e}", file=sys.stderr)
+    kind = capture_kind(path, command)
+    if kind is None:
         return None
     if kind not in ("pcap", "pcapng"):
         print(f"migtrace {command}: {path}: is {kind}, not a pcap/pcapng capture", file=sys.stderr)

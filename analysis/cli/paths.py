@@ -16,6 +16,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.cli.detect import UnknownFormat, detect
+
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.cli.output import UnitWriter
     from dissect.capture.compressed import Decompressed
@@ -92,3 +94,23 @@ def compression_fields(data: Decompressed | None) -> dict[str, Any]:
         return {}
     return {"compression": data.compression, "compressed_bytes": data.compressed_size,
             "decompressed_bytes": data.size}
+
+
+def capture_kind(path: Path, command: str, as_kind: str | None = None,
+                 empty_ok: frozenset[str] = frozenset()) -> str | None:
+    """The kind of the capture file ``path`` (``as_kind`` when named, else detected by content,
+    compressed captures included), or None after printing why it cannot be read (a usage
+    error of ``migtrace <command>``). An empty file is a valid input of a kind in ``empty_ok``."""
+    problem = capture_file_problem(path)
+    if problem == "empty file" and as_kind in empty_ok:
+        problem = None
+    if problem:
+        print(f"migtrace {command}: {path}: {problem}", file=sys.stderr)
+        return None
+    try:
+        return as_kind or detect(path)  # from the first (decompressed) bytes only
+    except UnknownFormat as e:
+        print(f"migtrace {command}: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"migtrace {command}: {path}: {e.strerror or e}", file=sys.stderr)
+    return None
