@@ -142,9 +142,8 @@ def _records_dataframe(td: "TraceDat", fields_mode: str) -> pd.DataFrame:
             if bulk is not None:
                 fcols, tx = bulk
                 if bad[0] != moved:  # a string held bytes that are not UTF-8: which rows
-                    cand = {j for col in fcols.values() if isinstance(col, list)
-                            for j, v in enumerate(col) if type(v) is str and "\\x" in v}
-                    _utf8_rows(td, fmt, k, inst, rec, sel, dst, offs[sel], lens[sel], sorted(cand), utf8)
+                    cand = _escaped_rows(fcols.values())
+                    _utf8_rows(td, fmt, k, inst, rec, sel, dst, offs[sel], lens[sel], cand, utf8)
                 for name, vals in fcols.items():
                     _add(cols, kinds, name, fmt.name, dst, vals)
                 if fields_mode == "dict":
@@ -212,11 +211,16 @@ def _candidates(fmt: Any, fl: list[dict], tx: list) -> list[int]:
     one: :func:`_utf8_rows` asks the record's bytes): print/bprint by their rendered text (it
     holds buf and the %s arguments), other events by their char fields."""
     if fmt.system == "ftrace" and fmt.name in ("print", "bprint"):
-        return [j for j, x in enumerate(tx) if x and "\\x" in x]
+        return _escaped_rows([tx])
+    return _escaped_rows([[d.get(f.name) for d in fl] for f in fmt.own_fields if f.is_char])
+
+
+def _escaped_rows(columns: Any) -> list[int]:
+    """Rows (sorted) where a str value of one of the list ``columns`` holds ``\\x``."""
     rows: set[int] = set()
-    for name in [f.name for f in fmt.own_fields if f.is_char]:
-        col = [d.get(name) for d in fl]
-        rows.update(j for j, v in enumerate(col) if type(v) is str and "\\x" in v)
+    for col in columns:
+        if isinstance(col, list):
+            rows.update(j for j, v in enumerate(col) if type(v) is str and "\\x" in v)
     return sorted(rows)
 
 
