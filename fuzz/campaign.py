@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +33,10 @@ from fuzz.targets import targets
 
 
 def _worker(family: str, base: str, start: int, seconds: float, n: int | None, out: str, status, q,
-            as_gb: float) -> None:
+            as_gb: float, stop) -> None:
+    # SIGTERM/SIGINT reach the whole process group: the campaign decides when the worker stops
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(19) if os.nice(0) < 19 else None
     if as_gb > 0:
         with open("/proc/self/status") as f:
@@ -40,7 +44,18 @@ def _worker(family: str, base: str, start: int, seconds: float, n: int | None, o
         lim = vm + int(as_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     t = targets()[family]
-    run_family(t, n=n, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put)
+    run_family(t, n=n, seconds=seconds, base=base, start=start, save_dir=Path(out), status=status, report=q.put,
+               stop=stop)
+
+
+#: set by SIGTERM/SIGINT: the running family ends after its worker's current execution and its
+#: figures are written like a finished family's; the families after it are not started
+_STOP = None
+
+
+def _on_stop(signum, frame) -> None:
+    if _STOP is not None:
+        _STOP.value = 1
 
 
 def _cpu(pid: int) -> float:
@@ -62,12 +77,13 @@ def campaign_family(family: str, seconds: float, out: Path, base: str, as_gb: fl
              "max_exec_secs": 0.0, "max_peak_growth_mb": 0.0, "problems": [], "workers": 0}
     done_before = {"execs": 0, "secs": 0.0, "outcomes": {k: 0 for k in OUTCOMES}}
     t0 = last_print = time.monotonic()
-    while time.monotonic() < t_end - 1 and (execs is None or done_before["execs"] < execs):
+    while (time.monotonic() < t_end - 1 and (execs is None or done_before["execs"] < execs)
+           and not _STOP.value):
         status = ctx.Value("q", start)
         left = None if execs is None else execs - done_before["execs"]
         q = ctx.Queue()
         p = ctx.Process(target=_worker, args=(family, base, start, t_end - time.monotonic(), left, str(out), status,
-                                              q, as_gb), daemon=True)
+                                              q, as_gb, _STOP), daemon=True)
         p.start()
         total["workers"] += 1
         last_i, last_move, cpu_move = status.value, time.monotonic(), 0.0
@@ -153,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
     except OSError:
         commit = None
+    global _STOP
+    _STOP = mp.get_context("fork").Value("b", 0)
+    signal.signal(signal.SIGTERM, _on_stop)
+    signal.signal(signal.SIGINT, _on_stop)
     for fam in fams:
+        if _STOP.value:
+            print(f"{fam}: not started (stopped)", flush=True)
+            continue
         print(f"{fam}: {a.seconds:.0f} s ...", flush=True)
         r = campaign_family(fam, a.seconds, out, a.base, a.as_limit_gb, a.execs or None)
         r["commit"] = commit

@@ -139,8 +139,11 @@ class FamilyStats:
 
 def run_family(target: Target, n: int | None = None, seconds: float | None = None, base: str = "smoke",
                start: int = 0, save_dir: Path | None = None, status: Any = None,
-               report: Any = None) -> FamilyStats:
-    """Run ``target`` for ``n`` executions or ``seconds`` (whichever ends first), in this process."""
+               report: Any = None, stop: Any = None) -> FamilyStats:
+    """Run ``target`` for ``n`` executions or ``seconds`` (whichever ends first), in this process.
+
+    ``stop`` (a shared value) set to non-zero ends the run after the execution in progress.
+    """
     seeds = [s for s in target.seeds() if s is not None]
     if not seeds:
         raise RuntimeError(f"{target.name}: no seeds")
@@ -150,7 +153,8 @@ def run_family(target: Target, n: int | None = None, seconds: float | None = Non
     with tempfile.TemporaryDirectory(prefix="migtrace-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as td:
         path = Path(td) / "input"
         i = start
-        while (n is None or i < start + n) and (t_end is None or time.monotonic() < t_end):
+        while ((n is None or i < start + n) and (t_end is None or time.monotonic() < t_end)
+               and (stop is None or not stop.value)):
             if status is not None:
                 status.value = i
             data = input_for(target, seeds, base, i)

@@ -102,3 +102,29 @@ def test_campaign_script_exists():
     root = Path(__file__).resolve().parent.parent
     text = (root / "scripts" / "fuzz.sh").read_text()
     assert "fuzz.campaign" in text and "nice -n 19" in text
+
+
+def test_sigterm_ends_the_campaign_with_its_figures_written(tmp_path):
+    """A stopped campaign writes the running family's figures (consistent counts); later families do not start."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.Popen([sys.executable, "-m", "fuzz.campaign", "--out", str(tmp_path), "--seconds", "120",
+                          "--families", "admin-commands,pcap", "--base", "sigterm-test"],
+                         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a worker reports its figures every 2 s: wait for the first report to be sure executions ran
+    time.sleep(5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["family"] for r in rows] == ["admin-commands"]
+    r = rows[0]
+    assert r["execs"] > 0 and r["wall_secs"] < 60
+    assert sum(r["outcomes"].values()) == r["execs"]
+    assert r["next_i"] == r["execs"]
+    assert "pcap: not started (stopped)" in out
