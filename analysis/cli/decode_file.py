@@ -24,8 +24,9 @@ NAME = "decode"
 EMPTY_IS_VALID = frozenset({"dev-parts", "vfio-stream"})
 
 
-def decode_file(args: argparse.Namespace, path: Path) -> int:
-    """Decode the file ``path`` as ``args`` say (``--as``, ``--json``, ...); the exit status."""
+def decode_file(args: argparse.Namespace, path: Path, spooled: Decompressed | None = None) -> int:
+    """Decode the file ``path`` as ``args`` say (``--as``, ``--json``, ...); the exit status.
+    ``spooled``: ``path`` holds the decompressed bytes of a compressed pipe, made as it says."""
     # zero parts / records: a valid (empty) input of a kind named by --as
     kind = capture_kind(path, NAME, args.as_kind, EMPTY_IS_VALID)
     if kind is None:
@@ -33,6 +34,8 @@ def decode_file(args: argparse.Namespace, path: Path) -> int:
     if kind == "admin-completion" and args.opcode is None:
         print("migtrace decode: --as admin-completion needs --opcode N", file=sys.stderr)
         return EXIT_USAGE
+    if spooled is not None:
+        return _decode(args, path, kind, spooled)
     with ExitStack() as stack:
         data = open_capture_file(stack, path, NAME)
         if data is None:

@@ -163,5 +163,5 @@ def _extract(args: argparse.Namespace, path: Path, kind: str, live: Any, data: D
     for fnd in findings:
         out.write(fnd.to_json())
     write_compression(out, data)
-    out.write(out.summary(kind) | compression_fields(data))
+    out.write(out.summary(kind) | (live.compression if live is not None else compression_fields(data)))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

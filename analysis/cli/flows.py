@@ -127,5 +127,5 @@ def _flows(args: argparse.Namespace, path: Path, kind: str, live: Any, data: Dec
     for f in res.findings:
         out.write(f.to_json())
     write_compression(out, data)
-    out.write(out.summary(kind) | compression_fields(data))
+    out.write(out.summary(kind) | (live.compression if live is not None else compression_fields(data)))
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK

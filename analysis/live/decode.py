@@ -88,7 +88,7 @@ def run_decode(args: argparse.Namespace) -> int:
         raise
     except Exception as e:  # as for files: a decoder bug is a finding, not a traceback
         out.write(internal_error(e, "decode", args.debug))
-    out.write(out.summary(live.format))
+    out.write(out.summary(live.format) | live.compression)
     return EXIT_INPUT_ERRORS if out.errors else EXIT_OK
 
 
@@ -121,7 +121,14 @@ def _decode_spooled(live: LiveCapture, args: argparse.Namespace) -> int:
                 f.write(b)
         live.close()
         file_args = argparse.Namespace(**{**vars(args), "capture": path, "follow": False})
-        return decode_file(file_args, Path(path))
+        spooled = None
+        if live.compression:  # the file holds decompressed bytes: how they were made goes out too
+            from dissect.capture.compressed import Decompressed
+
+            c = live.compression
+            spooled = Decompressed(Path(path), c["compression"], live.raw.findings, c["decompressed_bytes"],
+                                   c["compressed_bytes"])
+        return decode_file(file_args, Path(path), spooled)
 
 
 def reassemble_live(live: LiveCapture, factory: Any = None) -> ReassemblyResult:

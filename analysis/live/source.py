@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Iterator
 from analysis.live.args import STDIN_NAME
 from dissect.capture.reader import CaptureReader
 from dissect.capture.source import FollowRaw, PipeRaw, StreamSource
+from dissect.capture.source_compressed import DecompressingRaw, open_raw
 from dissect.common.findings import Finding
 from dissect.qemu.session import CaptureResult
 from dissect.qemu.stream import StreamParser
@@ -47,7 +48,7 @@ class LiveCapture:
         self.interrupted = False
         self.name = capture
         if fd is not None:  # a capturing subprocess' output (watch --interface): ends with the migration
-            self.raw: PipeRaw | FollowRaw = PipeRaw(fd, done=self.migration_ended, linger=linger,
+            self.raw: Any = PipeRaw(fd, done=self.migration_ended, linger=linger,
                                                     idle_timeout=idle_timeout)
         elif capture == STDIN_NAME:
             self.raw = PipeRaw(sys.stdin.fileno())
@@ -57,11 +58,17 @@ class LiveCapture:
         else:  # a finished file, read as a stream (watch: units in arrival order)
             self._fd = os.open(capture, os.O_RDONLY)
             self.raw = PipeRaw(self._fd)
+        # a compressed pipe or file (zstd, gzip, xz, bzip2) is read as its decompressed bytes
+        self.raw = open_raw(self.raw)
         self.source = StreamSource(self.raw, self.name, tee=tee)
         head = self.source.peek(4)
         if head not in _MAGICS:
-            raise NotACapture("empty input" if not head else
-                              f"input does not start like a pcap or pcapng (first bytes {head.hex()})")
+            fmt = self.raw.compression
+            after = f" after {fmt} decompression" if fmt else ""
+            why = "; ".join(f.message for f in self.raw.findings)
+            raise NotACapture((f"empty input{after}" if not head else
+                               f"input does not start like a pcap or pcapng{after} (first bytes {head.hex()})")
+                              + (f" ({why})" if why else ""))
         self.reader = CaptureReader(self.source)
 
     def close(self) -> None:
@@ -84,9 +91,18 @@ class LiveCapture:
         return r is not None and any(fl.stats.role == "main" and (fl.stats.fin_seen or fl.stats.rst_seen)
                                      for fl in r.flows)
 
+    @property
+    def compression(self) -> dict[str, Any]:
+        """The ``summary`` fields of a compressed input (as for a compressed file), else none."""
+        r = self.raw
+        if not isinstance(r, DecompressingRaw):
+            return {}
+        return {"compression": r.compression, "compressed_bytes": r.compressed_bytes,
+                "decompressed_bytes": r.decompressed_bytes}
+
     def end_findings(self) -> list[Finding]:
-        """What the user should know about how the input ended."""
-        out = []
+        """What the user should know about how the input ended (decompression's findings first)."""
+        out = list(self.raw.findings)
         if self.interrupted:
             out.append(Finding("info", "capture_interrupted",
                                f"input ended by SIGINT after {self.source.consumed} bytes; "

@@ -194,6 +194,13 @@ class Stream:
             except self._errors as e:
                 where = yield from self._salvage(start, at, data, given)
                 self.offset = where
+                if where is None:  # not seekable (a pipe): the byte is somewhere in this read
+                    self.offset = where = at
+                    self.finding("error", "compressed_corrupt",
+                                 f"{self.fmt} data corrupt in the {len(data)}-byte read at compressed offset "
+                                 f"{at} ({e}); the {self.out} bytes decompressed before the error are decoded",
+                                 at, located=False, read_length=len(data))
+                    return
                 self.finding("error", "compressed_corrupt",
                              f"{self.fmt} data corrupt at compressed offset {where} ({e}); the {self.out} "
                              "bytes decompressed before it are decoded", where)
@@ -231,17 +238,18 @@ class Stream:
                      f"{n} bytes after the last complete {self.fmt} {_WHAT[self.fmt]} start no new one; "
                      "ignored", at, length=n)
 
-    def _salvage(self, start: int, at: int, data: bytes, given: int) -> Generator[bytes, None, int]:
+    def _salvage(self, start: int, at: int, data: bytes, given: int) -> Generator[bytes, None, int | None]:
         """After an error in the read ``data`` at compressed offset ``at``: the output of ``data``
         before the refused byte (a failing call returns nothing, e.g. the last zstd block in the
         call that also reads a bad checksum), and that byte's offset.  The member is decompressed
         again from ``start`` up to ``at`` (output discarded), then ``data`` one byte at a time;
-        the first ``given`` bytes of its output were already handed on."""
+        the first ``given`` bytes of its output were already handed on.  None when ``f`` cannot
+        seek (a pipe)."""
         try:
             pos = self.f.tell()
             self.f.seek(start)
         except OSError:
-            return at
+            return None
         i = -1
         try:
             m = _Member(self.fmt)
