@@ -17,7 +17,10 @@ from analysis.emit.migration import emit_capture, emit_stream_file
 
 QEMU10 = Path(__file__).resolve().parent.parent / "traces" / "real" / "qemu10"
 # mappedram.mig is shipped zstd-compressed: 10.6 MB apparent, 0.86 MB of data
-CAPTURES = ["returnpath.pcap", "multifd.pcap", "multipass.pcap", "multipass-rp.pcap", "file.mig", "mappedram.mig.zst"]
+CAPTURES = ["returnpath.pcap", "multifd.pcap", "multifd-zstd.pcap", "multifd-zlib.pcap", "multipass.pcap",
+            "multipass-rp.pcap", "file.mig", "mappedram.mig.zst"]
+# multifd captures: (channels, multifd-compression as the packets name it)
+MULTIFD = {"multifd.pcap": (4, "NOCOMP"), "multifd-zstd.pcap": (2, "ZSTD"), "multifd-zlib.pcap": (2, "ZLIB")}
 SECTION_CODE = {"START": 1, "PART": 2, "END": 3, "FULL": 4}
 
 
@@ -152,22 +155,61 @@ def _traced_multifd_packets(name: str) -> list[tuple[int, int, int, int, int, in
     return sorted(out)
 
 
-def test_multifd_packets_equal_qemu_trace():
-    traced = _traced_multifd_packets("multifd.pcap")
-    assert len(traced) == len(trace_lines("multifd.pcap", "src", "multifd_send_fill"))
-    objs = decode("multifd.pcap")
+@pytest.mark.parametrize("name", sorted(MULTIFD))
+def test_multifd_packets_equal_qemu_trace(name):
+    channels, compression = MULTIFD[name]
+    traced = _traced_multifd_packets(name)
+    assert len(traced) == len(trace_lines(name, "src", "multifd_send_fill"))
+    objs = decode(name)
     chan = {o["flow"]: o["channel"] for o in objs if o["kind"] == "multifd_packet" and o["type"] == "init"}
-    assert sorted(chan.values()) == [0, 1, 2, 3]
+    assert sorted(chan.values()) == list(range(channels))
     ours = sorted((chan[o["flow"]], o["packet_num"], o["flags"], o["next_packet_size"], o["normal_pages"],
                    o["zero_pages"]) for o in objs if o["kind"] == "multifd_packet" and o["type"] != "init")
     assert ours == traced
+    # the compression bits are set on RAM packets; QEMU 10.0 sends SYNC packets with flags 0x1 alone
+    assert {o["compression"] for o in objs if o["kind"] == "multifd_packet" and o["type"] == "ram"} == {compression}
+    assert {o["flags"] for o in objs if o["kind"] == "multifd_packet" and o["type"] == "sync"} == {1}
     # 10.0 SYNC packets: pages_alloc 0, yet the full 128-slot array (the layout finding says so)
     assert {o["pages_alloc"] for o in objs if o["kind"] == "multifd_packet" and o["type"] == "sync"} == {0}
     layout = [o for o in objs if o["kind"] == "finding" and o["code"] == "multifd_layout"]
-    assert len(layout) == 4 and {o["slots"] for o in layout} == {128}
+    assert len(layout) == channels and {o["slots"] for o in layout} == {128}
 
 
-@pytest.mark.parametrize("name", ["returnpath.pcap", "multifd.pcap", "multipass.pcap", "multipass-rp.pcap"])
+@pytest.mark.parametrize("name", ["multifd-zstd.pcap", "multifd-zlib.pcap"])
+def test_compressed_multifd_page_data_is_where_the_packets_say(name):
+    """multifd-compression: a RAM packet's page data is ``next_packet_size`` bytes of one compressed
+    stream per channel (QEMU keeps one z_stream / ZSTD_CStream per channel and flushes at each
+    packet's last page).  Cut from tshark's reassembly at our packet offsets, each blob
+    decompresses (zlib / zstandard library, one decompressor per channel) to exactly
+    normal_pages x 4096 bytes, and header + offsets + blob tile the whole connection."""
+    import zlib
+
+    import zstandard
+
+    from tests.test_capture_tshark import tshark_follow
+
+    objs = decode(name)
+    streams = tshark_follow(raw(name))
+    blobs = 0
+    for fl in (o for o in objs if o["kind"] == "flow" and o["role"] == "multifd"):
+        data = streams[(fl["client"], fl["server"])]["0"]
+        d = zstandard.ZstdDecompressor().decompressobj() if "zstd" in name else zlib.decompressobj()
+        pos = 64  # after MultiFDInit_t
+        for o in (o for o in objs if o["kind"] == "multifd_packet" and o["flow"] == fl["flow"]
+                  and o["type"] != "init"):
+            assert o["offset"] == pos
+            start = pos + 320 + 8 * 128
+            n = o["next_packet_size"] if o["normal_pages"] else 0
+            if n:
+                assert len(d.decompress(data[start:start + n])) == o["normal_pages"] * 4096
+                blobs += 1
+            pos = start + n
+        assert pos == len(data) == fl["c2s_bytes"]
+    with_pages = [o for o in objs if o["kind"] == "multifd_packet" and o["normal_pages"]]
+    assert blobs == len(with_pages) >= 10
+
+
+@pytest.mark.parametrize("name", ["returnpath.pcap", *sorted(MULTIFD), "multipass.pcap", "multipass-rp.pcap"])
 def test_bytes_equal_query_migrate(name):
     """``multifd-bytes`` = the multifd connections' bytes (10.0 counts each 64-byte MultiFDInit_t);
     ``transferred`` = main channel + multifd."""
@@ -255,3 +297,21 @@ def test_compressed_capture_decodes_as_its_bytes():
     zst = (QEMU10 / "mappedram.mig.zst").stat().st_size
     assert {k: objs[-1][k] for k in ("format", "compression", "compressed_bytes", "decompressed_bytes")} == \
         {"format": "qemu-stream", "compression": "zstd", "compressed_bytes": zst, "decompressed_bytes": 10602741}
+
+
+@pytest.mark.parametrize("name", sorted(MULTIFD))
+def test_multifd_run_summary_equals_query_migrate(name):
+    """``migtrace summary`` of the run folder (record_qemu10.py manifests): pages and multifd bytes
+    are QEMU's own counters, with and without multifd-compression."""
+    from tests.conftest import run_cli
+
+    run = QEMU10 / "runs" / _stem(name)
+    if not run.exists():
+        pytest.skip(f"{run} absent")
+    p = run_cli("summary", "--json", str(run))
+    assert p.returncode == 0, p.stderr
+    (s,) = [o for o in map(json.loads, p.stdout.splitlines()) if o["kind"] == "migration_summary"]
+    ram = query_migrate(name)
+    assert (s["ram_zero_pages"], s["ram_normal_pages"], s["bytes_multifd"], s["qemu_profile"]) == \
+        (ram["duplicate"], ram["normal"], ram["multifd-bytes"], "10.x")
+    assert s["bytes_main"] + s["bytes_multifd"] == ram["transferred"]

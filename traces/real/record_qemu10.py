@@ -28,6 +28,8 @@ records each scenario with the tiny multiboot guest of traces/real/guest/
 
   returnpath  TCP, return-path + switchover-ack capabilities
   multifd     TCP, multifd with 4 channels, zero-page-detection=multifd
+  multifd-zstd, multifd-zlib  TCP, multifd with 2 channels and multifd-compression
+              zstd / zlib (zero-page-detection: the default, multifd)
   multipass   TCP, a guest dirtying a buffer, max-bandwidth 1 MB/s and a
               small downtime-limit until the source's dirty-sync-count
               reaches a target, then a downtime-limit that lets it converge
@@ -214,6 +216,12 @@ SCENARIOS: dict[str, dict] = {
                        params={}),
     "multifd": dict(mem=32, pages=256, caps={"multifd": True},
                     params={"multifd-channels": 4, "zero-page-detection": "multifd"}),
+    # multifd-compression: the page data of a RAM packet is one compressed blob of
+    # next_packet_size bytes (the destination needs the same parameter)
+    "multifd-zstd": dict(mem=32, pages=256, caps={"multifd": True},
+                         params={"multifd-channels": 2, "multifd-compression": "zstd"}),
+    "multifd-zlib": dict(mem=32, pages=256, caps={"multifd": True},
+                         params={"multifd-channels": 2, "multifd-compression": "zlib"}),
     "multipass": dict(mem=32, pages=128, caps={},
                       params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
                       release_at=7, release_downtime=2000),
@@ -265,7 +273,7 @@ def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
     uri = f"file:{mig.name}" if is_file else f"tcp:127.0.0.1:{port}"
     src_params = dict(sc["params"])
     dst_params = {k: v for k, v in sc["params"].items()
-                  if k in ("multifd-channels",)}
+                  if k in ("multifd-channels", "multifd-compression")}
     tcpdump = None
     dst = None
     src = Qemu(root, work, "src", guest, sc["mem"], sc["pages"], SRC_EVENTS, False)
