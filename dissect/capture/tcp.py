@@ -427,6 +427,7 @@ class Reassembler:
         fl = d.flow
         if d.name == "c2s" and off == 0 and first:
             fl.stats.role = fl.info.role = classify(first)
+            fl.stats.head = first[:CLASSIFY_BYTES]
         d.state = 1
         if self.factory is not None:
             d.consumer = self.factory(fl.info, d.name)  # type: ignore[arg-type]

@@ -67,6 +67,8 @@ class FlowStats:
     syn_seen: bool = False
     fin_seen: bool = False
     rst_seen: bool = False
+    #: the first bytes the client sent (what the role was decided on; not in the contract object)
+    head: bytes = b""
 
     @property
     def first_ts(self) -> float:

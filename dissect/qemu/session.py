@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from dissect.capture.flows import why_not_decoded
 from dissect.common.findings import Finding
 from dissect.qemu import wire as W
 from dissect.qemu.multifd import MultifdParser
@@ -319,7 +320,7 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
             sp = spools.get((fl.flow, direction))
             if sp is not None:
                 yield from sp
-    tail: list[Any] = list(rr.findings)
+    tail: list[Any] = list(rr.findings) + why_not_decoded(rr.flows)
     for a in assemblers:
         tail.extend(a.close())
     res.findings = [f for f in tail if isinstance(f, Finding)]

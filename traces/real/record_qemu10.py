@@ -30,6 +30,8 @@ records each scenario with the tiny multiboot guest of traces/real/guest/
   multifd     TCP, multifd with 4 channels, zero-page-detection=multifd
   multifd-zstd, multifd-zlib  TCP, multifd with 2 channels and multifd-compression
               zstd / zlib (zero-page-detection: the default, multifd)
+  tls         TCP with TLS (tls-creds-psk, a fixed lab key) and the return path: the
+              wire carries TLS records only
   multipass   TCP, a guest dirtying a buffer, max-bandwidth 1 MB/s and a
               small downtime-limit until the source's dirty-sync-count
               reaches a target, then a downtime-limit that lets it converge
@@ -222,6 +224,9 @@ SCENARIOS: dict[str, dict] = {
                          params={"multifd-channels": 2, "multifd-compression": "zstd"}),
     "multifd-zlib": dict(mem=32, pages=256, caps={"multifd": True},
                          params={"multifd-channels": 2, "multifd-compression": "zlib"}),
+    # TLS (tls-creds-psk, the pre-shared key of a lab): the main channel carries TLS records, not
+    # the QEMU stream; what a user captures on a secured migration
+    "tls": dict(mem=32, pages=64, caps={"return-path": True}, params={"tls-creds": "tls0"}, tls=True),
     "multipass": dict(mem=32, pages=128, caps={},
                       params={"max-bandwidth": 1 << 20, "downtime-limit": 20},
                       release_at=7, release_downtime=2000),
@@ -273,15 +278,25 @@ def record(name: str, sc: dict, root: Path, guest: Path, out: Path) -> None:
     uri = f"file:{mig.name}" if is_file else f"tcp:127.0.0.1:{port}"
     src_params = dict(sc["params"])
     dst_params = {k: v for k, v in sc["params"].items()
-                  if k in ("multifd-channels", "multifd-compression")}
+                  if k in ("multifd-channels", "multifd-compression", "tls-creds")}
     tcpdump = None
     dst = None
+    if sc.get("tls"):
+        # keys.psk: "username:hex key"; "qemu" is the client's default username
+        (work / "psk").mkdir()
+        (work / "psk" / "keys.psk").write_text("qemu:" + hashlib.sha256(b"migtrace lab key").hexdigest() + "\n")
     src = Qemu(root, work, "src", guest, sc["mem"], sc["pages"], SRC_EVENTS, False)
     try:
         src.wait_banner()
+        if sc.get("tls"):
+            src.qmp.cmd("object-add", **{"qom-type": "tls-creds-psk", "id": "tls0", "endpoint": "client",
+                                         "dir": "psk"})
         src.setup(sc["caps"], src_params)
         if not is_file:
             dst = Qemu(root, work, "dst", guest, sc["mem"], sc["pages"], DST_EVENTS, True)
+            if sc.get("tls"):
+                dst.qmp.cmd("object-add", **{"qom-type": "tls-creds-psk", "id": "tls0", "endpoint": "server",
+                                             "dir": "psk"})
             dst.setup(sc["caps"], dst_params)
             dst.qmp.cmd("migrate-incoming", uri=uri)
             pcap = work / f"{name}.pcap"
