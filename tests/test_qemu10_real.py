@@ -17,10 +17,11 @@ from analysis.emit.migration import emit_capture, emit_stream_file
 
 QEMU10 = Path(__file__).resolve().parent.parent / "traces" / "real" / "qemu10"
 # mappedram.mig is shipped zstd-compressed: 10.6 MB apparent, 0.86 MB of data
-CAPTURES = ["returnpath.pcap", "multifd.pcap", "multifd-zstd.pcap", "multifd-zlib.pcap", "multipass.pcap",
-            "multipass-rp.pcap", "file.mig", "mappedram.mig.zst"]
+CAPTURES = ["returnpath.pcap", "multifd.pcap", "multifd-zstd.pcap", "multifd-zlib.pcap", "multifd-rp.pcap",
+            "multipass.pcap", "multipass-rp.pcap", "file.mig", "mappedram.mig.zst"]
 # multifd captures: (channels, multifd-compression as the packets name it)
-MULTIFD = {"multifd.pcap": (4, "NOCOMP"), "multifd-zstd.pcap": (2, "ZSTD"), "multifd-zlib.pcap": (2, "ZLIB")}
+MULTIFD = {"multifd.pcap": (4, "NOCOMP"), "multifd-zstd.pcap": (2, "ZSTD"), "multifd-zlib.pcap": (2, "ZLIB"),
+           "multifd-rp.pcap": (2, "NOCOMP")}
 SECTION_CODE = {"START": 1, "PART": 2, "END": 3, "FULL": 4}
 
 
@@ -129,8 +130,9 @@ def test_records_equal_destination_loader_trace(name):
     assert [(o["type"], o["len"]) for o in objs if o["kind"] == "rp_message"] == traced_rp
 
 
-def test_return_path_switchover_ack():
-    objs = decode("returnpath.pcap")
+@pytest.mark.parametrize("name", ["returnpath.pcap", "multifd-rp.pcap"])
+def test_return_path_switchover_ack(name):
+    objs = decode(name)
     assert [o["type_name"] for o in objs if o["kind"] == "rp_message"] == ["SWITCHOVER_ACK", "PONG", "SHUT"]
     assert "SWITCHOVER_START" in [o["cmd_name"] for o in objs if o["kind"] == "command"]
 

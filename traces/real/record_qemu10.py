@@ -30,6 +30,8 @@ records each scenario with the tiny multiboot guest of traces/real/guest/
   multifd     TCP, multifd with 4 channels, zero-page-detection=multifd
   multifd-zstd, multifd-zlib  TCP, multifd with 2 channels and multifd-compression
               zstd / zlib (zero-page-detection: the default, multifd)
+  multifd-rp  TCP, multifd (2 channels) + return-path + switchover-ack (the capabilities a
+              VFIO migration on 10.x uses)
   tls         TCP with TLS (tls-creds-psk, a fixed lab key) and the return path: the
               wire carries TLS records only
   multipass   TCP, a guest dirtying a buffer, max-bandwidth 1 MB/s and a
@@ -224,6 +226,10 @@ SCENARIOS: dict[str, dict] = {
                          params={"multifd-channels": 2, "multifd-compression": "zstd"}),
     "multifd-zlib": dict(mem=32, pages=256, caps={"multifd": True},
                          params={"multifd-channels": 2, "multifd-compression": "zlib"}),
+    # what a VFIO migration on 10.x sets: multifd (device state can ride it), the return path
+    # and switchover-ack (the destination acknowledges the VF's precopy data before switchover)
+    "multifd-rp": dict(mem=32, pages=128, caps={"multifd": True, "return-path": True, "switchover-ack": True},
+                       params={"multifd-channels": 2}),
     # TLS (tls-creds-psk, the pre-shared key of a lab): the main channel carries TLS records, not
     # the QEMU stream; what a user captures on a secured migration
     "tls": dict(mem=32, pages=64, caps={"return-path": True}, params={"tls-creds": "tls0"}, tls=True),
