@@ -75,9 +75,9 @@ def why_not_decoded(flows: list[Any]) -> list[Finding]:
             out.append(Finding(
                 "info", "flow_started_before_capture",
                 f"flow {fl.flow} ({fl.client} -> {fl.server}) was already open when the capture started (no "
-                f"SYN) and its first captured bytes ({bytes(fl.head).hex()}) are no stream header: if it "
-                f"is the migration, its {fl.c2s_bytes} bytes cannot be decoded from the middle (start the "
-                "capture before migrate)", 0, ctx))
+                f"SYN), its first captured bytes ({bytes(fl.head).hex()}) are no stream header and no "
+                f"migration record was found in it to pick it up from: its {fl.c2s_bytes} bytes are not "
+                "decoded (start the capture before migrate)", 0, ctx))
     if flows and not migration:
         why = []
         if tls:

@@ -429,6 +429,7 @@ class Reassembler:
             fl.stats.role = fl.info.role = classify(first)
             fl.stats.head = first[:CLASSIFY_BYTES]
         d.state = 1
+        fl.info.syn_seen = fl.stats.syn_seen
         if self.factory is not None:
             d.consumer = self.factory(fl.info, d.name)  # type: ignore[arg-type]
 

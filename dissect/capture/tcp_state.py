@@ -47,6 +47,8 @@ class FlowInfo:
     server: str
     first_ts_ns: int
     role: str = "other"
+    #: the capture holds the connection's SYN (False: it was open before the capture started)
+    syn_seen: bool = False
 
 
 @dataclass(slots=True)

@@ -19,6 +19,32 @@ _AFTER_EOF = W.SECTION_NAMED + W.SECTION_BY_ID + (W.QEMU_VM_COMMAND,)
 _FOOTER_BYTE = bytes([W.QEMU_VM_SECTION_FOOTER])
 
 
+def payload_kind(b: Any, q: int, end: int, mask: int) -> str | None:
+    """What the data of a PART/END section at ``q`` starts with: ``"ram"`` (a RAM page header:
+    a zero or normal page, with a block name unless CONTINUE; an EOS or MULTIFD_FLUSH flag alone),
+    ``"vfio"`` (a VFIO migration marker), ``""`` (neither) or None (fewer than 8 bytes here)."""
+    if end - q < 8:
+        return None
+    v = W.BE64.unpack_from(b, q)[0]
+    if v in W.VFIO_MARKERS:
+        return "vfio"
+    flags = v & mask
+    if flags in (W.RAM_SAVE_FLAG_EOS, W.RAM_SAVE_FLAG_MULTIFD_FLUSH):
+        return "ram" if v == flags else ""
+    base = flags & ~W.RAM_SAVE_FLAG_CONTINUE
+    if base not in (W.RAM_SAVE_FLAG_ZERO, W.RAM_SAVE_FLAG_PAGE):
+        return ""
+    if flags & W.RAM_SAVE_FLAG_CONTINUE:
+        return "ram"
+    if end - q < 9:
+        return None
+    ln = b[q + 8]
+    if end - q < 9 + ln:
+        return None
+    name = bytes(b[q + 9:q + 9 + ln])
+    return "ram" if ln and all(0x20 < c < 0x7F for c in name) else ""
+
+
 class RecordHandlers:
     """Handlers ``(b, p, end, base) -> pos | -(keep + 1)`` used by StreamParser._run."""
 
@@ -259,7 +285,14 @@ class RecordHandlers:
         if t in W.SECTION_BY_ID:
             if end - p < 5:
                 return None
-            return W.SECTION_ID.unpack_from(b, p + 1)[0] in self.sections
+            sid = W.SECTION_ID.unpack_from(b, p + 1)[0]
+            if sid in self.sections:
+                return True
+            if not self.midstream or sid > 0xFFFF:
+                return False
+            # mid-stream: section ids are not known yet; the data must say what it is
+            kind = payload_kind(b, p + 5, end, self.ram.mask)
+            return None if kind is None else kind in ("ram", "vfio")
         if t in W.SECTION_NAMED:
             if end - p < 6:
                 return None
@@ -293,7 +326,7 @@ class RecordHandlers:
             if end - c < 5:
                 return -c - 1
             sid = W.SECTION_ID.unpack_from(b, c + 1)[0]
-            if sid in self.sections or not self.sections:
+            if sid in self.sections or not self.sections or self.midstream:
                 ok = self._plausible(b, c + 5, end)
                 if ok is None:
                     if self._closing:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 from dissect.common.findings import Finding
 from dissect.qemu import ram as _ram
 from dissect.qemu import wire as W
-from dissect.qemu.records import RecordHandlers
+from dissect.qemu.records import RecordHandlers, payload_kind
 # section lifecycle and RAM handlers live in sections.py; _Section stays importable from here
 from dissect.qemu.sections import SectionHandlers, _Section  # noqa: F401
 from dissect.qemu.states import (S_DONE, S_FIXED, S_FOOTER, S_HEADER, S_LOST, S_MAPPED, S_RAM, S_RECORD, S_SCAN,
@@ -57,7 +57,7 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
     def __init__(self, sink: Callable[[Any], None], *, flow: int | None = None,
                  devices: DeviceSink | None = None, vmdesc: VmDesc | None = None,
                  expect_header: bool = True, page_size: int = W.DEFAULT_PAGE_SIZE,
-                 stream_size: int | None = None) -> None:
+                 stream_size: int | None = None, midstream: bool = False) -> None:
         self.sink = sink
         self.flow = flow
         self.devices = devices
@@ -94,6 +94,13 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
         self._vfio_term = False
         self._mapped_end = 0
         self._mapped_block: str | None = None
+        #: a connection captured after its start (dissect/qemu/midstream.py): begin lost, take the
+        #: first record after a section footer, learn section ids from their data
+        self.midstream = midstream
+        self._unnamed: set[int] = set()
+        if midstream:
+            self._state = S_LOST
+            self._lost_since = 0
 
     # ---- StreamConsumer -------------------------------------------------
     def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> int | None:
@@ -390,6 +397,14 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
                 return -p - 1
             (sid,) = W.SECTION_ID.unpack_from(b, p + 1)
             known = self.sections.get(sid)
+            if known is None and self.midstream:
+                kind = payload_kind(b, p + 5, end, self.ram.mask)
+                if kind is None:
+                    return -p - 1
+                known = self._learn_section(sid, kind, off)
+                if known is None:  # announced before the capture, data not recognised: opaque
+                    self._begin_section(t, sid, None, None, None, off)
+                    return p + 5
             if known is None:
                 self._sec = None
                 self._finding("error", "unknown_section_id", f"{W.SECTION_TYPES[t]} for section {sid} "
@@ -434,6 +449,23 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
             return self._configuration(b, p, end, base)
         self._finding("error", "unknown_record_type", f"record type byte 0x{t:02x} is not a QEMU_VM_* value", off)
         return self._go_lost(p, base)
+
+    def _learn_section(self, sid: int, kind: str, off: int) -> tuple[str, int, int] | None:
+        """Mid-stream: a PART/END for a section whose START came before the capture.  RAM data
+        makes it the ``ram`` section (version 4); anything else stays unnamed (one info finding)."""
+        if kind == "ram":
+            self.sections[sid] = ("ram", 0, 4)
+            if self.ram.block is None:
+                self.ram.block = "?"  # CONTINUE pages of a block named before the capture
+            self._finding("info", "section_inferred", f"section {sid} is taken for ram: its data starts with "
+                          "a RAM page header (its START section came before the capture)", off, section_id=sid)
+            return self.sections[sid]
+        if sid not in self._unnamed:
+            self._unnamed.add(sid)
+            what = "VFIO device data" if kind == "vfio" else "data this decoder does not recognise"
+            self._finding("info", "section_unnamed", f"section {sid} holds {what}; its name came in its START "
+                          "section, before the capture: kept opaque", off, section_id=sid)
+        return None
 
     def _go_lost(self, p: int, base: int) -> int:
         self._state = S_LOST

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""A migration connection that was already open when the capture started (no SYN, no header).
+
+``tcpdump`` started after ``migrate`` misses the stream header, the setup sections (with the
+section names) and, for multifd, the init packet: :func:`dissect.capture.flows.classify` cannot
+tell the connection from its first bytes, so it is ``other``.  :class:`Midstream` is the
+client-to-server consumer of such a flow: it feeds the first bytes to a main-channel parser and
+to a multifd parser at once, both starting lost (:class:`~dissect.qemu.stream.StreamParser`
+``midstream=True``: resynchronise on a section footer followed by a plausible record, learn the
+RAM section's id from its data; :class:`~dissect.qemu.multifd.MultifdParser`: resynchronise on
+a packet header), and adopts the first whose output after its resynchronisation is clean
+(main: two sections; multifd: one packet).  The units it held are then handed on, preceded by
+an info ``flow_picked_up_midstream``, and the parser takes every later byte directly.  Nothing is
+adopted within :data:`PROBE_LIMIT` bytes (or by the end): the flow stays ``other`` and nothing is
+emitted for it (``why_not_decoded`` reports it).
+
+Not recovered mid-stream: the return path (its messages are not framed for resynchronisation),
+the names of sections announced before the capture other than RAM (kept opaque: VFIO device data
+among them, ``section_unnamed``), and the RAM block of CONTINUE pages before the first named one
+(block ``?``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from dissect.common.findings import Finding
+from dissect.qemu import wire as W
+from dissect.qemu.multifd import MultifdParser
+from dissect.qemu.stream import StreamParser
+
+#: Bytes probed before the flow is left alone (a RAM section of 512 KiB pages fits many times).
+PROBE_LIMIT = 8 << 20
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.units: list[Any] = []
+
+    def __call__(self, item: Any) -> None:
+        self.units.append(item)
+
+
+def _clean_after_resync(units: list[Any], kind: str, need: int) -> bool:
+    """After the parser's first ``resync`` finding: ``need`` units of ``kind`` and no error."""
+    start = next((i for i, u in enumerate(units) if isinstance(u, Finding) and u.code == "resync"), None)
+    if start is None:
+        return False
+    after = units[start + 1:]
+    if any(isinstance(u, Finding) and u.severity == "error" for u in after):
+        return False
+    return sum(1 for u in after if isinstance(u, dict) and u.get("kind") == kind) >= need
+
+
+class Midstream:
+    """``StreamConsumer`` for the client-to-server bytes of a flow open before the capture."""
+
+    def __init__(self, sink: Callable[[Any], None], *, flow: int, page_size: int = W.DEFAULT_PAGE_SIZE) -> None:
+        self.sink = sink
+        self.flow = flow
+        #: "main" or "multifd" once adopted
+        self.role: str | None = None
+        self.parser: Any = None
+        main_sink, mfd_sink = _Collect(), _Collect()
+        mfd = MultifdParser(mfd_sink, flow=flow, page_size=page_size)
+        mfd._init_done = True  # the init packet came before the capture
+        mfd._lost = True
+        self._probes: dict[str, tuple[Any, _Collect]] = {
+            "main": (StreamParser(main_sink, flow=flow, midstream=True, page_size=page_size), main_sink),
+            "multifd": (mfd, mfd_sink),
+        }
+        self._start: int | None = None
+
+    @property
+    def parsers(self) -> list[Any]:
+        return [self.parser] if self.parser is not None else []
+
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> int | None:
+        if self.parser is not None:
+            return self.parser.data(offset, data, ts_ns)
+        if not self._probes:
+            return None
+        if self._start is None:
+            self._start = offset
+        for role, (p, col) in list(self._probes.items()):
+            p.data(offset, data, ts_ns)  # skip hints ignored while probing: every byte is passed
+            if _clean_after_resync(col.units, "section" if role == "main" else "multifd_packet",
+                                   2 if role == "main" else 1):
+                self._adopt(role, offset + len(data))
+                return None
+        if offset + len(data) - self._start > PROBE_LIMIT:
+            self._probes = {}  # not a migration stream we can pick up: left alone
+        return None
+
+    def gap(self, start: int, end: int) -> None:
+        if self.parser is not None:
+            self.parser.gap(start, end)
+        for p, _ in self._probes.values():
+            p.gap(start, end)
+
+    def close(self) -> None:
+        if self.parser is not None:
+            self.parser.close()
+            return
+        # a short flow: what resynchronised cleanly by its end is taken, then closed (its end
+        # findings, e.g. a record cut by the capture's end, are the adopted flow's)
+        for role, (p, col) in list(self._probes.items()):
+            if _clean_after_resync(col.units, "section" if role == "main" else "multifd_packet", 1):
+                self._adopt(role, None)
+                p.close()
+                return
+        self._probes = {}
+
+    def _adopt(self, role: str, at: int | None) -> None:
+        p, col = self._probes[role]
+        self._probes = {}
+        self.role, self.parser = role, p
+        res = next(u for u in col.units if isinstance(u, Finding) and u.code == "resync")
+        self.sink(Finding("info", "flow_picked_up_midstream",
+                          f"flow {self.flow} was already open when the capture started: decoded as a "
+                          f"{'QEMU main channel' if role == 'main' else 'multifd channel'} from offset "
+                          f"{res.offset}, the first record found; what it carried before the capture "
+                          "(stream header, setup, section names) is missing", res.offset,
+                          {"flow": self.flow, "role": role}))
+        for u in col.units:
+            self.sink(u)
+        p.sink = self.sink
