@@ -51,7 +51,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "flows": {"capture": "Int64", "flow": "Int64", "client": "string", "server": "string",
               "role": "string", "c2s_bytes": "Int64", "s2c_bytes": "Int64",
               "retransmitted_bytes": "Int64", "n_gaps": "Int64", "first_ts_ns": "Int64",
-              "last_ts_ns": "Int64"},
+              "last_ts_ns": "Int64", "midstream": "boolean"},
     "rp_messages": {"capture": "Int64", "flow": "Int64", "offset": "Int64", "type": "Int64",
                     "type_name": "string", "value": "object", "ts_ns": "Int64", "capture_ts_ns": "Int64"},
     "commands": {"capture": "Int64", "flow": "Int64", "offset": "Int64", "cmd": "Int64",
@@ -227,7 +227,7 @@ def build_frames(units: Iterable[dict[str, Any]], offsets: dict[int, int] | None
                 "capture": cap, "flow": u.get("flow"), "client": u.get("client"), "server": u.get("server"),
                 "role": u.get("role"), "c2s_bytes": u.get("c2s_bytes"), "s2c_bytes": u.get("s2c_bytes"),
                 "retransmitted_bytes": u.get("retransmitted_bytes"), "n_gaps": len(u.get("gaps") or []),
-                "first_ts_ns": f, "last_ts_ns": l})
+                "first_ts_ns": f, "last_ts_ns": l, "midstream": False})
         elif kind == "rp_message":
             t, raw = ts(u, cap)
             rows["rp_messages"].append({
@@ -251,6 +251,10 @@ def build_frames(units: Iterable[dict[str, Any]], offsets: dict[int, int] | None
             f = {k: v for k, v in u.items() if not k.startswith("_")}
             f["capture"] = cap
             findings.append(f)
+    # connections the capture caught after their start (dissect/qemu/midstream.py)
+    late = {(f["capture"], f.get("flow")) for f in findings if f.get("code") == "flow_picked_up_midstream"}
+    for r in rows["flows"]:
+        r["midstream"] = (r["capture"], r["flow"]) in late
     _section_ends(rows["sections"], rows["chunks"])
     frames = {name: frame(name, rows.get(name, [])) for name in SCHEMAS}
     return frames, findings

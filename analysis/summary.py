@@ -135,9 +135,12 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
 
+    why = mig.get("unavailable") or {}
+
     def null(metric: str, device: str | None = None) -> None:
+        reason = why.get(metric) if device is None else None
         f = {"kind": "finding", "severity": "info", "code": "metric_unavailable",
-             "message": f"{metric} is null: {_REASONS.get(metric, 'the captures cannot support it')}",
+             "message": f"{metric} is null: {reason or _REASONS.get(metric, 'the captures cannot support it')}",
              "offset": None, "metric": metric}
         if device is not None:
             f["device"] = device
@@ -176,4 +179,11 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
                              "message": f"{d['device']}: PRE_COPY policy {d['precopy_policy']} (heuristic: "
                                         f"{ev.get('rule')})", "offset": None, "device": d["device"],
                              "policy": d["precopy_policy"], "evidence": ev})
+    late = mig.get("late_capture")
+    if late:
+        findings.insert(0, {"kind": "finding", "severity": "warning", "code": "capture_started_late",
+                            "message": f"the capture started after the migration: flows {late['flows']} were picked "
+                                       "up mid-stream, so the totals of the whole stream are null ("
+                                       f"{', '.join(late['nulled']) or 'none'}); the switchover and what follows "
+                                       "were captured", "offset": None, **late})
     return out + findings

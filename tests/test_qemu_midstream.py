@@ -185,3 +185,26 @@ def _hdr(addr: int, flags: int) -> bytes:
 ])
 def test_payload_kind(data, kind):
     assert payload_kind(data, 0, len(data), 4095) == kind
+
+
+def test_summary_of_a_late_capture_nulls_whole_stream_totals_and_keeps_the_switchover(tmp_path):
+    if not (Q10 / "multipass.pcap").exists():
+        pytest.skip("traces/real/qemu10/multipass.pcap absent")
+
+    def summary(path: Path) -> tuple[dict, list[dict]]:
+        p = run_cli("summary", "--json", str(path))
+        assert p.returncode == 0, p.stderr
+        objs = [json.loads(x) for x in p.stdout.splitlines()]
+        (s,) = [o for o in objs if o["kind"] == "migration_summary"]
+        return s, [o for o in objs if o["kind"] == "finding"]
+
+    s, f = summary(late(Q10 / "multipass.pcap", 60, tmp_path))
+    ref, _ = summary(Q10 / "multipass.pcap")
+    whole = ("ram_zero_pages", "ram_normal_pages", "bytes_main", "bytes_multifd", "total_ms", "setup_ms")
+    assert all(ref[k] is not None for k in whole) and all(s[k] is None for k in whole)
+    assert s["downtime_wire_ms"] == ref["downtime_wire_ms"] is not None  # the switchover was captured
+    (w,) = [o for o in f if o["code"] == "capture_started_late"]
+    assert w["severity"] == "warning" and w["flows"] == [0]
+    assert set(whole) - {"total_ms", "setup_ms"} <= set(w["nulled"])
+    why = {o["metric"]: o["message"] for o in f if o["code"] == "metric_unavailable"}
+    assert all("the capture started after the migration" in why[k] for k in whole)

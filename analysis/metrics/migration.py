@@ -152,4 +152,35 @@ def migration_metrics(m: "Migration") -> dict[str, Any]:
     else:
         out["bytes_main"] = out["bytes_multifd"] = None
     out.update(downtime(m))
+    _late_capture(flows, out)
     return out
+
+
+#: metrics that count the whole stream (null when the capture missed its start), and the methods of
+#: the others that do too
+_WHOLE_STREAM = ("ram_zero_pages", "ram_normal_pages", "ram_bytes", "ram_transferred_bytes", "bytes_main",
+                 "bytes_multifd")
+_WHOLE_METHODS = {"total_ms": ("total_method", "wire"), "setup_ms": ("setup_method", "wire"),
+                  "precopy_iterations": ("precopy_iterations_method", "stream")}
+
+
+def _late_capture(flows: Any, out: dict[str, Any]) -> None:
+    """A migration channel picked up mid-stream: what only the whole stream can give is null (with
+    the reason in ``out["unavailable"]``), not the count of the captured part; the switchover and
+    what follows were captured and stay."""
+    if not len(flows) or "midstream" not in flows or not flows["midstream"].fillna(False).any():
+        return
+    late = flows[flows["midstream"].fillna(False)]
+    why = (f"the capture started after the migration (flows {', '.join(str(int(x)) for x in late['flow'])} "
+           "picked up mid-stream): only the part captured was decoded")
+    nulled = []
+    for k in _WHOLE_STREAM:
+        if out.get(k) is not None:
+            out[k] = None
+            nulled.append(k)
+    for k, (mk, method) in _WHOLE_METHODS.items():
+        if out.get(mk) == method and out.get(k) is not None:
+            out[k], out[mk] = None, None
+            nulled.append(k)
+    out["unavailable"] = {k: why for k in nulled}
+    out["late_capture"] = {"flows": [int(x) for x in late["flow"]], "nulled": nulled}
