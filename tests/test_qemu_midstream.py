@@ -208,3 +208,24 @@ def test_summary_of_a_late_capture_nulls_whole_stream_totals_and_keeps_the_switc
     assert set(whole) - {"total_ms", "setup_ms"} <= set(w["nulled"])
     why = {o["metric"]: o["message"] for o in f if o["code"] == "metric_unavailable"}
     assert all("the capture started after the migration" in why[k] for k in whole)
+
+
+@pytest.mark.parametrize("drop", [30, 100])
+def test_return_path_of_a_late_main_channel(tmp_path, drop):
+    """multifd-rp.pcap (return path + switchover-ack): the RP messages sent after the capture started
+    are the whole capture's last ones, at offsets shifted by the s2c bytes missed."""
+    if not (Q10 / "multifd-rp.pcap").exists():
+        pytest.skip("traces/real/qemu10/multifd-rp.pcap absent")
+    objs = decode(late(Q10 / "multifd-rp.pcap", drop, tmp_path))
+    ref = full("multifd-rp.pcap")
+    assert not [o for o in objs if o["kind"] == "finding" and o["severity"] == "error"]
+    (fl,) = [o for o in flows(objs).values() if o["role"] == "main"]
+    (fr,) = [o for o in flows(ref).values() if o["role"] == "main"]
+    k = fr["s2c_bytes"] - fl["s2c_bytes"]
+    ours = [(o["offset"] + k, o["type_name"], o["value"], o["ts_ns"]) for o in objs if o["kind"] == "rp_message"]
+    theirs = [(o["offset"], o["type_name"], o["value"], o["ts_ns"]) for o in ref if o["kind"] == "rp_message"]
+    assert ours and ours == theirs[-len(ours):] and ours[-1][1] == "SHUT"
+    # every message the destination traced after the capture started is there
+    assert len(ours) == sum(1 for t in theirs if t[3] >= fl["first_ts_ns"])
+    picked = [o for o in codes(objs, fl["flow"])["flow_picked_up_midstream"] if o["role"] == "return-path"]
+    assert len(picked) == 1

@@ -14,8 +14,7 @@ an info ``flow_picked_up_midstream``, and the parser takes every later byte dire
 adopted within :data:`PROBE_LIMIT` bytes (or by the end): the flow stays ``other`` and nothing is
 emitted for it (``why_not_decoded`` reports it).
 
-Not recovered mid-stream: the return path (its messages are not framed for resynchronisation),
-the names of sections announced before the capture other than RAM (kept opaque: VFIO device data
+The return path of such a flow is :class:`MidstreamReturnPath`.  Not recovered mid-stream: the names of sections announced before the capture other than RAM (kept opaque: VFIO device data
 among them, ``section_unnamed``), and the RAM block of CONTINUE pages before the first named one
 (block ``?``).
 """
@@ -124,3 +123,55 @@ class Midstream:
         for u in col.units:
             self.sink(u)
         p.sink = self.sink
+
+
+#: units a return-path probe keeps (a real return path holds a handful of messages)
+MAX_RP_UNITS = 10_000
+
+
+class MidstreamReturnPath:
+    """``StreamConsumer`` for the server-to-client bytes of a flow open before the capture.
+
+    Return-path messages are small and sent apart, so a capture usually starts between two: a
+    :class:`~dissect.qemu.retpath.ReturnPathParser` reads from the first captured byte into a
+    buffer; :meth:`flush` (called by the session once the client side was picked up as a main
+    channel) hands its units on when they hold no error, or one info finding when the capture
+    started inside a message (nothing is guessed).  Never flushed: nothing is emitted.
+    """
+
+    def __init__(self, sink: Callable[[Any], None], *, flow: int) -> None:
+        from dissect.qemu.retpath import ReturnPathParser
+
+        self.sink = sink
+        self.flow = flow
+        self._col = _Collect()
+        self.parser = ReturnPathParser(self._col, flow=flow)
+        self._start: int | None = None
+
+    def data(self, offset: int, data: bytes | memoryview, ts_ns: int) -> None:
+        if self._start is None:
+            self._start = offset
+        if len(self._col.units) < MAX_RP_UNITS:
+            self.parser.data(offset, data, ts_ns)
+
+    def gap(self, start: int, end: int) -> None:
+        self.parser.gap(start, end)
+
+    def close(self) -> None:
+        self.parser.close()
+
+    def flush(self) -> None:
+        units = self._col.units
+        if any(isinstance(u, Finding) and u.severity == "error" for u in units):
+            self.sink(Finding("info", "return_path_not_picked_up",
+                              f"flow {self.flow}: the return path's first captured bytes are inside a message "
+                              "(the capture started there): not decoded", self._start, {"flow": self.flow}))
+            return
+        if not units:
+            return
+        self.sink(Finding("info", "flow_picked_up_midstream",
+                          f"flow {self.flow}: return path decoded from its first captured byte (messages "
+                          "sent before the capture are missing)", self._start,
+                          {"flow": self.flow, "role": "return-path"}))
+        for u in units:
+            self.sink(u)

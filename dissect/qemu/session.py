@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from dissect.capture.flows import why_not_decoded
 from dissect.common.findings import Finding
 from dissect.qemu import wire as W
-from dissect.qemu.midstream import Midstream
+from dissect.qemu.midstream import Midstream, MidstreamReturnPath
 from dissect.qemu.multifd import MultifdParser
 from dissect.qemu.pages import PageLog, TappedMultifdParser, tap_stream
 from dissect.qemu.retpath import ReturnPathParser
@@ -312,6 +312,8 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
                 return None
         elif info.role == "main":
             p = ReturnPathParser(spool.append, flow=info.index)
+        elif not info.syn_seen:  # the return path of a connection that may be picked up mid-stream
+            p = MidstreamReturnPath(spool.append, flow=info.index)
         else:
             return None
         res.parsers[(info.index, direction)] = p
@@ -322,6 +324,9 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
         m = res.parsers.get((fl.flow, "c2s"))
         if isinstance(m, Midstream) and m.role is not None:
             fl.role = m.role
+        r = res.parsers.get((fl.flow, "s2c"))
+        if isinstance(r, MidstreamReturnPath) and fl.role == "main":
+            r.flush()
     res.flows = rr.flows
     for fl in rr.flows:
         yield fl
