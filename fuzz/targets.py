@@ -91,6 +91,24 @@ def _reader(data: bytes, path: Path) -> tuple[int, int]:
     return n, len(r.findings)
 
 
+def _late_seeds() -> list[bytes]:
+    """Real pcaps as a capture started after migrate would hold them: the first packets (SYNs,
+    stream header, multifd init packets) dropped, the first 300 kB kept: the mid-stream pick-up
+    (dissect/qemu/midstream.py) is what they reach."""
+    out = []
+    for name, drop in (("real/qemu10/multifd-rp.pcap", 40), ("real/qemu10/multipass.pcap", 60)):
+        p = TRACES / name
+        if not p.is_file():
+            continue
+        b = p.read_bytes()
+        pos, n = 24, 0
+        while n < drop and pos + 16 <= len(b):
+            pos += 16 + struct.unpack_from("<I", b, pos + 8)[0]  # pcap record: incl_len at +8
+            n += 1
+        out.append((b[:24] + b[pos:])[:300_000])
+    return out
+
+
 def _tcp(data: bytes, path: Path) -> tuple[int, int]:
     from dissect.capture.tcp import reassemble
 
@@ -338,7 +356,7 @@ def _family_targets() -> dict[str, Target]:
         Target("pcapng", lambda: _files("real/*.pcapng", "generated/*.pcapng", "sim/variants/trailer/*.pcapng"),
                _reader, doc, [b"\x0a\x0d\x0d\x0a", b"\x4d\x3c\x2b\x1a", struct.pack("<I", 6), struct.pack("<I", 1)]),
         Target("tcp", lambda: _files("sim/variants/trailer/source.pcapng", "real/loopback-ipv4.pcap",
-                                     "generated/qemu-9x-vfio-rp.pcapng"), _tcp, doc),
+                                     "generated/qemu-9x-vfio-rp.pcapng") + _late_seeds(), _tcp, doc),
         Target("qemu-stream", _qemu_seeds, _qemu, doc,
                [b"QEVM", b"\x00\x00\x00\x03", b"\x11\x22\x33\x44", b"\xfe\xed\xca\xfe"]),
         Target("vfio-records", _vfio_seeds, _vfio, doc),
