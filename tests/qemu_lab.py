@@ -24,6 +24,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 QEMU = "qemu-system-x86_64"
+#: QEMU 10.0.2 unpacked beside the system's 7.2 (traces/real/record_qemu10.py unpack; scripts/test.sh)
+QEMU10_ROOT = Path(os.environ.get("MIGTRACE_QEMU10_ROOT", "/opt/qemu10"))
+
+
+def qemu10_reason() -> str | None:
+    """Why QEMU 10.0.2 cannot run here, or None."""
+    if not (QEMU10_ROOT / "usr/bin/qemu-system-x86_64").is_file():
+        return f"QEMU 10.0.2 is not unpacked in {QEMU10_ROOT} (python3 traces/real/record_qemu10.py unpack)"
+    return None
+
+
+def qemu_prefix(version: str) -> tuple[list[str], dict[str, str]]:
+    """The command prefix and environment of the system QEMU (``"7.2"``) or the unpacked 10.0.2."""
+    if version == "7.2":
+        return [QEMU], {}
+    r = QEMU10_ROOT
+    return ([str(r / "usr/bin/qemu-system-x86_64"), "-L", str(r / "usr/share/seabios"), "-L",
+             str(r / "usr/share/qemu"), "-audio", "none"],
+            {"QEMU_MODULE_DIR": str(r / "usr/lib/x86_64-linux-gnu/qemu")})
 
 
 def skip_reason() -> str | None:
@@ -114,10 +133,13 @@ class Lab:
     pages: int = 64
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mtq")))
     vms: list[VM] = field(default_factory=list)
+    #: "7.2" (the system's qemu-system-x86) or "10.0" (QEMU10_ROOT)
+    qemu: str = "7.2"
 
     def base_cmd(self) -> list[str]:
-        return [QEMU, "-machine", f"pc,accel={accel()}", "-m", "32", "-nodefaults", "-display", "none",
-                "-kernel", str(self.guest), "-append", f"pages={self.pages}", "-msg", "timestamp=on"]
+        return qemu_prefix(self.qemu)[0] + [
+            "-machine", f"pc,accel={accel()}", "-m", "32", "-nodefaults", "-display", "none",
+            "-kernel", str(self.guest), "-append", f"pages={self.pages}", "-msg", "timestamp=on"]
 
     def start(self, name: str, incoming: bool = False) -> VM:
         w = self.work
@@ -129,7 +151,7 @@ class Lab:
         if incoming:
             cmd += ["-incoming", "defer"]
         vm.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+                                   stderr=subprocess.DEVNULL, env={**os.environ, **qemu_prefix(self.qemu)[1]})
         self.vms.append(vm)
         deadline = time.monotonic() + 20
         while not (vm.qmp.exists() and vm.ctl.exists()):

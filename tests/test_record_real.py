@@ -20,7 +20,7 @@ import pytest
 
 import analysis
 from analysis.manifest import read_manifest
-from tests.qemu_lab import Lab, build_guest, free_port, qmp_command, skip_reason
+from tests.qemu_lab import Lab, build_guest, free_port, qemu10_reason, qmp_command, skip_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(120)]
@@ -166,6 +166,65 @@ def test_recorded_run_equals_qemu_counters(lab, tmp_path, mode):
     whole = analysis.summary_objects(analysis.load(out))[0]
     assert whole["downtime_qemu_ms"] == counters["downtime"]
     assert (whole["ram_zero_pages"], whole["ram_normal_pages"]) == (mig["ram_zero_pages"], mig["ram_normal_pages"])
+
+
+@pytest.mark.parametrize("mode", ["return-path", "multifd"])
+def test_recorded_qemu10_run_equals_qemu_counters(guest, tmp_path, mode):
+    """The same recording with QEMU 10.0.2 (the generation users run; unpacked beside 7.2): the run's
+    pcap, series and logs against 10.0's own counters, whose byte counts differ from 7.2's
+    (``transferred`` = every channel's bytes, ``multifd-bytes`` with each 64-byte init packet)."""
+    why = qemu10_reason()
+    if why:
+        pytest.skip(why)
+    lab = Lab(guest, qemu="10.0")
+    try:
+        src = lab.start("src")
+        dst = lab.start("dst", incoming=True)
+        lab.wait_guest_running(src)
+        out = tmp_path / "run"
+        caps = ["--capability", "return-path", "--capability", "switchover-ack"] if mode == "return-path" else \
+            ["--capability", "multifd", "--parameter", "multifd-channels=2"]
+        p = record("--source-qmp", str(src.qmp), "--dest-qmp", str(dst.qmp), "--migrate",
+                   f"tcp:127.0.0.1:{free_port()}", *caps, "--parameter", "downtime-limit=1",
+                   "--parameter", "max-bandwidth=1M", "--qemu-log", str(src.log),
+                   "--qemu-log", f"destination={dst.log}", "--trace-event", "migration_bitmap_sync_end",
+                   "--trace-event", "savevm_state_iterate", "--firmware", "fw-test", "-o", str(out))
+        done = relax_when_active(out / "qmp-source.jsonl", src.ctl, after_polls=20)
+        rc, stdout, err = finish(p)
+        done.set()
+    finally:
+        lab.close()
+    assert rc == 0, err
+    raw = json.loads((out / "run.json").read_text())
+    counters, ram = raw["qemu_counters"], raw["qemu_counters"]["ram"]
+    assert raw["qemu"] == "10.0.2" and counters["status"] == "completed"
+    assert {c["capability"]: c["state"] for c in raw["qemu_config"]["capabilities"]}[mode] is True
+    src_series = series(out / "qmp-source.jsonl")
+    ts = [o["ts_ns"] for o in src_series]
+    assert ts == sorted(ts) and len(ts) >= 3
+    assert {k: v for k, v in src_series[-1].items() if k != "ts_ns"} == counters
+    syncs = [o["ram"]["dirty-sync-count"] for o in src_series if "ram" in o]
+    assert syncs == sorted(syncs) and syncs[-1] == ram["dirty-sync-count"] >= 2
+
+    objs = [json.loads(x) for x in subprocess.run(
+        [sys.executable, "-m", "analysis.cli.main", "decode", "--json", str(out / "source.pcap")], cwd=ROOT,
+        capture_output=True, text=True, timeout=120).stdout.splitlines()]
+    assert not [o for o in objs if o["kind"] == "finding" and o["severity"] != "info"]
+    mig = analysis.summary_objects(analysis.load(out / "source.pcap"))[0]
+    assert mig["qemu_profile"] == "10.x"
+    # 10.0 counts multifd zero pages in `duplicate` and every page exactly (tests/test_qemu10_real.py)
+    assert (mig["ram_zero_pages"], mig["ram_normal_pages"]) == (ram["duplicate"], ram["normal"])
+    assert mig["bytes_main"] + mig["bytes_multifd"] == ram["transferred"]
+    if mode == "multifd":
+        assert mig["bytes_multifd"] == ram["multifd-bytes"] > 0
+    else:
+        assert [o["type_name"] for o in objs if o["kind"] == "rp_message"] == ["SWITCHOVER_ACK", "PONG", "SHUT"]
+    assert 0 < mig["downtime_wire_ms"] <= counters["downtime"] + 1.0
+    text = (out / "qemu-log-source.log").read_text()
+    assert text.count("migration_bitmap_sync_end") == ram["dirty-sync-count"]
+    assert mig["qemu_iterate_sections"] == text.count("savevm_state_iterate") >= 1
+    whole = analysis.summary_objects(analysis.load(out))[0]
+    assert whole["downtime_qemu_ms"] == counters["downtime"] and whole["dirty_syncs"] == ram["dirty-sync-count"]
 
 
 def test_record_runs_back_and_forth_then_corpus_and_compare(guest, tmp_path):
