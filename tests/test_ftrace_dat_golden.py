@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dissect.ftrace import headers as H
-from dissect.ftrace.ring import PageLayout, walk_cpu, walk_cpu_py
+from dissect.ftrace.ring import VECTOR_MIN_PAGES, PageLayout, walk_cpu, walk_cpu_py, walk_cpu_vector
 from dissect.ftrace.tracedat import read_trace_dat
 from dissect.ftrace.writer import build_pages, encode_record
 from dissect.ftrace.formats import parse_format
@@ -39,7 +39,7 @@ class Walked:
 
 
 def walk(buf: bytes, layout=LAYOUT8, big=False, size=64):
-    return Walked(walk_cpu(buf, 0, len(buf), size, layout, big, 0),
+    return Walked(walk_cpu_vector(buf, 0, len(buf), size, layout, big, 0),
                   walk_cpu_py(buf, 0, len(buf), size, layout, big, 0))
 
 
@@ -224,7 +224,7 @@ def test_fast_walk_equals_declarative_twin_on_real_files(name):
     n = 0
     for inst in td.instances:
         for cs in inst.cpus:
-            fast = walk_cpu(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian, cs.cpu)
+            fast = walk_cpu_vector(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian, cs.cpu)
             slow = _declarative_walk(td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian)
             assert list(zip(*fast.lists())) == slow
             n += len(slow)
@@ -239,7 +239,7 @@ def test_fast_walk_equals_declarative_twin_on_written_files(tmp_path):
                                             big_endian=big))
         for inst in td.instances:
             for cs in inst.cpus:
-                fast = walk_cpu(td._buf, cs.offset, cs.size, inst.page_size, td.layout, big, cs.cpu)
+                fast = walk_cpu_vector(td._buf, cs.offset, cs.size, inst.page_size, td.layout, big, cs.cpu)
                 slow = _declarative_walk(td._buf, cs.offset, cs.size, inst.page_size, td.layout, big)
                 assert list(zip(*fast.lists())) == slow and slow
     assert FILES
@@ -259,3 +259,32 @@ def test_numpy_walk_equals_reference_walk_on_arbitrary_pages(body, big, long_siz
     buf2 = struct.pack(e + "Q", 5) + body[:long_size] + body
     buf2 += bytes((-len(buf2)) % 128)
     walk(buf2, layout, big, 128)
+
+
+def test_walk_cpu_takes_the_per_event_walk_below_vector_min_pages_and_the_vector_walk_above(tmp_path):
+    """The reader's walk_cpu gives what both walks give, as NumPy arrays, on both sides of the threshold."""
+    import numpy as np
+
+    from dissect.ftrace.writer import write_trace_dat
+    from tests.test_ftrace_dat_writer import sample_events
+
+    from dataclasses import replace
+
+    small = read_trace_dat(write_trace_dat(tmp_path / "small.dat", sample_events(), cpus=2, version=6))
+    span = 10 ** 10  # the sample spans ~2 s: copies 10 s apart keep time increasing
+    events = [replace(e, ts_ns=e.ts_ns + k * span) for k in range(80) for e in sample_events()]
+    big = read_trace_dat(write_trace_dat(tmp_path / "big.dat", events, cpus=2, version=6))
+    seen = set()
+    for td in (small, big):
+        for inst in td.instances:
+            for cs in inst.cpus:
+                args = (td._buf, cs.offset, cs.size, inst.page_size, td.layout, td.big_endian, cs.cpu)
+                got, ref, vec = walk_cpu(*args), walk_cpu_py(*args), walk_cpu_vector(*args)
+                pages = ref.pages
+                seen.add(pages >= VECTOR_MIN_PAGES)
+                assert got.lists() == ref.lists() == vec.lists() and len(got) > 0
+                assert got.findings == ref.findings and (got.lost, got.pages) == (ref.lost, ref.pages)
+                assert isinstance(got.ts, np.ndarray) and got.ts.dtype == np.uint64
+                assert got.offsets.dtype == got.lengths.dtype == np.int64
+        td.close()
+    assert seen == {False, True}

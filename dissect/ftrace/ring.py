@@ -87,9 +87,9 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
                 cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
     """Walk the pages in ``buf[start:start+size]`` one event at a time (the reference walk).
 
-    :func:`walk_cpu` gives the same result with NumPy and is what the reader
-    uses; this one is its twin in the tests and the fallback for layouts
-    that are not 4-byte aligned.
+    :func:`walk_cpu_vector` gives the same result with NumPy; :func:`walk_cpu`, what the
+    reader calls, takes this one for short streams and for layouts that are not 4-byte
+    aligned, and the vector walk otherwise.
 
     ``file_offset_of(pos)`` maps a position in ``buf`` to a file offset for
     findings (identity when None).  Never raises on bad data: a bad page is
@@ -224,8 +224,36 @@ def walk_cpu_py(buf, start: int, size: int, page_size: int, layout: PageLayout, 
 _BIG = 1 << 40  # "no next event": larger than any page
 
 
+#: Fewer pages than this in a CPU stream: the per-event walk is faster.  The vector walk costs
+#: one NumPy step (~50 us on short arrays) per event position in a page whatever the number of
+#: pages, the per-event walk ~1 us per event, so they cross near 100 pages whatever the events
+#: per page (measured: 94 pages 2.6 vs 2.0 ms, 188 pages 2.9 vs 7.6 ms; the real and corpus
+#: trace.dat files, mostly under 100 pages a CPU, walk 2-40x faster per event; benchmarks/README.md,
+#: "trace.dat page walk").
+VECTOR_MIN_PAGES = 128
+
+
 def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
              cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
+    """Walk the pages in ``buf[start:start+size]``: :func:`walk_cpu_vector` for a stream of at least
+    :data:`VECTOR_MIN_PAGES` pages, else :func:`walk_cpu_py` with its sequences as NumPy arrays.
+    The two give the same records and findings (tests/test_ftrace_dat_golden.py)."""
+    data_off = layout.data_offset
+    end_all = min(start + size, len(buf))
+    npages = max(0, (end_all - start - data_off) // page_size + 1) if page_size > 0 and end_all - start >= data_off \
+        else 0
+    if npages >= VECTOR_MIN_PAGES:
+        return walk_cpu_vector(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
+    out = walk_cpu_py(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
+    if out.ts:
+        out.ts = np.array(out.ts, dtype=np.uint64)
+        out.offsets = np.array(out.offsets, dtype=np.int64)
+        out.lengths = np.array(out.lengths, dtype=np.int64)
+    return out
+
+
+def walk_cpu_vector(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
+                    cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
     """Walk the pages in ``buf[start:start+size]``, all pages at once with NumPy.
 
     Every 4-byte word of the CPU data is classified as if it were an event
