@@ -229,3 +229,21 @@ def test_return_path_of_a_late_main_channel(tmp_path, drop):
     assert len(ours) == sum(1 for t in theirs if t[3] >= fl["first_ts_ns"])
     picked = [o for o in codes(objs, fl["flow"])["flow_picked_up_midstream"] if o["role"] == "return-path"]
     assert len(picked) == 1
+
+
+def test_flows_gives_late_flows_the_roles_decode_gives_and_extract_takes_their_bytes(tmp_path):
+    if not (Q10 / "multifd.pcap").exists():
+        pytest.skip("traces/real/qemu10/multifd.pcap absent")
+    cut = late(Q10 / "multifd.pcap", 57, tmp_path)
+    p = run_cli("flows", "--json", str(cut))
+    assert p.returncode == 0, p.stderr
+    listed = {o["flow"]: o["role"] for o in map(json.loads, p.stdout.splitlines()) if o["kind"] == "flow"}
+    decoded = {fl: o["role"] for fl, o in flows(decode(cut)).items()}
+    assert listed == decoded and sorted(listed.values()).count("multifd") == 4
+    # the late main channel's bytes: the tail of the whole capture's main channel
+    (main,) = [fl for fl, r in listed.items() if r == "main"]
+    a, b = tmp_path / "late.bin", tmp_path / "whole.bin"
+    assert run_cli("extract", "--flow", str(main), "-o", str(a), str(cut)).returncode == 0
+    assert run_cli("extract", "--main", "-o", str(b), str(Q10 / "multifd.pcap")).returncode == 0
+    late_bytes, whole = a.read_bytes(), b.read_bytes()
+    assert 0 < len(late_bytes) < len(whole) and whole.endswith(late_bytes)

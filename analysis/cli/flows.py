@@ -104,12 +104,31 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE if data is None else _flows(args, path, kind, live, data)
 
 
+def _late_role_factory(probes: dict[int, Any]) -> Any:
+    """Consumers for connections open before the capture (no SYN): probed as main / multifd
+    channels as ``decode`` does (dissect/qemu/midstream.py, units dropped), so both commands
+    give a flow the same role."""
+    from dissect.qemu.midstream import Midstream
+
+    def factory(info: Any, direction: str) -> Any:
+        if direction != "c2s" or info.syn_seen or info.role == "main":
+            return None
+        probes[info.index] = m = Midstream(lambda unit: None, flow=info.index)
+        return m
+    return factory
+
+
 def _flows(args: argparse.Namespace, path: Path, kind: str, live: Any, data: Decompressed) -> int:
+    probes: dict[int, Any] = {}
     try:
-        res = reassemble_input(data.path, live)
+        res = reassemble_input(data.path, live, _late_role_factory(probes))
     except OSError as e:
         print(f"migtrace flows: {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
+    for fl in res.flows:
+        m = probes.get(fl.flow)
+        if m is not None and m.role is not None:
+            fl.role = m.role
     out = UnitWriter(as_json=args.json)
     if not args.json and res.flows:
         w = max(len(f.client) for f in res.flows)
