@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,21 +18,13 @@ import pytest
 
 from dissect.capture.source import PipeRaw
 from dissect.capture.source_compressed import DecompressingRaw, PrefixedRaw, open_raw
-from tests.conftest import ROOT, TRACES, require_tool, run_cli
-from tests.test_compressed_captures import SUFFIX, TOOLS
-from tests.test_live_pipe import assert_same_units, lines, piped
+from tests.conftest import TRACES, run_cli
+from tests.test_compressed_captures import SUFFIX, TOOLS, squeeze
+from tests.test_live_pipe import assert_same_units, lines, piped, start_half_fed
 
 PCAP = TRACES / "real/qemu-tcp-returnpath.pcap"  # QEMU 7.2 over loopback, with the return path
 PCAPNG = TRACES / "generated/qemu-9x-vfio-rp.pcapng"
 ADMIN = TRACES / "sim/variants/two-vfs/admin-source.pcapng"
-
-
-def squeeze(tool: str, src: Path, dst_dir: Path) -> Path:
-    require_tool(tool)
-    dst = dst_dir / (src.name + SUFFIX[tool])
-    with open(src, "rb") as i, open(dst, "wb") as o:
-        subprocess.run(TOOLS[tool], stdin=i, stdout=o, check=True)
-    return dst
 
 
 def _codes(objs: list[dict], code: str) -> list[dict]:
@@ -137,17 +126,8 @@ def test_not_a_capture_after_decompression_is_a_usage_error(tmp_path):
 def test_compressed_pipe_output_comes_as_the_bytes_arrive(tmp_path):
     """Half the zstd stream written, the pipe open: the first units are already out."""
     z = squeeze("zstd", PCAP, tmp_path).read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli.main", "decode", "--json", "-"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    proc, got = start_half_fed(z)
     try:
-        proc.stdin.write(z[:len(z) // 2])
-        proc.stdin.flush()
-        deadline = time.monotonic() + 60
-        got = b""
-        while b"\n" not in got and time.monotonic() < deadline:
-            r, _, _ = select.select([proc.stdout], [], [], 1)
-            if r:
-                got += os.read(proc.stdout.fileno(), 65536)
         assert proc.poll() is None
         assert json.loads(got.split(b"\n")[0])["kind"] == "header"
         proc.stdin.write(z[len(z) // 2:])
@@ -164,17 +144,8 @@ def test_compressed_pipe_output_comes_as_the_bytes_arrive(tmp_path):
 def test_interrupted_compressed_pipe_is_not_called_truncated(tmp_path):
     """^C with half a zstd stream read: capture_interrupted, no compressed_truncated."""
     z = squeeze("zstd", PCAP, tmp_path).read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli.main", "decode", "--json", "-"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc, got = start_half_fed(z)
     try:
-        proc.stdin.write(z[:len(z) // 2])
-        proc.stdin.flush()
-        got = b""
-        deadline = time.monotonic() + 60
-        while b"\n" not in got and time.monotonic() < deadline:
-            r, _, _ = select.select([proc.stdout], [], [], 1)
-            if r:
-                got += os.read(proc.stdout.fileno(), 65536)
         time.sleep(0.5)  # waiting for input now
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

@@ -162,20 +162,27 @@ def test_pipe_pcapng_bad_block_as_the_file(tmp_path: Path):
     assert ("pcapng_bad_block_length", bad) in [(o.get("code"), o.get("offset")) for o in lines(pp)]
 
 
+def start_half_fed(data: bytes) -> tuple[subprocess.Popen, bytes]:
+    """``migtrace decode --json -`` fed the first half of ``data``, its standard input left open,
+    and what it wrote until its first complete line (60 s at most)."""
+    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli.main", "decode", "--json", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdin.write(data[:len(data) // 2])
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    got = b""
+    while b"\n" not in got and time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 1)
+        if r:
+            got += os.read(proc.stdout.fileno(), 65536)
+    return proc, got
+
+
 def test_pipe_output_flushed_as_units_complete():
     """With half the capture written and the pipe still open, the first units are already out."""
     data = (TRACES / "real/qemu-tcp-returnpath.pcap").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli.main", "decode", "--json", "-"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    proc, got = start_half_fed(data)
     try:
-        proc.stdin.write(data[:len(data) // 2])
-        proc.stdin.flush()
-        deadline = time.monotonic() + 60
-        got = b""
-        while b"\n" not in got and time.monotonic() < deadline:
-            r, _, _ = select.select([proc.stdout], [], [], 1)
-            if r:
-                got += os.read(proc.stdout.fileno(), 65536)
         assert proc.poll() is None  # still reading
         assert json.loads(got.split(b"\n")[0])["kind"] == "header"
         proc.stdin.write(data[len(data) // 2:])
