@@ -247,3 +247,27 @@ def test_flows_gives_late_flows_the_roles_decode_gives_and_extract_takes_their_b
     assert run_cli("extract", "--main", "-o", str(b), str(Q10 / "multifd.pcap")).returncode == 0
     late_bytes, whole = a.read_bytes(), b.read_bytes()
     assert 0 < len(late_bytes) < len(whole) and whole.endswith(late_bytes)
+
+
+def test_follow_of_a_late_capture_ends_with_the_migration(tmp_path):
+    """--follow stops once the main channel picked up mid-stream reached its EOF (not on the idle timeout)."""
+    import subprocess as sp
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_live_follow import _writer
+
+    if not (Q10 / "multipass.pcap").exists():
+        pytest.skip("traces/real/qemu10/multipass.pcap absent")
+    cut = late(Q10 / "multipass.pcap", 60, tmp_path)
+    dst = tmp_path / "growing.pcap"
+    dst.write_bytes(b"")
+    proc = sp.Popen([sys.executable, "-m", "analysis.cli.main", "decode", "--json", "--follow", "--idle-timeout",
+                     "30", str(dst)], stdout=sp.PIPE, stderr=sp.PIPE, text=True, cwd=ROOT)
+    t = _writer(cut.read_bytes(), dst, 65536, 0.005)
+    out, err = proc.communicate(timeout=120)
+    t.join()
+    got = [json.loads(x) for x in out.splitlines()]
+    assert proc.returncode == 0, err
+    assert not [o for o in got if o.get("code") == "capture_idle_timeout"]
+    assert_same_units(decode(cut), got)

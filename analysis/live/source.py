@@ -21,6 +21,7 @@ from dissect.capture.source import FollowRaw, PipeRaw, StreamSource
 from dissect.capture.source_compressed import DecompressingRaw, open_raw
 from dissect.common.findings import Finding
 from dissect.qemu.session import CaptureResult
+from dissect.qemu.midstream import Midstream
 from dissect.qemu.stream import StreamParser
 
 #: After the migration's end, the file must not grow for this long before ``--follow`` stops.
@@ -85,8 +86,11 @@ class LiveCapture:
         """The main channel's QEMU stream reached its EOF marker (the return path's
         SHUT and the FINs follow within the linger time) — or, when only TCP is
         reassembled (``flows``, ``extract``), the main flow saw a FIN or RST."""
-        if any(isinstance(p, StreamParser) and p.eof_offset is not None for p in self.result.parsers.values()):
-            return True
+        for p in self.result.parsers.values():
+            if isinstance(p, Midstream):  # a main channel picked up after its start
+                p = p.parser
+            if isinstance(p, StreamParser) and p.eof_offset is not None:
+                return True
         r = self.reassembler
         return r is not None and any(fl.stats.role == "main" and (fl.stats.fin_seen or fl.stats.rst_seen)
                                      for fl in r.flows)
