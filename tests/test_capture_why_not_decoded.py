@@ -81,7 +81,8 @@ def test_run_summary_of_a_tls_migration_keeps_qemus_view_and_says_why_the_stream
 
 
 def test_capture_started_after_migrate(tmp_path):
-    """The first 60 packets (SYN and the stream header among them) dropped by editcap."""
+    """The first 60 packets (SYN and the stream header among them) dropped by editcap: the flow is
+    picked up mid-stream (tests/test_qemu_midstream.py) and not reported as undecodable."""
     editcap = require_tool("editcap")
     late = tmp_path / "late.pcap"
     subprocess.run([editcap, "-F", "pcap", str(Q10 / "multipass.pcap"), str(late), "1-60"], check=True,
@@ -89,7 +90,21 @@ def test_capture_started_after_migrate(tmp_path):
     rc, objs = decode(late)
     assert rc == 0
     (fl,) = [o for o in objs if o["kind"] == "flow"]
-    assert fl["role"] == "other" and fl["syn_seen"] is False
+    assert fl["role"] == "main" and fl["syn_seen"] is False
+    f = findings(objs)
+    assert [o["flow"] for o in f["flow_picked_up_midstream"]] == [0]
+    assert not {"flow_started_before_capture", "no_migration_stream", "tls_stream"} & set(f)
+
+
+def test_late_flow_that_is_no_migration(tmp_path):
+    """A connection open before the capture that holds no migration record: said, not decoded."""
+    editcap = require_tool("editcap")
+    late = tmp_path / "late.pcap"
+    subprocess.run([editcap, "-F", "pcap", str(TRACES / "real" / "loopback-ipv4.pcap"), str(late), "1-3"],
+                   check=True, capture_output=True)
+    rc, objs = decode(late)
+    assert rc == 0
+    (fl,) = [o for o in objs if o["kind"] == "flow"]
     f = findings(objs)
     (x,) = f["flow_started_before_capture"]
     assert (x["severity"], x["flow"], x["c2s_bytes"]) == ("info", 0, fl["c2s_bytes"])

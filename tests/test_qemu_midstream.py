@@ -143,15 +143,6 @@ def test_multifd_channels_picked_up_after_migrate(tmp_path):
     assert packets >= 60
 
 
-def test_a_late_flow_that_is_no_migration_is_left_alone(tmp_path):
-    objs = decode(late(TRACES / "real" / "loopback-ipv4.pcap", 3, tmp_path))
-    (fl,) = flows(objs).values()
-    assert (fl["role"], fl["syn_seen"]) == ("other", False)
-    f = codes(objs)
-    assert set(f) == {"flow_started_before_capture", "no_migration_stream"}
-    assert {o["kind"] for o in objs} == {"flow", "finding", "summary"}
-
-
 def test_late_capture_through_a_pipe(tmp_path):
     if not (Q10 / "multipass.pcap").exists():
         pytest.skip("traces/real/qemu10/multipass.pcap absent")
