@@ -108,10 +108,10 @@ def _late_role_factory(probes: dict[int, Any]) -> Any:
     """Consumers for connections open before the capture (no SYN): probed as main / multifd
     channels as ``decode`` does (dissect/qemu/midstream.py, units dropped), so both commands
     give a flow the same role."""
-    from dissect.qemu.midstream import Midstream
+    from dissect.qemu.midstream import Midstream, picks_up
 
     def factory(info: Any, direction: str) -> Any:
-        if direction != "c2s" or info.syn_seen or info.role == "main":
+        if direction != "c2s" or not picks_up(info):
             return None
         probes[info.index] = m = Midstream(lambda unit: None, flow=info.index)
         return m
@@ -125,10 +125,9 @@ def _flows(args: argparse.Namespace, path: Path, kind: str, live: Any, data: Dec
     except OSError as e:
         print(f"migtrace flows: {path}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
-    for fl in res.flows:
-        m = probes.get(fl.flow)
-        if m is not None and m.role is not None:
-            fl.role = m.role
+    from dissect.qemu.midstream import adopted_roles
+
+    adopted_roles(res.flows, probes)
     out = UnitWriter(as_json=args.json)
     if not args.json and res.flows:
         w = max(len(f.client) for f in res.flows)

@@ -40,29 +40,6 @@ class Raw(Protocol):
     def stop(self) -> None: ...
 
 
-class _Prefixed:
-    """``raw`` with ``prefix`` (bytes already taken from it) read first: what :class:`Stream` reads."""
-
-    def __init__(self, raw: Raw, prefix: bytes) -> None:
-        self.raw = raw
-        self.prefix = prefix
-        self.taken = 0
-
-    def read(self, n: int) -> bytes:
-        if self.prefix:
-            out, self.prefix = self.prefix[:n], self.prefix[n:]
-        else:
-            out = self.raw.read(n)
-        self.taken += len(out)
-        return out
-
-    def tell(self) -> int:
-        raise OSError("a pipe cannot seek")  # Stream's salvage then reports the read's offset
-
-    def seek(self, pos: int) -> int:
-        raise OSError("a pipe cannot seek")
-
-
 class PrefixedRaw:
     """An uncompressed raw source whose first bytes were read to sniff it: they come first."""
 
@@ -80,6 +57,26 @@ class PrefixedRaw:
 
     def __getattr__(self, name: str) -> Any:  # stop, stopped, idle_ended, idle_timeout, ...
         return getattr(self.raw, name)
+
+
+class _Prefixed(PrefixedRaw):
+    """:class:`PrefixedRaw` counting the bytes taken, as the file :class:`Stream` reads (no seek:
+    a corrupt byte is then located to its read)."""
+
+    def __init__(self, raw: Raw, prefix: bytes) -> None:
+        super().__init__(raw, prefix)
+        self.taken = 0
+
+    def read(self, n: int) -> bytes:
+        out = super().read(n)
+        self.taken += len(out)
+        return out
+
+    def tell(self) -> int:
+        raise OSError("a pipe cannot seek")  # Stream's salvage then reports the read's offset
+
+    def seek(self, pos: int) -> int:
+        raise OSError("a pipe cannot seek")
 
 
 class DecompressingRaw:

@@ -31,6 +31,22 @@ from dissect.qemu.stream import StreamParser
 PROBE_LIMIT = 8 << 20
 
 
+def picks_up(info: Any) -> bool:
+    """Is the client-to-server side of this flow (a ``FlowInfo``) one to probe: open before the
+    capture (no SYN) and not begun by the stream header (a multifd magic first is then a packet
+    header, not the init packet)."""
+    return not info.syn_seen and info.role != "main"
+
+
+def adopted_roles(flows: list[Any], probes: dict[int, Any]) -> None:
+    """Give each flow picked up mid-stream (``probes``: flow index -> :class:`Midstream`) the
+    role it was decoded as."""
+    for fl in flows:
+        m = probes.get(fl.flow)
+        if isinstance(m, Midstream) and m.role is not None:
+            fl.role = m.role
+
+
 class _Collect:
     def __init__(self) -> None:
         self.units: list[Any] = []

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from dissect.capture.flows import why_not_decoded
 from dissect.common.findings import Finding
 from dissect.qemu import wire as W
-from dissect.qemu.midstream import Midstream, MidstreamReturnPath
+from dissect.qemu.midstream import Midstream, MidstreamReturnPath, adopted_roles, picks_up
 from dissect.qemu.multifd import MultifdParser
 from dissect.qemu.pages import PageLog, TappedMultifdParser, tap_stream
 from dissect.qemu.retpath import ReturnPathParser
@@ -294,9 +294,7 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
     def factory(info: Any, direction: str) -> Any:
         spool = spools[(info.index, direction)] = Spool(convert)
         if direction == "c2s":
-            if info.role != "main" and not info.syn_seen:
-                # open before the capture: maybe a migration channel mid-way (a multifd magic
-                # first is then a packet header, not the init packet)
+            if picks_up(info):  # open before the capture: maybe a migration channel mid-way
                 p: Any = Midstream(spool.append, flow=info.index, page_size=page_size["v"])
             elif info.role == "main":
                 p = StreamParser(spool.append, flow=info.index, devices=assembler(info.server, True))
@@ -320,10 +318,8 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
         return p
 
     rr = reassemble(path, factory)
-    for fl in rr.flows:  # a connection picked up mid-stream takes the role it was decoded as
-        m = res.parsers.get((fl.flow, "c2s"))
-        if isinstance(m, Midstream) and m.role is not None:
-            fl.role = m.role
+    adopted_roles(rr.flows, {i: p for (i, d), p in res.parsers.items() if d == "c2s"})
+    for fl in rr.flows:
         r = res.parsers.get((fl.flow, "s2c"))
         if isinstance(r, MidstreamReturnPath) and fl.role == "main":
             r.flush()
