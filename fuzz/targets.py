@@ -204,15 +204,25 @@ def _admin_seeds() -> list[bytes]:
 
 
 def _admin(data: bytes, path: Path) -> tuple[int, int]:
-    from dissect.virtio.admin_decode import decode_request, decode_result
+    from dissect.virtio import admin_decode
 
     if len(data) < 2:
         return 0, 0
-    if data[0] == 0xFF:
-        obj, findings = decode_request(data[2:])
-    else:
-        obj, findings = decode_result(data[2:], data[0], data[1])
-    n, _ = _units([{"kind": "admin", "v": obj}, *(f.to_json() for f in findings)])
+    # the compiled walk and its scapy twin (admin_decode.FAST) must give the same command
+    got = []
+    try:
+        for fast in (True, False):
+            admin_decode.FAST = fast
+            if data[0] == 0xFF:
+                obj, findings = admin_decode.decode_request(data[2:])
+            else:
+                obj, findings = admin_decode.decode_result(data[2:], data[0], data[1])
+            got.append((obj, [f.to_json() for f in findings]))
+    finally:
+        admin_decode.FAST = True
+    if got[0] != got[1]:
+        raise AssertionError("compiled and scapy admin walks differ")
+    n, _ = _units([{"kind": "admin", "v": obj}, *got[1][1]])
     return n, len(findings)
 
 

@@ -33,3 +33,15 @@ def run_cli(*argv: str, check: bool = False) -> subprocess.CompletedProcess:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="module", params=["fast", "layer"])
+def admin_path(request):
+    """Every admin test through both paths (dissect.cstruct's style): the compiled
+    walk of :mod:`dissect.virtio.admin_flat` and its declarative twin, scapy."""
+    from dissect.virtio import admin_decode
+
+    before = admin_decode.FAST
+    admin_decode.FAST = request.param == "fast"
+    yield request.param
+    admin_decode.FAST = before

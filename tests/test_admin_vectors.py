@@ -13,6 +13,9 @@ from scapy.compat import raw
 from dissect.virtio import admin as A
 from dissect.virtio.admin import VirtioAdminCmd, VirtioAdminCmdResult, decode_request, decode_result
 
+# every test runs through the compiled walk and through scapy (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("admin_path")
+
 
 def h(s: str) -> bytes:
     return bytes.fromhex("".join(s.split()))

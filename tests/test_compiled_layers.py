@@ -208,3 +208,14 @@ def test_new_admin_opcode_through_decoders_and_cli(foo_opcode, tmp_path, capsys)
     unit = next(json.loads(line) for line in capsys.readouterr().out.splitlines()
                 if json.loads(line)["kind"] == "admin_cmd")
     assert unit["opcode_name"] == "FOO_GET" and unit["data"]["which"] == 7
+
+
+def test_string_and_packet_fields_are_refused_not_compiled_as_integers():
+    # scapy gives every Field a default fmt "H": a StrField once compiled as a 2-byte integer
+    from scapy.fields import StrField
+
+    class Tail(Packet):
+        fields_desc = [LEShortField("a", 0), StrField("rest", b"")]
+
+    with pytest.raises(TypeError, match="rest: StrField is not compiled"):
+        compile_layer(Tail)

@@ -118,6 +118,10 @@ def _step(fld: Any) -> Step:
         return Step(fld.name, "bytes", f"{n}s", n, fld)
     if isinstance(fld, F.StrLenField):
         return Step(fld.name, "strlen", field=fld)
+    if isinstance(fld, (F.StrField, F.PacketField, F.PacketListField)):
+        # scapy gives every Field a default ``fmt`` ("H"): without this, a string or
+        # packet field would compile as a 2-byte integer
+        raise TypeError(f"{fld.name}: {type(fld).__name__} is not compiled")
     if isinstance(fld, F._BitField) or getattr(fld, "fmt", None):
         fmt, size = _fmt_of(fld)
         if fmt[1:] not in ("B", "H", "I", "Q", "b", "h", "i", "q"):

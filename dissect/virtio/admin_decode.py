@@ -18,22 +18,23 @@ from scapy.config import conf
 from scapy.fields import Field, FieldListField, FlagsField, PacketListField
 from scapy.packet import NoPayload, Packet, Padding, Raw
 
+from dissect.common.fields import compile_layer
 from dissect.common.findings import Finding
 from dissect.virtio import admin_hdr as A
 from dissect.virtio import admin_data as D
 from dissect.virtio import admin_result as R
+from dissect.virtio.admin_flat import put_field, short_buffer, surplus, walk_fast
 from dissect.virtio.parts_fast import HDR, decode_parts, part_type_name, selector_object
 
 AdminDict = dict[str, Any]
 
+#: Fixed layers are flattened by :func:`dissect.virtio.admin_flat.walk_fast`
+#: (no scapy packet per command); False: every layer through scapy.  The
+#: tests run every case both ways.
+FAST = True
+
 
 # --- helpers ---------------------------------------------------------------------
-
-def _nonzero(v: Any) -> bool:
-    if isinstance(v, (bytes, bytearray)):
-        return any(v)
-    return bool(v)
-
 
 def _hdr_dict(raw: bytes) -> dict[str, Any]:
     """A bare ``virtio_dev_part_hdr`` as the contract's dev_part header fields."""
@@ -48,19 +49,14 @@ def _field_len(layer: Packet, f: Field) -> int:
 
 
 def _layer_fields(layer: Packet, offset: int, out: AdminDict, findings: list[Finding]) -> None:
-    """Add the contract fields of one admin layer to ``out``."""
+    """Add the contract fields of one dissected admin layer to ``out``."""
     pos = offset
     for f in layer.fields_desc:
         v = layer.getfieldval(f.name)
         size = _field_len(layer, f)
         name = f.name
-        if name.startswith(("reserved", "padding")):
-            if _nonzero(v):
-                findings.append(Finding(
-                    "warning", "admin_reserved_nonzero",
-                    f"{layer.name}.{name} is not zero ({bytes(v).hex() if isinstance(v, bytes) else v})",
-                    pos, {"field": name}))
-        elif isinstance(f, FieldListField) and isinstance(layer, D.VirtioAdminCmdList):
+        if isinstance(f, FieldListField) and isinstance(layer, D.VirtioAdminCmdList) and not name.startswith(
+                ("reserved", "padding")):
             bits = D.bitmap_bits(v)
             if isinstance(layer, R.VirtioAdminCapIdList):
                 out["cap_ids"] = bits
@@ -69,25 +65,10 @@ def _layer_fields(layer: Packet, offset: int, out: AdminDict, findings: list[Fin
                 out["opcodes"] = bits
                 out["opcode_names"] = [A.OPCODES.get(b) for b in bits]
             out[name] = [int(w) for w in v]
-        elif isinstance(f, PacketListField):
+        elif isinstance(f, PacketListField) and not name.startswith(("reserved", "padding")):
             _list_field(layer, f, v, pos, out, findings)
-        elif isinstance(f, FlagsField):
-            iv = int(v)
-            out[name] = iv
-            out[name + "_names"] = [n for i, n in enumerate(f.names) if iv >> i & 1]
-            unknown = iv & ~((1 << len(f.names)) - 1)
-            if unknown:
-                findings.append(Finding("warning", "admin_reserved_nonzero",
-                                        f"{layer.name}.{name}: reserved bits {unknown:#x} set", pos,
-                                        {"field": name}))
-        elif hasattr(f, "i2s") and f.i2s is not None:
-            out[name] = int(v)
-            out[name + "_name"] = f.i2s.get(int(v))
-        elif isinstance(v, bytes):
-            out[name] = v.hex()
-            out[name + "_length"] = len(v)
         else:
-            out[name] = v
+            put_field(layer.name, f, v, pos, out, findings)
         pos += size
 
 
@@ -120,27 +101,35 @@ def _walk(first: Packet, offset: int, findings: list[Finding], what: str) -> Adm
     pos = offset
     while not isinstance(layer, NoPayload):
         if isinstance(layer, Padding):
-            if any(layer.load):
-                findings.append(Finding(
-                    "info", "admin_surplus_bytes",
-                    f"{len(layer.load)} bytes after the {what} structure are not zero "
-                    "(a device ignores them)", pos))
-            out["surplus_bytes"] = len(layer.load)
+            surplus(bytes(layer.load), pos, out, findings, what)
             break
         if isinstance(layer, Raw):
             raw_name = getattr(prev, "raw_name", "raw") if prev is not None else "raw"
             out[raw_name] = bytes(layer.load).hex()
             break
         if isinstance(layer, A.AdminLayer) and layer.zero_filled:
-            findings.append(Finding(
-                "warning", "admin_short_buffer",
-                f"{layer.name} is {layer.zero_filled} bytes short; read as zero-filled "
-                "(spec: missing bytes are treated as zero)", pos,
-                {"missing": layer.zero_filled}))
+            findings.append(short_buffer(layer.name, layer.zero_filled, pos))
         _layer_fields(layer, pos, out, findings)
         pos += len(layer.self_build()) - (layer.zero_filled if isinstance(layer, A.AdminLayer) else 0)
         prev, layer = layer, layer.payload
     return out
+
+
+def _dissect_layer(cls: type[Packet], head: bytes, min_len: int, offset: int, findings: list[Finding],
+                   what: str) -> AdminDict | None:
+    """The declarative path: ``head`` dissected by scapy and flattened (None: undecodable)."""
+    try:
+        if head:
+            layer = cls(head)
+        else:
+            layer = cls(b"\0" * min_len) if min_len else cls()
+            layer.zero_filled = min_len
+    except Exception as e:  # a malformed layer must not escape as a traceback
+        findings.append(Finding("error", "admin_undecodable",
+                                f"{what} does not decode as {cls.name} ({type(e).__name__}); kept raw",
+                                offset))
+        return None
+    return _walk(layer, offset, findings, what)
 
 
 def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding],
@@ -157,18 +146,14 @@ def _dissect(cls: type[Packet], buf: bytes, offset: int, findings: list[Finding]
     hdrs_at = getattr(cls, "hdr_list_offset", None)
     split = parts_at if parts_at is not None else hdrs_at
     head = buf if split is None else buf[:split]
-    try:
-        if head:
-            layer = cls(head)
-        else:
-            layer = cls(b"\0" * min_len) if min_len else cls()
-            layer.zero_filled = min_len
-    except Exception as e:  # a malformed layer must not escape as a traceback
-        findings.append(Finding("error", "admin_undecodable",
-                                f"{what} does not decode as {cls.name} ({type(e).__name__}); kept raw",
-                                offset))
-        return {"raw": buf.hex()}
-    out = _walk(layer, offset, findings, what)
+    fast = walk_fast(cls, head, offset, what) if FAST else None
+    if fast is not None:
+        out, more = fast
+        findings.extend(more)
+    else:
+        out = _dissect_layer(cls, head, min_len, offset, findings, what)
+        if out is None:
+            return {"raw": buf.hex()}
     if parts_at is not None:
         parts, stop, pf = decode_parts(buf[parts_at:], offset + parts_at)
         out["parts"] = len(parts)
@@ -208,6 +193,19 @@ def _hdr_list(buf: bytes, count: int | None, offset: int,
     return [_hdr_dict(buf[i:i + 16]) for i in range(0, 16 * n, 16)], 16 * n
 
 
+def _header(cls: type[A.AdminLayer], buf: bytes) -> dict[str, Any]:
+    """The fixed command header or status, zero-filled when short (spec §3.3.2)."""
+    size = cls.min_len
+    head = buf[:size].ljust(size, b"\0")  # scapy would take an empty buffer as the defaults
+    if FAST:
+        return _HEADERS[cls](head)[0]
+    layer = cls(head)
+    return {f.name: layer.getfieldval(f.name) for f in layer.fields_desc}
+
+
+_HEADERS = {cls: compile_layer(cls).decode for cls in (A.VirtioAdminCmd, A.VirtioAdminCmdResult)}
+
+
 # --- requests --------------------------------------------------------------------
 
 def decode_request(buf: bytes | bytearray | memoryview, *,
@@ -230,17 +228,16 @@ def decode_request(buf: bytes | bytearray | memoryview, *,
         findings.append(Finding("warning", "admin_length_unaligned",
                                 f"device-readable part is {len(buf)} bytes, not a multiple of 8 "
                                 "(Linux sizes some commands to the C struct)", None))
-    hdr = A.VirtioAdminCmd(buf[:24] if len(buf) >= 24 else buf)
-    opcode, group = hdr.opcode, hdr.group_type
-    member = hdr.group_member_id
+    hdr = _header(A.VirtioAdminCmd, buf)
+    opcode, group, member = int(hdr["opcode"]), int(hdr["group_type"]), int(hdr["group_member_id"])
     out: AdminDict = {
         "opcode": opcode, "opcode_name": A.opcode_name(opcode),
         "group_type": group, "group_type_name": A.GROUP_TYPES.get(group),
         "group_member_id": member,
     }
-    if any(hdr.reserved1):
+    if any(hdr["reserved1"]):
         findings.append(Finding("warning", "admin_reserved_nonzero",
-                                f"reserved1 is not zero ({hdr.reserved1.hex()})", 4, {"field": "reserved1"}))
+                                f"reserved1 is not zero ({hdr['reserved1'].hex()})", 4, {"field": "reserved1"}))
     _check_opcode(opcode, findings)
     _check_group(opcode, group, member, findings)
     data = buf[24:]
@@ -359,8 +356,8 @@ def decode_result(buf: bytes | bytearray | memoryview, opcode: int, subtype: int
         findings.append(Finding("error", "admin_short_header",
                                 f"completion is {len(buf)} bytes, the status alone is 8; "
                                 "read as zero-filled", len(buf), {"missing": 8 - len(buf)}))
-    st = A.VirtioAdminCmdResult(buf[:8] if len(buf) >= 8 else buf)
-    status, qual = st.status, st.status_qualifier
+    st = _header(A.VirtioAdminCmdResult, buf)
+    status, qual = int(st["status"]), int(st["status_qualifier"])
     out: AdminDict = {
         "opcode": opcode, "opcode_name": A.opcode_name(opcode),
         "status": status, "status_name": A.STATUS.get(status),
@@ -379,9 +376,9 @@ def decode_result(buf: bytes | bytearray | memoryview, opcode: int, subtype: int
                                 f"status OK with status_qualifier {qual:#x} (must be 0)", 2))
     if status == 17:
         out["status_note"] = "EEXIST (value UNVERIFIED)"
-    if any(st.reserved2):
+    if any(st["reserved2"]):
         findings.append(Finding("warning", "admin_reserved_nonzero",
-                                f"reserved2 is not zero ({st.reserved2.hex()})", 4, {"field": "reserved2"}))
+                                f"reserved2 is not zero ({st['reserved2'].hex()})", 4, {"field": "reserved2"}))
     if opcode not in A.OPCODES:
         findings.append(Finding("warning", "admin_unknown_opcode",
                                 f"result of undefined opcode {opcode:#x}; kept raw", None, {"opcode": opcode}))
