@@ -255,9 +255,26 @@ def build_frames(units: Iterable[dict[str, Any]], offsets: dict[int, int] | None
     late = {(f["capture"], f.get("flow")) for f in findings if f.get("code") == "flow_picked_up_midstream"}
     for r in rows["flows"]:
         r["midstream"] = (r["capture"], r["flow"]) in late
+    _name_late_sections(rows["sections"], rows["chunks"], findings)
     _section_ends(rows["sections"], rows["chunks"])
     frames = {name: frame(name, rows.get(name, [])) for name in SCHEMAS}
     return frames, findings
+
+
+def _name_late_sections(sections: list[dict[str, Any]], chunks: list[dict[str, Any]],
+                        findings: list[dict[str, Any]]) -> None:
+    """VFIO sections picked up mid-stream are named by a later section (the decoder's
+    ``vfio_device_named``): their rows and chunks get that name, as the records already have it."""
+    named = {(f["capture"], f.get("section_id")): f.get("device") for f in findings
+             if f.get("code") == "vfio_device_named"}
+    if not named:
+        return
+    for r in sections:
+        if r["idstr"] is None:
+            r["idstr"] = named.get((r["capture"], r["section_id"]))
+    for c in chunks:
+        if c["device"] is None:
+            c["device"] = named.get((c["capture"], c["section_id"]))
 
 
 def _section_ends(sections: list[dict[str, Any]], chunks: list[dict[str, Any]]) -> None:

@@ -137,8 +137,8 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
 
     why = mig.get("unavailable") or {}
 
-    def null(metric: str, device: str | None = None) -> None:
-        reason = why.get(metric) if device is None else None
+    def null(metric: str, device: str | None = None, device_why: dict[str, str] | None = None) -> None:
+        reason = why.get(metric) if device is None else (device_why or {}).get(metric)
         f = {"kind": "finding", "severity": "info", "code": "metric_unavailable",
              "message": f"{metric} is null: {reason or _REASONS.get(metric, 'the captures cannot support it')}",
              "offset": None, "metric": metric}
@@ -167,7 +167,7 @@ def summary_objects(m: "Migration") -> list[dict[str, Any]]:
             v = d.get(k)
             dobj[k] = v if isinstance(v, dict) else _json_value(v)
             if dobj[k] is None:
-                null(k, d["device"])
+                null(k, d["device"], d.get("unavailable"))
         for k in ("records", "context_first_precopy_bytes", "context_stopcopy_bytes", "context_growth_bytes",
                   "context_growth_pct", "precopy_policy_evidence"):
             dobj[k] = d.get(k)

@@ -53,7 +53,28 @@ def device_metrics(m: "Migration", device: str) -> dict[str, Any]:
     }
     out.update(record_stats(m, device))
     out["admin_latency_ms"] = admin_latency(m, device)
+    _late_device(m, device, out)
     return out
+
+
+#: device metrics that count from the device's first byte (null when the capture missed it)
+_WHOLE_DEVICE = ("precopy_chunks", "precopy_snapshots", "context_first_precopy_bytes", "context_growth_bytes",
+                 "context_growth_pct")
+
+
+def _late_device(m: "Migration", device: str, out: dict[str, Any]) -> None:
+    """The device's data was picked up mid-stream (``vfio_device_named``): its pre-copy counts and
+    first snapshot are of the captured part only, so they are null with the reason; the stop-copy
+    records and the record sizes were captured and stay."""
+    f = next((f for f in m.findings if f.get("code") == "vfio_device_named" and f.get("device") == device), None)
+    if f is None:
+        return
+    why = (f"the capture started after the migration (section {f.get('section_id')} picked up mid-stream): "
+           "the device's data before the capture is missing")
+    nulled = [k for k in _WHOLE_DEVICE if out.get(k) is not None]
+    for k in nulled:
+        out[k] = None
+    out["unavailable"] = {k: why for k in _WHOLE_DEVICE}
 
 
 # --- migration metrics -------------------------------------------------------------------------

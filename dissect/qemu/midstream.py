@@ -31,6 +31,12 @@ from dissect.qemu.stream import StreamParser
 PROBE_LIMIT = 8 << 20
 
 
+def _new_assembler() -> Any:
+    from dissect.qemu.session import DeviceAssembler  # the session imports this module
+
+    return DeviceAssembler()
+
+
 def picks_up(info: Any) -> bool:
     """Is the client-to-server side of this flow (a ``FlowInfo``) one to probe: open before the
     capture (no SYN) and not begun by the stream header (a multifd magic first is then a packet
@@ -69,9 +75,15 @@ def _clean_after_resync(units: list[Any], kind: str, need: int) -> bool:
 class Midstream:
     """``StreamConsumer`` for the client-to-server bytes of a flow open before the capture."""
 
-    def __init__(self, sink: Callable[[Any], None], *, flow: int, page_size: int = W.DEFAULT_PAGE_SIZE) -> None:
+    def __init__(self, sink: Callable[[Any], None], *, flow: int, page_size: int = W.DEFAULT_PAGE_SIZE,
+                 devices: Callable[[], Any] | None = None) -> None:
         self.sink = sink
         self.flow = flow
+        #: the session's device sink of this flow's migration, asked for once the role is known;
+        #: the main probe feeds a private one meanwhile (a flow that turns out not to be a main
+        #: channel must leave nothing behind), absorbed on adoption
+        self._devices = devices
+        self._probe_devices = _new_assembler() if devices is not None else None
         #: "main" or "multifd" once adopted
         self.role: str | None = None
         self.parser: Any = None
@@ -80,7 +92,8 @@ class Midstream:
         mfd._init_done = True  # the init packet came before the capture
         mfd._lost = True
         self._probes: dict[str, tuple[Any, _Collect]] = {
-            "main": (StreamParser(main_sink, flow=flow, midstream=True, page_size=page_size), main_sink),
+            "main": (StreamParser(main_sink, flow=flow, midstream=True, page_size=page_size,
+                                  devices=self._probe_devices), main_sink),
             "multifd": (mfd, mfd_sink),
         }
         self._start: int | None = None
@@ -139,6 +152,12 @@ class Midstream:
         for u in col.units:
             self.sink(u)
         p.sink = self.sink
+        if self._devices is not None:
+            shared = self._devices()
+            if role == "main":
+                shared.absorb(self._probe_devices)
+            p.devices = shared
+        self._probe_devices = None
 
 
 #: units a return-path probe keeps (a real return path holds a handful of messages)

@@ -50,12 +50,15 @@ class SectionHandlers:
             sec.handler = "ram"
             sec.ram = self.ram.begin(t, sid)
             self._state = S_RAM
-        elif idstr is not None and W.is_vfio_idstr(idstr):
+        elif (idstr is not None and W.is_vfio_idstr(idstr)) or (idstr is None and sid in self._vfio_unnamed):
             sec.handler = "vfio"
             self._state = S_VFIO
             note = getattr(self.devices, "section", None)
-            if note is not None:
-                note(idstr, sid)  # multifd device-state chunks are reported with this section id
+            if note is not None and idstr is not None:
+                # multifd device-state chunks are reported with this section id; data held for
+                # this id since a mid-stream pick-up is split now that the device is named
+                self._emit_many(note(idstr, sid) or [])
+                self._vfio_unnamed.discard(sid)
         elif t == W.QEMU_VM_SECTION_FULL and idstr is not None:
             sec.handler = "vmsd"
             key = (idstr, inst or 0)

@@ -77,6 +77,10 @@ class DeviceAssembler:
 
     def __init__(self) -> None:
         self.devices: dict[str, _Dev] = {}
+        #: VFIO data of sections picked up mid-stream whose device is not yet named, by section
+        #: id: (phase, data or None for a gap, length, ts) in stream order
+        self.unnamed: dict[int, list[tuple[str, bytes | None, int, int | None]]] = {}
+        self.unnamed_bytes = 0
 
     def _dev(self, name: str) -> _Dev:
         d = self.devices.get(name)
@@ -84,12 +88,61 @@ class DeviceAssembler:
             d = self.devices[name] = _Dev(name, RecordSplitter(name))
         return d
 
-    def data_offset(self, device: str) -> int:
+    def data_offset(self, device: str | int) -> int:
+        if isinstance(device, int):
+            return sum(n for _, _, n, _ in self.unnamed.get(device, ()))
         return self._dev(device).data_off
 
-    def section(self, device: str, section_id: int) -> None:
-        """The main channel announced the device's section id (used for multifd chunks)."""
-        self._dev(device).section_id = section_id
+    def section(self, device: str, section_id: int) -> list[Any]:
+        """The main channel announced the device's section id (used for multifd chunks).
+
+        Data held for that id since the connection was picked up mid-stream is split now, from
+        its first whole record (:class:`RecordSplitter` ``resync``)."""
+        d = self._dev(device)
+        d.section_id = section_id
+        pieces = self.unnamed.pop(section_id, None)
+        if not pieces:
+            return []
+        total = sum(n for _, _, n, _ in pieces)
+        self.unnamed_bytes -= sum(len(b) for _, b, _, _ in pieces if b is not None)
+        out: list[Any] = [Finding("info", "vfio_device_named",
+                                  f"section {section_id} is {device}: the {total} bytes of device data "
+                                  "held since the capture picked it up are split into records now", None,
+                                  {"device": device, "section_id": section_id})]
+        if d.data_off == 0 and d.records == 0:
+            d.splitter = RecordSplitter(device, resync=True)
+        for phase, data, n, ts in pieces:
+            if data is None:
+                d.data_off += n
+                out.extend(d.splitter.gap(n))
+            else:
+                out.extend(self._feed(d, phase, data, ts))
+        return out
+
+    def absorb(self, other: "DeviceAssembler") -> None:
+        """Take over what a mid-stream probe's assembler gathered (its flow was adopted as this
+        migration's main channel): its devices and the data held for unnamed sections."""
+        for name, d in other.devices.items():
+            self.devices.setdefault(name, d)
+        for sid, pieces in other.unnamed.items():
+            self.unnamed.setdefault(sid, []).extend(pieces)
+        self.unnamed_bytes += other.unnamed_bytes
+        other.devices, other.unnamed, other.unnamed_bytes = {}, {}, 0
+
+    def _hold(self, section_id: int, phase: str, data: bytes | None, n: int, ts: int | None) -> list[Any]:
+        pieces = self.unnamed.setdefault(section_id, [])
+        out: list[Any] = []
+        if data is not None and self.unnamed_bytes + n > MAX_PENDING:
+            if not any(b is None and p == "dropped" for p, b, _, _ in pieces):
+                out.append(Finding("warning", "vfio_unnamed_too_large",
+                                   f"section {section_id}: more than {MAX_PENDING} bytes of device data wait "
+                                   "for the device's name; the rest is counted, not kept", None,
+                                   {"section_id": section_id}))
+            phase, data = "dropped", None
+        if data is not None:
+            self.unnamed_bytes += n
+        pieces.append((phase, data, n, ts))
+        return out
 
     def _ts_phase(self, d: _Dev, off: int) -> tuple[int | None, str | None]:
         i = bisect.bisect_right(d.starts, off) - 1
@@ -123,11 +176,15 @@ class DeviceAssembler:
                 del d.pieces[:k]
         return out
 
-    # main channel (StreamParser's DeviceSink)
-    def data(self, device: str, phase: str, data: bytes, ts_ns: int | None, offset: int) -> list[Any]:
+    # main channel (StreamParser's DeviceSink); an int device is a section id not yet named
+    def data(self, device: str | int, phase: str, data: bytes, ts_ns: int | None, offset: int) -> list[Any]:
+        if isinstance(device, int):
+            return self._hold(device, phase, data, len(data), ts_ns)
         return self._feed(self._dev(device), phase, data, ts_ns)
 
-    def lost(self, device: str, nbytes: int, offset: int) -> list[Any]:
+    def lost(self, device: str | int, nbytes: int, offset: int) -> list[Any]:
+        if isinstance(device, int):
+            return self._hold(device, "gap", None, nbytes, None)
         d = self._dev(device)
         d.data_off += nbytes
         return list(d.splitter.gap(nbytes))
@@ -181,6 +238,13 @@ class DeviceAssembler:
 
     def close(self) -> list[Any]:
         out: list[Any] = []
+        for sid, pieces in self.unnamed.items():
+            total = sum(n for _, _, n, _ in pieces)
+            out.append(Finding("info", "vfio_data_unnamed",
+                               f"section {sid}: {total} bytes of VFIO device data whose device was never named "
+                               "in the capture (its START came before the capture and no later section named "
+                               "it): not split into records", None, {"section_id": sid}))
+        self.unnamed = {}
         for d in self.devices.values():
             if d.pending:
                 out.append(Finding("error", "vfio_packet_missing", f"device-state packet {d.next_idx} never "
@@ -295,7 +359,8 @@ def decode_capture(path: str | os.PathLike[str], *, convert: Callable[[Any], lis
         spool = spools[(info.index, direction)] = Spool(convert)
         if direction == "c2s":
             if picks_up(info):  # open before the capture: maybe a migration channel mid-way
-                p: Any = Midstream(spool.append, flow=info.index, page_size=page_size["v"])
+                p: Any = Midstream(spool.append, flow=info.index, page_size=page_size["v"],
+                                   devices=lambda server=info.server: assembler(server, False))
             elif info.role == "main":
                 p = StreamParser(spool.append, flow=info.index, devices=assembler(info.server, True))
                 if page_log is not None:

@@ -98,6 +98,8 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
         #: first record after a section footer, learn section ids from their data
         self.midstream = midstream
         self._unnamed: set[int] = set()
+        #: of those, the sections whose data is VFIO's (walked by the VFIO handler)
+        self._vfio_unnamed: set[int] = set()
         if midstream:
             self._state = S_LOST
             self._lost_since = 0
@@ -222,12 +224,13 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
             sec = self._sec
             self._finding("error", "stream_gap", f"{n} bytes of VFIO chunk data missing at {start}..{end}",
                           start, gap_end=end, device=sec.idstr if sec else None)
-            if self.devices and sec and sec.idstr:
-                self._emit_many(self.devices.lost(sec.idstr, n, self._dev_off))
+            key = self._dev_key()
+            if self.devices and key is not None:
+                self._emit_many(self.devices.lost(key, n, self._dev_off))
             self._dev_off += n
             return
-        if self._dev_left and self.devices and self._sec and self._sec.idstr:
-            self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
+        if self._dev_left and self.devices and self._dev_key() is not None:
+            self._emit_many(self.devices.lost(self._dev_key(), self._dev_left, self._dev_off))
         self._finding("error", "stream_gap", f"{n} bytes missing at {start}..{end}; "
                       "resynchronising on the next section footer", start, gap_end=end)
         self._abandon_section("gap")
@@ -259,8 +262,8 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
             off = self._buf_off if self._buf else self._pos
             self._finding("error", "stream_truncated",
                           f"stream ends inside a record ({pending} bytes pending or missing)", off)
-            if self._dev_left and self.devices and self._sec and self._sec.idstr:
-                self._emit_many(self.devices.lost(self._sec.idstr, self._dev_left, self._dev_off))
+            if self._dev_left and self.devices and self._dev_key() is not None:
+                self._emit_many(self.devices.lost(self._dev_key(), self._dev_left, self._dev_off))
         region = self.ram.region
         if region is not None or (self._mapped_end and self._pos < self._mapped_end):
             name = region.block if region is not None else self._mapped_block
@@ -314,10 +317,21 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
         return obj
 
     def _route(self, data: bytes, offset: int, ts: int) -> None:
-        sec = self._sec
-        if self.devices is not None and sec is not None and sec.idstr:
-            self._emit_many(self.devices.data(sec.idstr, W.VFIO_PHASE.get(sec.type, "precopy"), data, ts, offset))
+        key = self._dev_key()
+        if self.devices is not None and key is not None:
+            self._emit_many(self.devices.data(key, W.VFIO_PHASE.get(self._sec.type, "precopy"), data, ts, offset))
         self._dev_off += len(data)
+
+    def _dev_key(self) -> str | int | None:
+        """The device sink's key for the open section's VFIO data: the section's idstr, or its id
+        for a section picked up mid-stream whose name has not been seen (DeviceAssembler holds
+        that data until a later section names the device)."""
+        sec = self._sec
+        if sec is None:
+            return None
+        if sec.idstr:
+            return sec.idstr
+        return sec.id if sec.handler == "vfio" else None
 
     # ---- the loop ---------------------------------------------------------
     def _run(self, b: Any, p: int, base: int) -> int:
@@ -462,9 +476,17 @@ class StreamParser(RecordHandlers, VfioHandlers, SectionHandlers):
             return self.sections[sid]
         if sid not in self._unnamed:
             self._unnamed.add(sid)
-            what = "VFIO device data" if kind == "vfio" else "data this decoder does not recognise"
-            self._finding("info", "section_unnamed", f"section {sid} holds {what}; its name came in its START "
-                          "section, before the capture: kept opaque", off, section_id=sid)
+            if kind == "vfio":
+                self._finding("info", "section_unnamed", f"section {sid} holds VFIO device data; its name came "
+                              "in its START section, before the capture: its markers are walked and its data "
+                              "held until a later section names the device (the FULL config section at "
+                              "switchover)", off, section_id=sid)
+            else:
+                self._finding("info", "section_unnamed", f"section {sid} holds data this decoder does not "
+                              "recognise; its name came in its START section, before the capture: kept opaque",
+                              off, section_id=sid)
+        if kind == "vfio":
+            self._vfio_unnamed.add(sid)
         return None
 
     def _go_lost(self, p: int, base: int) -> int:

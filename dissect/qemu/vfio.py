@@ -16,7 +16,7 @@ class VfioHandlers:
 
     def _vfio(self, b: Any, p: int, end: int, base: int) -> int:
         sec = self._sec
-        dev = sec.idstr or ""
+        dev = sec.idstr  # None: picked up mid-stream, not yet named (StreamParser._dev_key)
         phase = W.VFIO_PHASE.get(sec.type, "precopy")
         while True:
             if self._vfio_term:
@@ -46,7 +46,7 @@ class VfioHandlers:
                 ts = self._ts_at(off)
                 self._emit(self._unit("vfio_marker", device=dev, section_id=sec.id, offset=off, marker=name,
                                       value=v))
-                data_off = self.devices_offset(dev)
+                data_off = self.devices_offset(self._dev_key())
                 self._emit(self._unit("vfio_chunk", device=dev, section_id=sec.id, phase=phase, offset=off,
                                       data_offset=data_off, size=size, **stamp(ts)))
                 if size > W.VFIO_MIG_DEFAULT_DATA_BUFFER_SIZE:
@@ -74,9 +74,9 @@ class VfioHandlers:
             if p >= end:
                 return p
 
-    def devices_offset(self, dev: str) -> int | None:
+    def devices_offset(self, dev: str | int | None) -> int | None:
         get = getattr(self.devices, "data_offset", None)
-        return get(dev) if get else None
+        return get(dev) if get and dev is not None else None
 
     def _vfio_cfg(self, b: Any, p: int, end: int, base: int) -> int:
         sec = self._sec

@@ -20,8 +20,14 @@ from typing import BinaryIO, Iterator
 from dissect.common.findings import Finding
 from dissect.vfio.layers import (FLAGS_TAG_OPTIONAL, HDR, HDR_LEN, MAX_LOAD_SIZE, TAG_DEVICE_DATA,
                                  TAGS)
-from dissect.virtio.parts_fast import TRAILER_KERNELS, TRAILER_LEN, PartTuple, decode_parts
+from dissect.virtio.parts_fast import HDR as PART_HDR
+from dissect.virtio.parts_fast import TRAILER_KERNELS, TRAILER_LEN, PartTuple, decode_parts, part_type_name
 
+#: Mid-stream search (``resync``): largest record taken for a first record (a virtio-net VF's
+#: state is kilobytes; MAX_LOAD_SIZE would let one bad header hold the search for 4 GiB), and
+#: how many bytes are searched before giving up.
+RESYNC_MAX_RECORD = 16 << 20
+RESYNC_LIMIT = 2 * RESYNC_MAX_RECORD + HDR_LEN
 #: Above this the target's u32 "record_size + 8" buffer arithmetic wraps (DERIVED, §3.3).
 WRAP_SIZE = 0xFFFFFFF7
 READ_CHUNK = 1 << 20
@@ -62,8 +68,13 @@ class RecordSplitter:
     record.  ``findings`` holds every finding so far (record findings too).
     """
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(self, device: str | None = None, *, resync: bool = False) -> None:
         self.device = device
+        #: the stream was captured from an unknown point (a migration picked up mid-stream): the
+        #: first record is searched for (:meth:`_find_record`) before records are split
+        self._resync = resync
+        self._probe = bytearray()
+        self._probe_from = 0
         self.findings: list[Finding] = []
         self._events: list[VfioRecord | Finding] = []
         self._pos = 0              # stream bytes consumed so far
@@ -128,6 +139,13 @@ class RecordSplitter:
         """End of stream: report a partial header or payload (spec §5.3: the target drops it silently)."""
         if self._closed:
             return []
+        if self._resync and not self._stopped:
+            k = self._find_record(final=True)
+            if k is not None:  # a record found only now that the end is known: split what follows it
+                rest = bytes(self._probe[k:])
+                self._pos += k
+                self._resync, self._probe = False, bytearray()
+                self._feed(rest)
         self._closed = True
         if not self._stopped:
             if self._cur is not None:
@@ -161,6 +179,15 @@ class RecordSplitter:
         if self._stopped or self._closed:
             self._pos += n
             return
+        if self._resync:
+            self._probe += mv
+            k = self._find_record()
+            if k is None:
+                return
+            rest = bytes(self._probe[k:])
+            self._pos += k
+            self._resync, self._probe = False, bytearray()
+            mv, n = memoryview(rest), len(rest)
         i = 0
         while i < n:
             if self._cur is None:
@@ -196,6 +223,52 @@ class RecordSplitter:
                 payload = b"".join(self._chunks)
                 self._chunks = []
                 self._finish(payload)
+
+    def _find_record(self, final: bool = False) -> int | None:
+        """Offset in the probe where the first whole record starts, or None (more bytes needed,
+        or the search was given up: a finding then says so).
+
+        There is no magic (spec §3.2), so a start is a header the source writes (tag 0, flags
+        0 or TAG_OPTIONAL, a size from 16 to RESYNC_MAX_RECORD) whose payload is device parts,
+        the first of a known type, whose lengths end exactly at the record's end (or 8 bytes
+        before it, the trailer of §6), followed by another such header or by the end of the
+        bytes.  A candidate whose payload has not all arrived is waited for unless ``final``.
+        """
+        buf = self._probe
+        n = len(buf)
+        k = self._probe_from
+        while k + HDR_LEN <= n:
+            size, flags, tag = HDR.unpack_from(buf, k)
+            if tag != TAG_DEVICE_DATA or flags & ~FLAGS_TAG_OPTIONAL or not HDR_LEN <= size <= RESYNC_MAX_RECORD:
+                k += 1
+                continue
+            if k + 2 * HDR_LEN > n and not final:
+                break  # the first part header is not here yet
+            if k + 2 * HDR_LEN > n or part_type_name(PART_HDR.unpack_from(buf, k + HDR_LEN)[0]) is None:
+                k += 1
+                continue
+            fit = _parts_fit(buf, k + HDR_LEN, size)
+            end = k + HDR_LEN + size
+            if fit is None and not final:
+                break  # a plausible candidate not yet whole: wait (bounded by RESYNC_LIMIT)
+            if fit and (end + HDR_LEN > n or _plausible_header(buf, end)):
+                where = (f"the first record found starts {k} bytes in (those bytes end a record begun "
+                         "before the capture)" if k else "its first captured byte starts a record")
+                self._stream_finding(Finding(
+                    "info", "vfio_stream_picked_up",
+                    f"device data captured from the middle of its stream: {where}; offsets count from "
+                    "the first captured byte", k, {"skipped": k}))
+                return k
+            k += 1
+        self._probe_from = k
+        if n - k > RESYNC_LIMIT or final:
+            self._stream_finding(Finding(
+                "warning", "vfio_stream_not_picked_up",
+                f"no record start found in the {n} bytes of device data captured mid-stream; "
+                "this device's data is not split into records", 0, {"searched": n}))
+            self._resync, self._probe, self._stopped = False, bytearray(), True
+            self._pos += n
+        return None
 
     def _start(self, off: int, size: int, flags: int, tag: int) -> None:
         self._cur = (off, size, flags, tag)
@@ -256,6 +329,22 @@ class RecordSplitter:
         rec.findings = fs
         self.findings.extend(fs)
         self._events.append(rec)
+
+
+def _parts_fit(buf: bytearray, start: int, size: int) -> bool | None:
+    """Do the part lengths from ``start`` end at ``size`` (or 8 before)?  None: not all here."""
+    n = min(len(buf), start + size)
+    pos = start
+    while pos + HDR_LEN <= n:
+        pos += HDR_LEN + PART_HDR.unpack_from(buf, pos)[4]
+    if start + size > len(buf):
+        return None if pos <= start + size else False
+    return (start + size - pos) in (0, TRAILER_LEN)
+
+
+def _plausible_header(buf: bytearray, at: int) -> bool:
+    _size, flags, tag = HDR.unpack_from(buf, at)
+    return tag == TAG_DEVICE_DATA and not flags & ~FLAGS_TAG_OPTIONAL
 
 
 def split_records(data: bytes | bytearray | memoryview | BinaryIO,
