@@ -238,6 +238,11 @@ def test_flows_gives_late_flows_the_roles_decode_gives_and_extract_takes_their_b
     assert run_cli("extract", "--main", "-o", str(b), str(Q10 / "multifd.pcap")).returncode == 0
     late_bytes, whole = a.read_bytes(), b.read_bytes()
     assert 0 < len(late_bytes) < len(whole) and whole.endswith(late_bytes)
+    # --main picks a channel by its stream header, which the late one lacks: the error names the way
+    p = run_cli("extract", "--main", "--json", "-o", str(tmp_path / "none.bin"), str(cut))
+    assert p.returncode == 1
+    (err,) = [o for o in map(json.loads, p.stdout.splitlines()) if o.get("code") == "extract_nothing"]
+    assert main in err["late_flows"] and "--flow N" in err["message"]
 
 
 def test_follow_of_a_late_capture_ends_with_the_migration(tmp_path):

@@ -152,8 +152,13 @@ def _extract(args: argparse.Namespace, path: Path, kind: str, live: Any, data: D
             findings = [f for f in findings if f.code != "tcp_gap" or f.context.get("flow") == chosen.flow]
     else:
         what = "main channel" if args.main else f"flow {args.flow}"
-        findings.append(Finding("error", "extract_nothing", f"no {what} {args.direction} data in the capture",
-                                None, {}))
+        msg = f"no {what} {args.direction} data in the capture"
+        late = [fl.flow for fl in res.flows if not fl.syn_seen] if args.main else []
+        if late:
+            # --main picks a channel by its stream header; a connection open before the capture has none
+            msg += (f"; flows {late} were open before the capture (no SYN, no stream header): "
+                    "'migtrace flows' gives the role each decodes as, and --flow N writes one's bytes")
+        findings.append(Finding("error", "extract_nothing", msg, None, {"late_flows": late} if late else {}))
     if chosen is not None:
         if args.json:
             out.write(chosen.to_json())
