@@ -54,22 +54,29 @@ def adopted_roles(flows: list[Any], probes: dict[int, Any]) -> None:
 
 
 class _Collect:
-    def __init__(self) -> None:
+    """A probe's units, with what adoption asks of them kept up to date as they arrive (a probe
+    is asked after every chunk, so its units are not rescanned)."""
+
+    def __init__(self, kind: str | None = None) -> None:
         self.units: list[Any] = []
+        self.kind = kind
+        self.resynced = False  # the parser's first ``resync`` finding was seen
+        self.spoiled = False   # an error after it
+        self.count = 0         # units of ``kind`` after it
 
     def __call__(self, item: Any) -> None:
         self.units.append(item)
+        if isinstance(item, Finding):
+            if not self.resynced:
+                self.resynced = item.code == "resync"
+            elif item.severity == "error":
+                self.spoiled = True
+        elif self.resynced and isinstance(item, dict) and item.get("kind") == self.kind:
+            self.count += 1
 
-
-def _clean_after_resync(units: list[Any], kind: str, need: int) -> bool:
-    """After the parser's first ``resync`` finding: ``need`` units of ``kind`` and no error."""
-    start = next((i for i, u in enumerate(units) if isinstance(u, Finding) and u.code == "resync"), None)
-    if start is None:
-        return False
-    after = units[start + 1:]
-    if any(isinstance(u, Finding) and u.severity == "error" for u in after):
-        return False
-    return sum(1 for u in after if isinstance(u, dict) and u.get("kind") == kind) >= need
+    def clean(self, need: int) -> bool:
+        """After the first ``resync``: ``need`` units of ``kind`` and no error."""
+        return self.resynced and not self.spoiled and self.count >= need
 
 
 class Midstream:
@@ -87,7 +94,7 @@ class Midstream:
         #: "main" or "multifd" once adopted
         self.role: str | None = None
         self.parser: Any = None
-        main_sink, mfd_sink = _Collect(), _Collect()
+        main_sink, mfd_sink = _Collect("section"), _Collect("multifd_packet")
         mfd = MultifdParser(mfd_sink, flow=flow, page_size=page_size)
         mfd._init_done = True  # the init packet came before the capture
         mfd._lost = True
@@ -111,8 +118,7 @@ class Midstream:
             self._start = offset
         for role, (p, col) in list(self._probes.items()):
             p.data(offset, data, ts_ns)  # skip hints ignored while probing: every byte is passed
-            if _clean_after_resync(col.units, "section" if role == "main" else "multifd_packet",
-                                   2 if role == "main" else 1):
+            if col.clean(2 if role == "main" else 1):
                 self._adopt(role, offset + len(data))
                 return None
         if offset + len(data) - self._start > PROBE_LIMIT:
@@ -132,7 +138,7 @@ class Midstream:
         # a short flow: what resynchronised cleanly by its end is taken, then closed (its end
         # findings, e.g. a record cut by the capture's end, are the adopted flow's)
         for role, (p, col) in list(self._probes.items()):
-            if _clean_after_resync(col.units, "section" if role == "main" else "multifd_packet", 1):
+            if col.clean(1):
                 self._adopt(role, None)
                 p.close()
                 return
