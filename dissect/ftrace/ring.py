@@ -233,15 +233,20 @@ _BIG = 1 << 40  # "no next event": larger than any page
 VECTOR_MIN_PAGES = 128
 
 
+def _page_count(start: int, end: int, page_size: int, data_off: int) -> int:
+    """Pages that begin in ``[start, end)`` with at least their header present (the last may be
+    partial)."""
+    if page_size <= 0 or end - start < data_off:
+        return 0
+    return max(0, (end - start - data_off) // page_size + 1)
+
+
 def walk_cpu(buf, start: int, size: int, page_size: int, layout: PageLayout, big: bool,
              cpu: int, file_offset_of=None, instance: str | None = None) -> CpuRecords:
     """Walk the pages in ``buf[start:start+size]``: :func:`walk_cpu_vector` for a stream of at least
     :data:`VECTOR_MIN_PAGES` pages, else :func:`walk_cpu_py` with its sequences as NumPy arrays.
     The two give the same records and findings (tests/test_ftrace_dat_golden.py)."""
-    data_off = layout.data_offset
-    end_all = min(start + size, len(buf))
-    npages = max(0, (end_all - start - data_off) // page_size + 1) if page_size > 0 and end_all - start >= data_off \
-        else 0
+    npages = _page_count(start, min(start + size, len(buf)), page_size, layout.data_offset)
     if npages >= VECTOR_MIN_PAGES:
         return walk_cpu_vector(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
     out = walk_cpu_py(buf, start, size, page_size, layout, big, cpu, file_offset_of, instance)
@@ -275,7 +280,7 @@ def walk_cpu_vector(buf, start: int, size: int, page_size: int, layout: PageLayo
         findings.append(Finding("error", "cpu_data_truncated",
                                 f"CPU {cpu} data claims {size} bytes, {max(0, len(buf) - start)} present",
                                 where(start), dict(ctx)))
-    npages = max(0, (end_all - start - data_off) // page_size + 1) if end_all - start >= data_off else 0
+    npages = _page_count(start, end_all, page_size, data_off)
     if npages == 0:
         return out
     e = ">" if big else "<"
