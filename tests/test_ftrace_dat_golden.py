@@ -288,3 +288,22 @@ def test_walk_cpu_takes_the_per_event_walk_below_vector_min_pages_and_the_vector
                 assert got.offsets.dtype == got.lengths.dtype == np.int64
         td.close()
     assert seen == {False, True}
+
+
+def test_format_parse_is_shared_but_each_format_is_its_own():
+    # a format text as the kernel prints it (trace.dat spec: the events' "format" files)
+    text = ("name: sched_wakeup\nID: 316\nformat:\n"
+            "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
+            "\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n"
+            "\nprint fmt: \"pid=%d\", REC->pid\n")
+    a = parse_format(text, "sched", 8)
+    b = parse_format(text, "sched", 8)
+    assert a is not b and a.fields is not b.fields
+    assert [(f.name, f.offset, f.size, f.signed) for f in a.fields] == [("common_type", 0, 2, False),
+                                                                         ("pid", 8, 4, True)]
+    assert a.fields == b.fields and (a.name, a.id, a.system) == (b.name, b.id, b.system) == ("sched_wakeup", 316,
+                                                                                               "sched")
+    a.offset, a.bad = 100, "x"  # what a reader sets on its own format
+    assert (b.offset, b.bad) == (None, None)
+    with pytest.raises(AttributeError):
+        a.fields[0].offset = 4  # shared between formats: frozen

@@ -13,6 +13,7 @@ import bisect
 import re
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
 from dissect.ftrace.utf8 import ERRORS
@@ -38,9 +39,9 @@ def _type_size(base: str, long_size: int) -> int | None:
     return table.get(base)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Field:
-    """One ``field:`` line of a format file."""
+    """One ``field:`` line of a format file (frozen: formats parsed from one text share them)."""
 
     name: str
     type: str            # the C type without the name and brackets
@@ -86,7 +87,20 @@ class EventFormat:
 
 
 def parse_format(text: str, system: str, long_size: int = 8) -> EventFormat | None:
-    """Parse one format file's text; None when it has no ``name:``/``ID:``."""
+    """Parse one format file's text; None when it has no ``name:``/``ID:``.
+
+    A new :class:`EventFormat` each call (the reader sets its offset, decoder and verdict);
+    the parse behind it is cached, as every trace.dat of one kernel carries the same texts and
+    a notebook comparing runs opens many of them."""
+    parts = _parse_format_text(text, long_size)
+    if parts is None:
+        return None
+    name, ev_id, fields, print_fmt = parts
+    return EventFormat(system, name, ev_id, list(fields), print_fmt, text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_format_text(text: str, long_size: int) -> tuple[str, int, tuple[Field, ...], str] | None:
     name = None
     ev_id = None
     fields: list[Field] = []
@@ -108,7 +122,7 @@ def parse_format(text: str, system: str, long_size: int = 8) -> EventFormat | No
             print_fmt = s[len("print fmt:"):].strip()
     if name is None or ev_id is None:
         return None
-    return EventFormat(system, name, ev_id, fields, print_fmt, text)
+    return name, ev_id, tuple(fields), print_fmt
 
 
 def _parse_field(line: str, long_size: int) -> Field | None:
