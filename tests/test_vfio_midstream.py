@@ -158,3 +158,37 @@ def test_resync_passes_a_header_lookalike_whose_parts_do_not_fit():
 def test_resync_gives_up_on_bytes_without_a_record():
     ev = _split(bytes(range(256)) * 8, 100)
     assert [(e.code, e.severity) for e in ev] == [("vfio_stream_not_picked_up", "warning")]
+
+
+# --- the session's holding of unnamed sections' data ---------------------------------------------
+
+def test_assembler_holds_unnamed_data_until_named_and_bounds_it(monkeypatch):
+    from dissect.qemu import session as S
+
+    rec = [build_record(virtio_net_vf_blob(q)) for q in (1, 2)]
+    stream = rec[0] + rec[1]
+    tail = stream[300:]  # the capture started 300 bytes into record 0
+    a = S.DeviceAssembler()
+    assert a.data(3, "precopy", tail[:500], 10, 0) == [] and a.data_offset(3) == 500
+    assert a.data(3, "precopy", tail[500:], 20, 500) == []
+    assert a.devices == {}  # nothing is split before the name is known
+    out = a.section("0000:00:05.0/vfio", 3)
+    assert [u.code for u in out if isinstance(u, Finding)] == ["vfio_device_named", "vfio_stream_picked_up"]
+    named = out[0]
+    assert (named.context, named.offset) == ({"device": "0000:00:05.0/vfio", "section_id": 3}, None)
+    units = [u for u in out if not isinstance(u, Finding)]
+    assert [(u.record.offset, u.record.record_size) for u in units] == [(len(rec[0]) - 300, len(rec[1]) - 16)]
+    assert a.unnamed == {} and a.unnamed_bytes == 0 and a.close() == []
+    # a section never named: one finding at the end, nothing split
+    b = S.DeviceAssembler()
+    b.data(4, "precopy", tail, 10, 0)
+    b.lost(4, 100, len(tail))
+    (f,) = b.close()
+    assert (f.code, f.context) == ("vfio_data_unnamed", {"section_id": 4}) and f"{len(tail) + 100} bytes" in f.message
+    # more than MAX_PENDING waiting: counted, not kept, said once
+    monkeypatch.setattr(S, "MAX_PENDING", 1000)
+    c = S.DeviceAssembler()
+    assert c.data(5, "precopy", tail[:900], 1, 0) == []
+    (w,) = c.data(5, "precopy", tail[900:1800], 2, 900)
+    assert w.code == "vfio_unnamed_too_large" and c.data(5, "precopy", tail[1800:], 3, 1800) == []
+    assert c.unnamed_bytes == 900 and c.data_offset(5) == len(tail)
