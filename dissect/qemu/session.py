@@ -65,6 +65,27 @@ class _Dev:
     section_id: int | None = None
 
 
+@dataclass
+class _Held:
+    """One unnamed section's VFIO data, in stream order: (phase, data or None for lost bytes,
+    length, ts)."""
+
+    pieces: list[tuple[str, bytes | None, int, int | None]] = field(default_factory=list)
+    length: int = 0   # bytes of the stream, lost ones included (its data offsets)
+    kept: int = 0     # bytes held in memory
+    dropped: bool = False  # MAX_PENDING was reached (said once)
+
+    def add(self, phase: str, data: bytes | None, n: int, ts: int | None) -> None:
+        self.pieces.append((phase, data, n, ts))
+        self.length += n
+        self.kept += 0 if data is None else n
+
+    def extend(self, other: "_Held") -> None:
+        for piece in other.pieces:
+            self.add(*piece)
+        self.dropped = self.dropped or other.dropped
+
+
 class DeviceAssembler:
     """Per VFIO device: concatenates chunk data in stream order (main channel,
     then multifd device-state packets by ``idx``) and splits it into records.
@@ -77,10 +98,9 @@ class DeviceAssembler:
 
     def __init__(self) -> None:
         self.devices: dict[str, _Dev] = {}
-        #: VFIO data of sections picked up mid-stream whose device is not yet named, by section
-        #: id: (phase, data or None for a gap, length, ts) in stream order
-        self.unnamed: dict[int, list[tuple[str, bytes | None, int, int | None]]] = {}
-        self.unnamed_bytes = 0
+        #: VFIO data of sections picked up mid-stream whose device is not yet named, by section id
+        self.unnamed: dict[int, _Held] = {}
+        self.unnamed_bytes = 0  # kept in memory over all of them (bounded by MAX_PENDING)
 
     def _dev(self, name: str) -> _Dev:
         d = self.devices.get(name)
@@ -90,7 +110,8 @@ class DeviceAssembler:
 
     def data_offset(self, device: str | int) -> int:
         if isinstance(device, int):
-            return sum(n for _, _, n, _ in self.unnamed.get(device, ()))
+            held = self.unnamed.get(device)
+            return held.length if held is not None else 0
         return self._dev(device).data_off
 
     def section(self, device: str, section_id: int) -> list[Any]:
@@ -100,18 +121,17 @@ class DeviceAssembler:
         its first whole record (:class:`RecordSplitter` ``resync``)."""
         d = self._dev(device)
         d.section_id = section_id
-        pieces = self.unnamed.pop(section_id, None)
-        if not pieces:
+        held = self.unnamed.pop(section_id, None)
+        if held is None:
             return []
-        total = sum(n for _, _, n, _ in pieces)
-        self.unnamed_bytes -= sum(len(b) for _, b, _, _ in pieces if b is not None)
+        self.unnamed_bytes -= held.kept
         out: list[Any] = [Finding("info", "vfio_device_named",
-                                  f"section {section_id} is {device}: the {total} bytes of device data "
+                                  f"section {section_id} is {device}: the {held.length} bytes of device data "
                                   "held since the capture picked it up are split into records now", None,
                                   {"device": device, "section_id": section_id})]
         if d.data_off == 0 and d.records == 0:
             d.splitter = RecordSplitter(device, resync=True)
-        for phase, data, n, ts in pieces:
+        for phase, data, n, ts in held.pieces:
             if data is None:
                 d.data_off += n
                 out.extend(d.splitter.gap(n))
@@ -124,24 +144,25 @@ class DeviceAssembler:
         migration's main channel): its devices and the data held for unnamed sections."""
         for name, d in other.devices.items():
             self.devices.setdefault(name, d)
-        for sid, pieces in other.unnamed.items():
-            self.unnamed.setdefault(sid, []).extend(pieces)
+        for sid, held in other.unnamed.items():
+            self.unnamed.setdefault(sid, _Held()).extend(held)
         self.unnamed_bytes += other.unnamed_bytes
         other.devices, other.unnamed, other.unnamed_bytes = {}, {}, 0
 
     def _hold(self, section_id: int, phase: str, data: bytes | None, n: int, ts: int | None) -> list[Any]:
-        pieces = self.unnamed.setdefault(section_id, [])
+        held = self.unnamed.setdefault(section_id, _Held())
         out: list[Any] = []
         if data is not None and self.unnamed_bytes + n > MAX_PENDING:
-            if not any(b is None and p == "dropped" for p, b, _, _ in pieces):
+            if not held.dropped:
                 out.append(Finding("warning", "vfio_unnamed_too_large",
                                    f"section {section_id}: more than {MAX_PENDING} bytes of device data wait "
                                    "for the device's name; the rest is counted, not kept", None,
                                    {"section_id": section_id}))
-            phase, data = "dropped", None
+            held.dropped = True
+            data = None  # counted as lost
         if data is not None:
             self.unnamed_bytes += n
-        pieces.append((phase, data, n, ts))
+        held.add(phase, data, n, ts)
         return out
 
     def _ts_phase(self, d: _Dev, off: int) -> tuple[int | None, str | None]:
@@ -238,10 +259,9 @@ class DeviceAssembler:
 
     def close(self) -> list[Any]:
         out: list[Any] = []
-        for sid, pieces in self.unnamed.items():
-            total = sum(n for _, _, n, _ in pieces)
+        for sid, held in self.unnamed.items():
             out.append(Finding("info", "vfio_data_unnamed",
-                               f"section {sid}: {total} bytes of VFIO device data whose device was never named "
+                               f"section {sid}: {held.length} bytes of VFIO device data whose device was never named "
                                "in the capture (its START came before the capture and no later section named "
                                "it): not split into records", None, {"section_id": sid}))
         self.unnamed = {}

@@ -145,10 +145,7 @@ class RecordSplitter:
         if self._resync and not self._stopped:
             k = self._find_record(final=True)
             if k is not None:  # a record found only now that the end is known: split what follows it
-                rest = bytes(self._probe[k:])
-                self._pos += k
-                self._resync, self._probe = False, bytearray()
-                self._feed(rest)
+                self._feed(self._picked_up(k))
         self._closed = True
         if not self._stopped:
             if self._cur is not None:
@@ -187,10 +184,8 @@ class RecordSplitter:
             k = self._find_record()
             if k is None:
                 return
-            rest = bytes(self._probe[k:])
-            self._pos += k
-            self._resync, self._probe = False, bytearray()
-            mv, n = memoryview(rest), len(rest)
+            mv = memoryview(self._picked_up(k))
+            n = len(mv)
         i = 0
         while i < n:
             if self._cur is None:
@@ -226,6 +221,14 @@ class RecordSplitter:
                 payload = b"".join(self._chunks)
                 self._chunks = []
                 self._finish(payload)
+
+    def _picked_up(self, k: int) -> bytes:
+        """End the search at the record found ``k`` bytes in: the bytes before it are consumed, the
+        rest is returned to be split."""
+        rest = bytes(self._probe[k:])
+        self._pos += k
+        self._resync, self._probe = False, bytearray()
+        return rest
 
     def _find_record(self, final: bool = False) -> int | None:
         """Offset in the probe where the first whole record starts, or None (more bytes needed,
