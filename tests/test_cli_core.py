@@ -87,3 +87,22 @@ def test_decode_unknown_format_is_usage_error(tmp):
     proc = run_cli("decode", str(p))
     assert proc.returncode == 2
     assert "tried pcap" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_main_reuses_one_parser_without_carrying_state(tmp, capsys):
+    # main() keeps one parser per process: a second call must not see the first call's options,
+    # and an append option's default list must stay empty
+    from analysis.cli import main as cli_main
+
+    assert cli_main._parser() is cli_main._parser()
+    a = cli_main._parser().parse_args(["compare", "c1", "--baseline", "1", "--threshold", "downtime_ms=5%"])
+    b = cli_main._parser().parse_args(["compare", "c2", "--baseline", "1"])
+    assert a.threshold == ["downtime_ms=5%"] and b.threshold == [] and b.corpus == ["c2"]
+    p = tmp / "capture.log"
+    p.write_bytes(b"1234@1700000000.123456:vfio_save_setup  0000:00:05.0 data buffer size 0x100000\n")
+    assert cli_main.main(["decode", "--json", str(p)]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert json.loads(first[0])["kind"] == "event"
+    assert cli_main.main(["decode", str(p)]) == 0
+    second = capsys.readouterr().out
+    assert second and not second.lstrip().startswith("{")  # text lines: --json did not stick

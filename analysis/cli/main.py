@@ -8,6 +8,7 @@ with input errors, 2 usage/unreadable/unknown format, 3 compare regressed.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from typing import Sequence
@@ -47,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.lru_cache(maxsize=1)
+def _parser() -> argparse.ArgumentParser:
+    # one parser per process: building it is most of a small file's run time (argparse looks up
+    # translations for every argument), and parse_args leaves it unchanged, so main() called from
+    # a notebook or a test loop pays that once
+    return build_parser()
+
+
 def _version() -> str:
     from analysis import __version__
 
@@ -54,7 +63,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
