@@ -186,3 +186,19 @@ def test_numbers_beyond_int64_fall_back_to_the_per_line_code(tmp_path):
     assert [e.ts_ns for e in r] == [9_300_000_000_000_000_000 + i for i in range(5)]
     t = read_ftrace_text(q)
     assert [e.pid for e in t] == [10 ** 19 + i for i in range(5)]
+
+
+@pytest.mark.parametrize("values", [
+    ["sshd", None, "bash", "sshd", "a"],  # a short set: its dtype comes from the cache
+    [f"comm-{i:04d}" for i in range(300, 0, -1)] + [None],  # more categories than the cache keeps
+    ["x" * 9000, "y"],  # longer than the cache keeps
+    [None, None],
+])
+def test_category_column_is_pandas_own_categorical(values):
+    from dissect.ftrace.text_bulk import category_of
+
+    want = pd.Series(values, dtype="str").astype("category")
+    for _ in range(2):  # the second call of a short set takes the cached dtype
+        got = pd.Series(category_of(values))
+        pd.testing.assert_series_equal(got, want)
+        assert list(got.cat.categories) == sorted(v for v in set(values) if v is not None)

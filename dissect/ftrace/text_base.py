@@ -193,12 +193,12 @@ class TextTrace:
             flds.append(ev.fields)
         from dissect.ftrace.text_bulk import category_of, int_array, text_of
 
-        df = pd.DataFrame({k: int_array(v) if k in ("ts_ns", "cpu", "pid") else
-                           category_of(v) if k in ("comm", "system", "event", "instance") else text_of(v)
-                           for k, v in cols.items()})
+        out: dict[str, Any] = {k: int_array(v) if k in ("ts_ns", "cpu", "pid") else
+                               category_of(v) if k in ("comm", "system", "event", "instance") else text_of(v)
+                               for k, v in cols.items()}
         if fields == "dict":
-            df["fields"] = flds
-            return df
+            out["fields"] = flds
+            return pd.DataFrame(out)
         # raw_data's bytes buf gets its own column next to print's text buf (as TraceDat's frame)
         events = cols["event"]
         rows = [{("raw_data_buf" if k == "buf" and e == "raw_data" else k): v for k, v in f.items()}
@@ -211,10 +211,11 @@ class TextTrace:
             vals = [f.get(k) for f in rows]
             col = ("field_" + k) if k in fixed else k
             if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in vals):
-                df[col] = int_array(vals)
+                out[col] = int_array(vals)
             else:
-                df[col] = pd.Series(vals, dtype=object)
-        return df
+                out[col] = pd.Series(vals, dtype=object)
+        # one constructor call: a column set at a time costs pandas an index insert and a block each
+        return pd.DataFrame(out)
 
     # -- chunked line input -------------------------------------------------
     def _line_chunks(self) -> Iterator[tuple[list[str], list[int]]]:

@@ -17,6 +17,7 @@ hold both paths equal frame for frame.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import repeat
 from typing import Any, Iterator
 
@@ -93,8 +94,7 @@ def _category(cats: list[Cat], n: int):
                 gid.setdefault(v, len(gid))
     if not gid:
         # no value at all: still a categorical of strings, as every other such column
-        return pd.Categorical.from_codes(np.full(n, -1, np.int64),
-                                         dtype=pd.CategoricalDtype(pd.Index([], dtype="str")))
+        return pd.Categorical.from_codes(np.full(n, -1, np.int64), dtype=_str_dtype(()))
     if not all(isinstance(v, str) for v in gid):
         vals = np.full(n, None, object)
         off = 0
@@ -118,7 +118,26 @@ def _category(cats: list[Cat], n: int):
         else:
             codes[off:off + m] = -1
         off += m
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(uniq[order], dtype="str")))
+    cats_sorted = uniq[order]
+    if len(cats_sorted) <= _DTYPE_CACHE_MAX_CATS and sum(map(len, cats_sorted)) <= _DTYPE_CACHE_MAX_CHARS:
+        dtype = _str_dtype(tuple(cats_sorted))
+    else:
+        dtype = pd.CategoricalDtype(pd.Index(cats_sorted, dtype="str"))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+# a small file's frame spends much of its time in pandas checking a categorical's categories;
+# the few short category sets (systems, events, instances, comms) recur from frame to frame
+_DTYPE_CACHE_MAX_CATS = 256
+_DTYPE_CACHE_MAX_CHARS = 8192
+
+
+@lru_cache(maxsize=256)
+def _str_dtype(cats: tuple[str, ...]) -> Any:
+    """The (immutable) ``CategoricalDtype`` over these sorted ``str`` categories."""
+    import pandas as pd
+
+    return pd.CategoricalDtype(pd.Index(list(cats), dtype="str"))
 
 
 def _run_block(run: list[Event]) -> Block:
@@ -180,10 +199,12 @@ def frame(items: list[Any], fields: str = "columns"):
     def cat(name: str):
         return _category([getattr(b, name) for b in blocks], n)
 
-    df = pd.DataFrame({"ts_ns": _ints(blocks, "ts", n), "cpu": _ints(blocks, "cpu", n),
-                       "pid": _ints(blocks, "pid", n), "comm": cat("comm"), "system": cat("system"),
-                       "event": cat("event"), "text": _text([b.text for b in blocks], n),
-                       "instance": cat("instance")})
+    # the frame is built by one constructor call at the end: a column set at a time costs pandas
+    # an index insert and a block each
+    out: dict[str, Any] = {"ts_ns": _ints(blocks, "ts", n), "cpu": _ints(blocks, "cpu", n),
+                           "pid": _ints(blocks, "pid", n), "comm": cat("comm"), "system": cat("system"),
+                           "event": cat("event"), "text": _text([b.text for b in blocks], n),
+                           "instance": cat("instance")}
     if fields == "dict":
         col: list[Any] = []
         for b in blocks:
@@ -193,8 +214,8 @@ def frame(items: list[Any], fields: str = "columns"):
                            for i, (p, v) in enumerate(zip(b.is_print.tolist(), _bufs(b).tolist())))
             else:
                 col.extend(dict(b.other.get(i, {})) for i in range(b.n))
-        df["fields"] = col
-        return df
+        out["fields"] = col
+        return pd.DataFrame(out)
     # field columns in order of first appearance, raw_data's buf renamed (as the per-line frame)
     names: dict[str, tuple[list[int], list[Any]]] = {}
 
@@ -241,7 +262,7 @@ def frame(items: list[Any], fields: str = "columns"):
                     at, ints = zip(*got)
                     data[list(at)] = ints
                     mask[list(at)] = False
-                df[col_name] = pd.arrays.IntegerArray(data, mask)
+                out[col_name] = pd.arrays.IntegerArray(data, mask)
                 continue
             except OverflowError:
                 pass  # past int64: an object column, as int_array makes it
@@ -250,8 +271,8 @@ def frame(items: list[Any], fields: str = "columns"):
         if rows:
             # fromiter keeps bytes objects whole (a list would become a NumPy bytes array first)
             col_vals[rows] = np.fromiter(vals, object, len(vals))
-        df[col_name] = pd.Series(col_vals, dtype=object)
-    return df
+        out[col_name] = pd.Series(col_vals, dtype=object)
+    return pd.DataFrame(out)
 
 
 def block_events(b: Block, base: int, source: Any) -> Iterator[Event]:
