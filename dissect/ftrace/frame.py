@@ -32,7 +32,7 @@ from dissect.ftrace.frame_arrow import (_CHECK_ROWS, _arrow_slices, _arrow_strin
 from dissect.ftrace.frame_bulk import _HEX3, _fixed_bulk, _print_bulk, _raw_data_bulk  # noqa: F401
 from dissect.ftrace.frame_columns import (_STR, _TAKE_ROWS, _add, _arrow_column, _categorical,  # noqa: F401
                                           _column, _int_array, _int_dtype, _kind, _pylist, _put,
-                                          _spans_column)
+                                          _spans_column, categorical_from_codes)
 from dissect.ftrace.utf8 import BAD
 
 if TYPE_CHECKING:
@@ -302,4 +302,4 @@ def _comms(td: "TraceDat", pids: np.ndarray, sched_rows: list[tuple[np.ndarray, 
     remap = np.full(len(labels), -1, dtype=np.int64)
     for i in used:
         remap[i] = at[labels[i]]
-    return pd.Categorical.from_codes(remap[codes], categories=cats)
+    return categorical_from_codes(remap[codes], cats)

@@ -5,6 +5,7 @@ buffer in row order by :func:`_spans_column`), categoricals, object columns othe
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,27 @@ def _categorical(labels: list, codes: np.ndarray) -> pd.Categorical:
             index[lab] = len(cats)
             cats.append(lab)
         remap[i] = index[lab]
-    return pd.Categorical.from_codes(remap[codes] if len(labels) else codes, categories=cats)
+    return categorical_from_codes(remap[codes] if len(labels) else codes, cats)
+
+
+# a small trace's frame spends much of its time in pandas checking a categorical's categories;
+# the few short category sets (comms, systems, events, instances) recur from frame to frame
+_DTYPE_CACHE_MAX_CATS = 256
+_DTYPE_CACHE_MAX_CHARS = 8192
+
+
+def categorical_from_codes(codes: np.ndarray, cats: Any) -> pd.Categorical:
+    """``pd.Categorical.from_codes(codes, categories=cats)``; the dtype of a short list of
+    strings is made once and reused (a ``CategoricalDtype`` is immutable)."""
+    if (len(cats) <= _DTYPE_CACHE_MAX_CATS and all(type(c) is str for c in cats)
+            and sum(map(len, cats)) <= _DTYPE_CACHE_MAX_CHARS):
+        return pd.Categorical.from_codes(codes, dtype=_str_dtype(tuple(cats)))
+    return pd.Categorical.from_codes(codes, categories=cats)
+
+
+@lru_cache(maxsize=256)
+def _str_dtype(cats: tuple[str, ...]) -> pd.CategoricalDtype:
+    return pd.Categorical.from_codes(np.empty(0, np.int64), categories=list(cats)).dtype
 
 
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)

@@ -17,7 +17,6 @@ hold both paths equal frame for frame.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from itertools import repeat
 from typing import Any, Iterator
 
@@ -85,6 +84,8 @@ def _category(cats: list[Cat], n: int):
     pandas' ``str`` dtype, from the codes (no object array when every value is a string)."""
     import pandas as pd
 
+    from dissect.ftrace.frame_columns import categorical_from_codes  # pandas only when a frame is made
+
     gid: dict[Any, int] = {}
     for c in cats:
         # only values some row has: a Cat may keep a value all its rows were moved off
@@ -94,7 +95,8 @@ def _category(cats: list[Cat], n: int):
                 gid.setdefault(v, len(gid))
     if not gid:
         # no value at all: still a categorical of strings, as every other such column
-        return pd.Categorical.from_codes(np.full(n, -1, np.int64), dtype=_str_dtype(()))
+        return pd.Categorical.from_codes(np.full(n, -1, np.int64),
+                                         dtype=pd.CategoricalDtype(pd.Index([], dtype="str")))
     if not all(isinstance(v, str) for v in gid):
         vals = np.full(n, None, object)
         off = 0
@@ -118,26 +120,7 @@ def _category(cats: list[Cat], n: int):
         else:
             codes[off:off + m] = -1
         off += m
-    cats_sorted = uniq[order]
-    if len(cats_sorted) <= _DTYPE_CACHE_MAX_CATS and sum(map(len, cats_sorted)) <= _DTYPE_CACHE_MAX_CHARS:
-        dtype = _str_dtype(tuple(cats_sorted))
-    else:
-        dtype = pd.CategoricalDtype(pd.Index(cats_sorted, dtype="str"))
-    return pd.Categorical.from_codes(codes, dtype=dtype)
-
-
-# a small file's frame spends much of its time in pandas checking a categorical's categories;
-# the few short category sets (systems, events, instances, comms) recur from frame to frame
-_DTYPE_CACHE_MAX_CATS = 256
-_DTYPE_CACHE_MAX_CHARS = 8192
-
-
-@lru_cache(maxsize=256)
-def _str_dtype(cats: tuple[str, ...]) -> Any:
-    """The (immutable) ``CategoricalDtype`` over these sorted ``str`` categories."""
-    import pandas as pd
-
-    return pd.CategoricalDtype(pd.Index(list(cats), dtype="str"))
+    return categorical_from_codes(codes, uniq[order])
 
 
 def _run_block(run: list[Event]) -> Block:
